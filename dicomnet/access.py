@@ -1,0 +1,58 @@
+"""Who may associate with the listener: the called AE names the practice, the calling AE
+must be one of its active devices (and come from its host, when the device asks for it)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from dicomnet.models import DicomServer
+from patients.models import Practice
+
+log = logging.getLogger("dicomnet.access")
+
+# A-ASSOCIATE-RJ (result, source, reason), PS3.8 9.3.4
+REJECT_CALLING_AE = (0x01, 0x01, 0x03)  # permanent, service user, calling AE not recognised
+REJECT_CALLED_AE = (0x01, 0x01, 0x07)  # permanent, service user, called AE not recognised
+
+
+@dataclass(frozen=True)
+class AssociationGrant:
+    practice_id: int
+    server_id: int
+    calling_ae: str
+    peer_address: str
+
+
+@dataclass(frozen=True)
+class AssociationRefusal:
+    reject: tuple[int, int, int]
+    reason: str
+
+
+def authorise_association(
+    *, called_ae: str, calling_ae: str, peer_address: str
+) -> AssociationGrant | AssociationRefusal:
+    called, calling = called_ae.strip(), calling_ae.strip()
+    practice = Practice.objects.filter(ae_title=called).first()
+    if practice is None:
+        return AssociationRefusal(
+            REJECT_CALLED_AE, f"called AE {called!r} is not the AE title of any practice here"
+        )
+    server = DicomServer.objects.filter(practice=practice, ae_title=calling).first()
+    if server is None:
+        return AssociationRefusal(
+            REJECT_CALLING_AE,
+            f"calling AE {calling!r} is not a registered device of practice {practice.name!r}",
+        )
+    if not server.is_active:
+        return AssociationRefusal(
+            REJECT_CALLING_AE, f"calling AE {calling!r} ({server.name}) is deactivated"
+        )
+    if server.check_host and peer_address != server.host:
+        return AssociationRefusal(
+            REJECT_CALLING_AE,
+            f"calling AE {calling!r} connected from {peer_address}, "
+            f"but {server.name} is registered at {server.host}",
+        )
+    return AssociationGrant(practice.pk, server.pk, calling, peer_address)

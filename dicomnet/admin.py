@@ -1,0 +1,99 @@
+from django import forms
+from django.contrib import admin, messages
+from django.shortcuts import render
+
+from dicomnet.linking import link_study, link_to_patient, notify_new_images
+from dicomnet.models import DicomInstance, DicomSeries, DicomServer, DicomStudy
+from dicomnet.pipeline import reprocess
+from patients.models import Patient
+
+
+@admin.register(DicomServer)
+class DicomServerAdmin(admin.ModelAdmin):
+    list_display = ["name", "ae_title", "host", "port", "is_active", "vendor_profile", "practice"]
+    list_filter = ["practice", "is_active", "vendor_profile"]
+    search_fields = ["name", "ae_title", "host"]
+
+
+class SeriesInline(admin.TabularInline):
+    model = DicomSeries
+    extra = 0
+    fields = ["series_number", "modality", "series_description", "instance_count"]
+    readonly_fields = fields
+    can_delete = False
+
+
+class LinkPatientForm(forms.Form):
+    patient = forms.ModelChoiceField(queryset=Patient.objects.none())
+
+
+@admin.register(DicomStudy)
+class DicomStudyAdmin(admin.ModelAdmin):
+    list_display = ["study_date", "patient_name", "patient_id", "modality", "instance_count",
+                    "patient", "appointment", "status", "practice"]
+    list_filter = ["status", "practice", "modality", "study_date", "server"]
+    search_fields = ["patient_name", "patient_id", "study_instance_uid", "accession_number",
+                     "patient__family_name", "patient__given_name"]
+    readonly_fields = ["metadata", "match_candidates", "created_at", "updated_at"]
+    raw_id_fields = ["patient", "appointment"]
+    inlines = [SeriesInline]
+    actions = ["rerun_matching", "reprocess_study", "link_to_patient_action"]
+
+    @admin.action(description="Re-run matching")
+    def rerun_matching(self, request, queryset):
+        for study in queryset:
+            study.manually_linked = False
+            study.save(update_fields=["manually_linked"])
+            link_study(study)
+            notify_new_images(study)
+        self.message_user(request, f"Matching re-run on {queryset.count()} studies.")
+
+    @admin.action(description="Reprocess (previews, analysis, matching)")
+    def reprocess_study(self, request, queryset):
+        count = 0
+        for instance in DicomInstance.objects.filter(study__in=queryset):
+            reprocess(instance)
+            count += 1
+        self.message_user(request, f"{count} instances queued for reprocessing.")
+
+    @admin.action(description="Link to patient…")
+    def link_to_patient_action(self, request, queryset):
+        practices = set(queryset.values_list("practice_id", flat=True))
+        if len(practices) != 1:
+            self.message_user(request, "Select studies of one practice.", messages.ERROR)
+            return None
+        form = LinkPatientForm(request.POST if "apply" in request.POST else None)
+        form.fields["patient"].queryset = Patient.objects.filter(practice_id__in=practices)
+        if "apply" in request.POST and form.is_valid():
+            for study in queryset:
+                link_to_patient(study, form.cleaned_data["patient"])
+            self.message_user(request, f"{queryset.count()} studies linked.")
+            return None
+        return render(request, "admin/link_to_patient.html",
+                      {"studies": queryset, "form": form, "title": "Link to patient",
+                       **self.admin_site.each_context(request)})
+
+
+@admin.register(DicomSeries)
+class DicomSeriesAdmin(admin.ModelAdmin):
+    list_display = ["study", "series_number", "modality", "series_description", "instance_count"]
+    list_filter = ["modality", "practice"]
+    search_fields = ["series_instance_uid", "study__patient_name"]
+    raw_id_fields = ["study"]
+
+
+@admin.register(DicomInstance)
+class DicomInstanceAdmin(admin.ModelAdmin):
+    list_display = ["sop_instance_uid", "version", "conflict", "state", "calling_ae",
+                    "peer_address", "size", "preview_error", "received_at"]
+    list_filter = ["state", "conflict", "practice", "calling_ae"]
+    search_fields = ["sop_instance_uid", "sha256", "study__study_instance_uid"]
+    readonly_fields = ["analysis", "sha256", "storage_key", "spool_path", "received_at"]
+    raw_id_fields = ["study", "series", "server"]
+    actions = ["reprocess_instances"]
+
+    @admin.action(description="Reprocess")
+    def reprocess_instances(self, request, queryset):
+        for instance in queryset:
+            reprocess(instance)
+        self.message_user(request, f"{queryset.count()} instances queued for reprocessing.")

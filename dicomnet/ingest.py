@@ -1,0 +1,181 @@
+"""Durable receipt of one DICOM object: the contract behind a C-STORE Success.
+
+``store_instance`` returns only once
+1. the bytes are fsynced and atomically renamed into the spool,
+2. the ``DicomInstance`` row is committed, and
+3. its processing task is enqueued (on commit).
+Any failure raises an ``IngestError`` carrying the DIMSE status to answer with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import DatabaseError, IntegrityError, transaction
+
+from dicomnet import status
+from dicomnet.models import DicomInstance, DicomServer
+from dicomnet.parsing import InvalidUids, UnreadableDicom, check_uids, read_header
+from dicomnet.storage import commit_to_spool
+from patients.models import Practice
+
+log = logging.getLogger("dicomnet.ingest")
+
+
+class IngestError(Exception):
+    status: int = status.PROCESSING_FAILURE
+
+
+class InvalidDataset(IngestError):
+    status = status.DATASET_DOES_NOT_MATCH_SOP_CLASS
+
+
+class Unreadable(IngestError):
+    status = status.CANNOT_UNDERSTAND
+
+
+class OutOfResources(IngestError):
+    status = status.OUT_OF_RESOURCES
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    instance: DicomInstance
+    duplicate: bool  # identical bytes already held: no new row
+    conflict: bool  # same UID, different bytes: kept as a new, flagged version
+
+
+def sha256_of(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1024 * 1024):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def enqueue_processing(instance_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task(
+        "dicomnet.pipeline.process_instance",
+        instance_id,
+        task_name=f"process-instance-{instance_id}",
+        group="ingest",
+    )
+
+
+def store_instance(
+    path: Path,
+    *,
+    practice: Practice,
+    server: DicomServer | None,
+    calling_ae: str = "",
+    peer_address: str = "",
+    expected_sop_instance_uid: str | None = None,
+    expected_sop_class_uid: str | None = None,
+) -> StoreOutcome:
+    """Make the object at ``path`` durable and queue its processing. See the module doc.
+
+    ``path`` is consumed: on success it has been moved into the spool; on failure the
+    caller removes it.
+    """
+    try:
+        ds = read_header(path)
+        check_uids(
+            ds,
+            expected_sop_instance_uid=expected_sop_instance_uid,
+            expected_sop_class_uid=expected_sop_class_uid,
+        )
+        sha256, size = sha256_of(path)
+    except UnreadableDicom as exc:
+        raise Unreadable(str(exc)) from exc
+    except InvalidUids as exc:
+        raise InvalidDataset(str(exc)) from exc
+    except OSError as exc:
+        raise OutOfResources(f"cannot read received object: {exc}") from exc
+
+    try:
+        spooled = commit_to_spool(path, practice.pk)
+    except OSError as exc:
+        reason = "disk full" if exc.errno == errno.ENOSPC else f"spool not writable: {exc}"
+        raise OutOfResources(reason) from exc
+
+    fields = dict(
+        sop_class_uid=str(ds.SOPClassUID),
+        transfer_syntax_uid=str(ds.file_meta.get("TransferSyntaxUID", "")),
+        size=size,
+        sha256=sha256,
+        calling_ae=calling_ae[:16],
+        peer_address=peer_address[:64],
+        server=server,
+    )
+    try:
+        outcome = _record(practice, str(ds.SOPInstanceUID), spooled, fields)
+    except (DatabaseError, IntegrityError) as exc:
+        _discard(spooled)
+        raise OutOfResources(f"database unavailable: {exc}") from exc
+    except Exception:
+        _discard(spooled)
+        raise
+    if outcome.duplicate:
+        _discard(spooled)
+    return outcome
+
+
+def _record(practice: Practice, sop_uid: str, spooled: Path, fields: dict) -> StoreOutcome:
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _record_once(practice, sop_uid, spooled, fields)
+        except IntegrityError:
+            # Another association stored the same UID at the same moment: look again.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record_once(practice: Practice, sop_uid: str, spooled: Path, fields: dict) -> StoreOutcome:
+    versions = list(
+        DicomInstance.objects.filter(practice=practice, sop_instance_uid=sop_uid).order_by(
+            "-version"
+        )
+    )
+    same = next((v for v in versions if v.sha256 == fields["sha256"]), None)
+    if same is not None:
+        if same.state != DicomInstance.State.PROCESSED:
+            # Its task may have been lost (the reason the peer is resending): queue again.
+            transaction.on_commit(lambda: enqueue_processing(same.pk), robust=False)
+        log.info("duplicate SOP %s from %s: identical bytes, no new row", sop_uid,
+                 fields["calling_ae"] or "upload")
+        return StoreOutcome(same, duplicate=True, conflict=False)
+
+    conflict = bool(versions)
+    instance = DicomInstance.objects.create(
+        practice=practice,
+        sop_instance_uid=sop_uid,
+        version=(versions[0].version + 1) if versions else 1,
+        conflict=conflict,
+        spool_path=str(spooled),
+        **fields,
+    )
+    if conflict:
+        log.warning(
+            "SOP %s received again with different bytes: kept as version %d and flagged",
+            sop_uid,
+            instance.version,
+        )
+    transaction.on_commit(lambda: enqueue_processing(instance.pk), robust=False)
+    return StoreOutcome(instance, duplicate=False, conflict=conflict)
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -1,0 +1,110 @@
+"""Link a study to its patient and appointment, and tell the practice about it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import ngettext
+
+from dicomnet.models import DicomInstance, DicomStudy
+from patients.matching import match_patient
+from patients.models import Appointment, Notification, Patient
+
+log = logging.getLogger("dicomnet.linking")
+
+
+def imaging_appointment_for(
+    patient: Patient, study_date: dt.date | None, study_time: dt.time | None
+) -> Appointment | None:
+    """The patient's imaging appointment on the study date, the closest in time if several."""
+    if study_date is None:
+        return None
+    tz = timezone.get_current_timezone()
+    day_start = timezone.make_aware(dt.datetime.combine(study_date, dt.time.min), tz)
+    candidates = list(
+        Appointment.objects.filter(
+            patient=patient,
+            needs_imaging=True,
+            start__gte=day_start,
+            start__lt=day_start + dt.timedelta(days=1),
+        ).exclude(status=Appointment.Status.CANCELLED)
+    )
+    if not candidates:
+        return None
+    if study_time is None or len(candidates) == 1:
+        return candidates[0]
+    when = timezone.make_aware(dt.datetime.combine(study_date, study_time), tz)
+    return min(candidates, key=lambda a: abs((a.start - when).total_seconds()))
+
+
+def link_study(study: DicomStudy) -> DicomStudy:
+    """Match the patient (unless a person already did), then the appointment; set status."""
+    if not study.manually_linked:
+        result = match_patient(
+            practice=study.practice,
+            patient_id=study.patient_id,
+            patient_name=study.patient_name,
+            birth_date=study.patient_birth_date,
+        )
+        study.patient = result.patient
+        study.match_candidates = result.candidates
+        study.status_reason = result.reason
+    if study.patient is not None:
+        if study.appointment is None or study.appointment.patient_id != study.linked_patient_id:
+            study.appointment = imaging_appointment_for(
+                study.patient, study.study_date, study.study_time
+            )
+        study.status = DicomStudy.Status.PROCESSED
+    else:
+        study.appointment = None
+        study.status = DicomStudy.Status.NEEDS_REVIEW
+    if study.instances.filter(state=DicomInstance.State.ERROR).exists():
+        study.status = DicomStudy.Status.ERROR
+        study.status_reason = "; ".join(
+            study.instances.filter(state=DicomInstance.State.ERROR)
+            .values_list("error", flat=True)[:3]
+        )
+    study.save(
+        update_fields=[
+            "patient", "appointment", "status", "status_reason", "match_candidates", "updated_at"
+        ]
+    )
+    return study
+
+
+def link_to_patient(study: DicomStudy, patient: Patient) -> DicomStudy:
+    """A person's decision: link the study to this patient and keep it so."""
+    if patient.practice_id != study.practice_id:
+        raise ValueError("patient and study belong to different practices")
+    study.patient = patient
+    study.manually_linked = True
+    study.save(update_fields=["patient", "manually_linked", "updated_at"])
+    log.info("study %s linked by hand to patient %s", study.pk, patient.chart_number)
+    link_study(study)
+    notify_new_images(study)
+    return study
+
+
+def notify_new_images(study: DicomStudy) -> Notification:
+    count = study.instances.filter(state=DicomInstance.State.PROCESSED).count()
+    who = study.patient.full_name if study.patient else (study.patient_name.replace("^", " "))
+    message = ngettext(
+        "%(count)d new X-ray for %(who)s", "%(count)d new X-rays for %(who)s", count
+    ) % {"count": count, "who": who or "?"}
+    if study.status == DicomStudy.Status.NEEDS_REVIEW:
+        message += " (needs review)"
+    with transaction.atomic():
+        notification, _ = Notification.objects.update_or_create(
+            study=study,
+            defaults={
+                "practice": study.practice,
+                "patient": study.patient,
+                "message": message[:300],
+                "count": count,
+                "read_at": None,
+            },
+        )
+    return notification

@@ -1,0 +1,106 @@
+"""Build the listener's application entity and serve it until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+
+from django.conf import settings
+from pydicom import uid
+from pynetdicom import AE, AllStoragePresentationContexts, _config
+from pynetdicom.sop_class import Verification
+
+from dicomnet import network, scp, storage
+
+log = logging.getLogger("dicomnet.listener")
+
+# Dental classes named here too, so a pynetdicom upgrade that drops one is noticed in tests.
+DENTAL_STORAGE_CLASSES = [
+    "1.2.840.10008.5.1.4.1.1.1.3",  # Digital Intra-Oral X-Ray, For Presentation
+    "1.2.840.10008.5.1.4.1.1.1.3.1",  # Digital Intra-Oral X-Ray, For Processing
+    "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray, For Presentation
+    "1.2.840.10008.5.1.4.1.1.1.1.1",  # Digital X-Ray, For Processing
+    "1.2.840.10008.5.1.4.1.1.1",  # CR
+    "1.2.840.10008.5.1.4.1.1.2",  # CT
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
+    "1.2.840.10008.5.1.4.1.1.13.1.2",  # X-Ray 3D Craniofacial
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.77.1.4",  # VL Photographic
+]
+
+# Every common syntax: uncompressed (implicit/explicit LE, explicit BE, deflated), JPEG
+# baseline/extended/lossless, JPEG-LS, JPEG 2000 (incl. HTJ2K) and RLE.
+ALL_TRANSFER_SYNTAXES = list(
+    dict.fromkeys(
+        [uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian,
+         uid.ExplicitVRBigEndian]
+        + uid.JPEGTransferSyntaxes
+        + uid.JPEGLSTransferSyntaxes
+        + uid.JPEG2000TransferSyntaxes
+        + uid.RLETransferSyntaxes
+    )
+)
+
+
+def configure_pynetdicom() -> None:
+    """Process-wide pynetdicom settings: stream C-STORE data to the spool, guard PDUs."""
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    # Incoming objects are written by pynetdicom via tempfile: keep them under the spool so
+    # the final rename is atomic (same filesystem), and per process so recovery knows whose.
+    tmp_dir = storage.spool_tmp_dir()
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(tmp_dir)
+    network.install_pdu_guard()
+
+
+def build_ae(ae_title: str | None = None) -> AE:
+    ae = AE(ae_title=ae_title or settings.DICOM_AE_TITLE)
+    ae.maximum_pdu_size = settings.DICOM_MAX_PDU
+    ae.maximum_associations = settings.DICOM_MAX_ASSOCIATIONS
+    ae.acse_timeout = settings.DICOM_ACSE_TIMEOUT
+    ae.dimse_timeout = settings.DICOM_DIMSE_TIMEOUT
+    ae.network_timeout = settings.DICOM_NETWORK_TIMEOUT
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    abstract = {cx.abstract_syntax for cx in AllStoragePresentationContexts}
+    abstract.update(DENTAL_STORAGE_CLASSES)
+    for sop_class in sorted(abstract):
+        ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
+    return ae
+
+
+def event_handlers() -> list:
+    return network.HARDENING_HANDLERS + scp.STORE_HANDLERS + extra_handlers()
+
+
+def extra_handlers() -> list:
+    """Handlers added by the worklist and query/retrieve modules, when present."""
+    handlers: list = []
+    for module_path in ("worklist.mwl", "dicomnet.qrscp"):
+        try:
+            module = __import__(module_path, fromlist=["HANDLERS"])
+        except ModuleNotFoundError:
+            continue
+        handlers.extend(getattr(module, "HANDLERS", []))
+    return handlers
+
+
+def serve(stop: threading.Event, *, port: int | None = None, address: str | None = None) -> None:
+    """Accept associations until ``stop`` is set, then shut down cleanly."""
+    configure_pynetdicom()
+    ae = build_ae()
+    bind = (address or settings.DICOM_BIND_ADDRESS, port or settings.DICOM_PORT)
+    server = ae.make_server(
+        bind,
+        evt_handlers=event_handlers(),
+        server_class=network.ReusePortAssociationServer,
+    )
+    thread = threading.Thread(target=server.serve_forever, name="dicom-accept", daemon=True)
+    thread.start()
+    log.info("DICOM listener %s on %s:%s (max PDU %d, max %d associations)",
+             ae.ae_title, bind[0], bind[1], ae.maximum_pdu_size, ae.maximum_associations)
+    stop.wait()
+    log.info("DICOM listener stopping")
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)

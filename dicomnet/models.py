@@ -1,0 +1,201 @@
+"""DICOM peers and the studies, series and instances received from them."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from patients.models import Appointment, Patient, Practice
+
+
+class DicomServer(models.Model):
+    """A DICOM peer of the practice: an X-ray device, a PACS or a viewing workstation."""
+
+    class VendorProfile(models.TextChoices):
+        GENERIC = "generic", "Generic"
+        CARESTREAM = "carestream", "Carestream"
+        PLANMECA = "planmeca", "Planmeca"
+        SIRONA = "sirona", "Dentsply Sirona"
+        VATECH = "vatech", "Vatech"
+        ORTHANC = "orthanc", "Orthanc"
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="dicom_servers")
+    name = models.CharField(max_length=100)
+    ae_title = models.CharField(_("AE title"), max_length=16)
+    host = models.CharField(max_length=255, default="127.0.0.1")
+    port = models.PositiveIntegerField(default=104)
+    is_active = models.BooleanField(_("active"), default=True)
+    check_host = models.BooleanField(
+        default=False, help_text=_("Only accept associations from this host's address.")
+    )
+    allow_store = models.BooleanField(default=True)
+    allow_find = models.BooleanField(default=False)
+    allow_move = models.BooleanField(default=False)
+    allow_get = models.BooleanField(default=False)
+    vendor_profile = models.CharField(
+        max_length=20, choices=VendorProfile.choices, default=VendorProfile.GENERIC
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "ae_title"], name="uniq_server_ae")
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.ae_title}@{self.host}:{self.port})"
+
+
+class LinkedPatientField(models.ForeignKey):
+    """Foreign key ``patient`` whose id attribute is ``linked_patient_id``.
+
+    The seed schema names both the DICOM PatientID (``patient_id``) and the linked chart
+    (``patient``); a plain ForeignKey would claim ``patient_id`` for itself.
+    """
+
+    def get_attname(self) -> str:
+        return f"linked_{self.name}_id"
+
+
+class DicomStudy(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "PENDING", _("Pending")
+        PROCESSED = "PROCESSED", _("Processed")
+        NEEDS_REVIEW = "NEEDS_REVIEW", _("Needs review")
+        ERROR = "ERROR", _("Error")
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="studies")
+    study_instance_uid = models.CharField(max_length=64)
+    patient_id = models.CharField(max_length=64, blank=True)
+    patient_name = models.CharField(max_length=200, blank=True)
+    patient_birth_date = models.DateField(null=True, blank=True)
+    patient_sex = models.CharField(max_length=16, blank=True)
+    accession_number = models.CharField(max_length=16, blank=True, db_index=True)
+    study_date = models.DateField(null=True, blank=True)
+    study_time = models.TimeField(null=True, blank=True)
+    study_description = models.CharField(max_length=200, blank=True)
+    modality = models.CharField(max_length=64, blank=True)
+    series_count = models.PositiveIntegerField(default=0)
+    instance_count = models.PositiveIntegerField(default=0)
+    server = models.ForeignKey(
+        DicomServer, null=True, blank=True, on_delete=models.SET_NULL, related_name="studies"
+    )
+    patient = LinkedPatientField(
+        Patient,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="studies",
+        db_column="linked_patient_id",
+    )
+    appointment = models.ForeignKey(
+        Appointment, null=True, blank=True, on_delete=models.SET_NULL, related_name="studies"
+    )
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.PENDING)
+    status_reason = models.CharField(max_length=500, blank=True)
+    match_candidates = models.JSONField(default=list, blank=True)
+    # Set when a person linked the patient by hand: matching then leaves it alone.
+    manually_linked = models.BooleanField(default=False)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "study_instance_uid"], name="uniq_study_uid"
+            )
+        ]
+        indexes = [models.Index(fields=["practice", "status"])]
+        ordering = ["-study_date", "-created_at"]
+        verbose_name_plural = "DICOM studies"
+
+    def __str__(self) -> str:
+        return f"{self.patient_name or '?'} {self.study_date} {self.modality}"
+
+
+class DicomSeries(models.Model):
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE)
+    study = models.ForeignKey(DicomStudy, on_delete=models.CASCADE, related_name="series")
+    series_instance_uid = models.CharField(max_length=64)
+    series_number = models.IntegerField(null=True, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
+    series_description = models.CharField(max_length=200, blank=True)
+    body_part_examined = models.CharField(max_length=64, blank=True)
+    instance_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "series_instance_uid"], name="uniq_series")
+        ]
+        ordering = ["series_number", "id"]
+        verbose_name_plural = "DICOM series"
+
+    def __str__(self) -> str:
+        return f"{self.modality} #{self.series_number} {self.series_description}"
+
+
+class DicomInstance(models.Model):
+    """One received object. Created by the listener once its bytes are durable."""
+
+    class State(models.TextChoices):
+        RECEIVED = "RECEIVED", _("Received")
+        PROCESSED = "PROCESSED", _("Processed")
+        ERROR = "ERROR", _("Error")
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE)
+    study = models.ForeignKey(
+        DicomStudy, null=True, blank=True, on_delete=models.CASCADE, related_name="instances"
+    )
+    series = models.ForeignKey(
+        DicomSeries, null=True, blank=True, on_delete=models.CASCADE, related_name="instances"
+    )
+    sop_instance_uid = models.CharField(max_length=64)
+    sop_class_uid = models.CharField(max_length=64)
+    transfer_syntax_uid = models.CharField(max_length=64, blank=True)
+    instance_number = models.IntegerField(null=True, blank=True)
+    # Same SOP Instance UID with different bytes is kept as a new version, flagged.
+    version = models.PositiveIntegerField(default=1)
+    conflict = models.BooleanField(
+        default=False, help_text=_("Same SOP Instance UID as an earlier object, different bytes.")
+    )
+    spool_path = models.CharField(max_length=500, blank=True)
+    storage_key = models.CharField(max_length=500, blank=True)
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    frames = models.PositiveIntegerField(default=1)
+    preview_key = models.CharField(max_length=500, blank=True)
+    thumbnail_key = models.CharField(max_length=500, blank=True)
+    preview_error = models.CharField(max_length=500, blank=True)
+    analysis = models.JSONField(default=dict, blank=True)
+    calling_ae = models.CharField(max_length=16, blank=True)
+    peer_address = models.CharField(max_length=64, blank=True)
+    server = models.ForeignKey(DicomServer, null=True, blank=True, on_delete=models.SET_NULL)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RECEIVED)
+    error = models.CharField(max_length=1000, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "sop_instance_uid", "version"], name="uniq_sop_version"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["state"]),
+            models.Index(fields=["practice", "sop_instance_uid"]),
+        ]
+        ordering = ["instance_number", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.sop_instance_uid} v{self.version}"
+
+    @property
+    def has_preview(self) -> bool:
+        return bool(self.preview_key)

@@ -1,0 +1,112 @@
+"""Pixels to images: a display PNG and a thumbnail from one DICOM object.
+
+Steps: decode one frame (the middle one of a multi-frame object; pylibjpeg handles the
+compressed syntaxes), apply the modality LUT / rescale, then the VOI LUT or window,
+invert MONOCHROME1, convert colour spaces, and scale to 8 bits.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+
+
+class NoPreview(Exception):
+    """The image can't be rendered; the object is still stored."""
+
+
+@dataclass
+class RenderedPreview:
+    display_png: bytes
+    thumbnail_png: bytes
+    display: np.ndarray  # 8-bit grey or RGB, what analyzers look at
+    width: int
+    height: int
+
+
+def middle_frame_index(ds: Dataset) -> int:
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    return frames // 2
+
+
+def to_display(ds: Dataset, frame: np.ndarray) -> np.ndarray:
+    """Map decoded stored values to an 8-bit display image (grey or RGB)."""
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    if photometric == "PALETTE COLOR":
+        rgb = apply_color_lut(frame, ds)
+        return _scale_to_uint8(rgb, 0.0, float(rgb.max() or 1))
+    if frame.ndim == 3 and frame.shape[-1] in (3, 4):
+        # pixel_array() already converted YBR to RGB.
+        rgb = frame[..., :3]
+        if rgb.dtype == np.uint8:
+            return rgb
+        return _scale_to_uint8(rgb, float(rgb.min()), float(rgb.max()))
+
+    values = apply_modality_lut(frame, ds).astype(np.float64, copy=False)
+    has_voi = "WindowCenter" in ds or "VOILUTSequence" in ds
+    if has_voi:
+        values = apply_voi_lut(values, ds, index=0, prefer_lut=True)
+        values = np.asarray(values, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+    else:
+        # No window from the device: use robust percentiles rather than min/max, so a few
+        # burned-out pixels or a collimator edge don't flatten the image.
+        low, high = np.percentile(values, [0.5, 99.5]).tolist()
+    grey = _scale_to_uint8(values, low, high)
+    if photometric == "MONOCHROME1":
+        grey = 255 - grey
+    return grey
+
+
+def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    scaled = (values.astype(np.float64) - low) * (255.0 / (high - low))
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def render_preview(
+    path: Path | str, ds: Dataset, *, max_size: int = 2048, thumb_size: int = 256
+) -> RenderedPreview:
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        # ds is a header read without pixels: check the file's own element list.
+        from pydicom import dcmread
+
+        probe = dcmread(path, specific_tags=["PixelData", "FloatPixelData"])
+        if not any(k in probe for k in ("PixelData", "FloatPixelData")):
+            raise NoPreview("no pixel data (not an image object)")
+    try:
+        frame = pixel_array(path, index=middle_frame_index(ds))
+    except Exception as exc:
+        raise NoPreview(f"cannot decode pixel data: {type(exc).__name__}: {exc}") from exc
+    if frame.ndim == 3 and frame.shape[-1] not in (3, 4):
+        frame = frame[frame.shape[0] // 2]  # a volume returned whole: take its middle slice
+    try:
+        display = to_display(ds, frame)
+    except Exception as exc:
+        raise NoPreview(f"cannot map pixel values for display: {exc}") from exc
+
+    image = Image.fromarray(display)
+    full = image.copy()
+    full.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+    thumb = image.copy()
+    thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
+    return RenderedPreview(
+        display_png=_png(full),
+        thumbnail_png=_png(thumb),
+        display=display,
+        width=image.width,
+        height=image.height,
+    )
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()

@@ -1,0 +1,60 @@
+"""pynetdicom event handlers: translate DIMSE requests into calls to the plain modules."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pynetdicom import evt
+
+from dicomnet import status
+from dicomnet.access import AssociationGrant
+from dicomnet.ingest import IngestError, store_instance
+from dicomnet.models import DicomServer
+from patients.models import Practice
+
+log = logging.getLogger("dicomnet.scp")
+
+
+def grant_of(event: evt.Event) -> AssociationGrant:
+    return event.assoc.nexrel  # set by network.PracticeACSE on acceptance
+
+
+def handle_echo(event: evt.Event) -> int:
+    return status.SUCCESS
+
+
+def handle_store(event: evt.Event) -> int:
+    grant = grant_of(event)
+    request = event.request
+    sop_uid = str(request.AffectedSOPInstanceUID)
+    try:
+        server = DicomServer.objects.filter(pk=grant.server_id).first()
+        if server is not None and not server.allow_store:
+            log.warning("C-STORE from %s refused: device may not store", grant.calling_ae)
+            return status.PROCESSING_FAILURE
+        outcome = store_instance(
+            Path(event.dataset_path),
+            practice=Practice.objects.get(pk=grant.practice_id),
+            server=server,
+            calling_ae=grant.calling_ae,
+            peer_address=grant.peer_address,
+            expected_sop_instance_uid=sop_uid,
+            expected_sop_class_uid=str(request.AffectedSOPClassUID),
+        )
+    except IngestError as exc:
+        log.warning(
+            "C-STORE %s from %s refused with 0x%04X: %s", sop_uid, grant.calling_ae, exc.status, exc
+        )
+        return exc.status
+    except Exception:
+        log.exception("C-STORE %s from %s: handler failure", sop_uid, grant.calling_ae)
+        return status.STORE_HANDLER_FAILURE
+    log.debug("stored %s as instance %s", sop_uid, outcome.instance.pk)
+    return status.SUCCESS
+
+
+STORE_HANDLERS = [
+    (evt.EVT_C_ECHO, handle_echo),
+    (evt.EVT_C_STORE, handle_store),
+]

@@ -1,0 +1,87 @@
+"""Browser upload: .dcm files or a zip of them, through the same ingest path as C-STORE."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+
+from dicomnet.ingest import IngestError, store_instance
+from dicomnet.storage import copy_into_spool_tmp
+from patients.models import User
+
+log = logging.getLogger("dicomnet.uploads")
+
+
+@dataclass
+class UploadResult:
+    name: str
+    ok: bool
+    message: str
+    instance_id: int | None = None
+
+
+def ingest_upload(name: str, fileobj: BinaryIO, *, user: User) -> list[UploadResult]:
+    """Ingest one uploaded file; a zip is opened and each member ingested."""
+    if zipfile.is_zipfile(fileobj):
+        fileobj.seek(0)
+        return list(_ingest_zip(name, fileobj, user=user))
+    fileobj.seek(0)
+    return [_ingest_one(name, fileobj, user=user)]
+
+
+def _ingest_zip(name: str, fileobj: BinaryIO, *, user: User) -> Iterable[UploadResult]:
+    budget = settings.NEXREL_UPLOAD_MAX_BYTES
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except zipfile.BadZipFile as exc:
+        yield UploadResult(name, False, f"damaged zip file: {exc}")
+        return
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        members = [m for m in members if not m.filename.startswith("__MACOSX/")]
+        if sum(m.file_size for m in members) > budget:
+            yield UploadResult(name, False, f"zip expands beyond {budget} bytes; refused")
+            return
+        if not members:
+            yield UploadResult(name, False, "the zip file is empty")
+            return
+        for member in members:
+            with archive.open(member) as src:
+                yield _ingest_one(f"{name}/{member.filename}", src, user=user)
+
+
+def _ingest_one(name: str, src: BinaryIO, *, user: User) -> UploadResult:
+    path: Path | None = None
+    try:
+        path = copy_into_spool_tmp(src)
+        outcome = store_instance(
+            path,
+            practice=user.practice,
+            server=None,
+            calling_ae="",
+            peer_address=f"upload by {user.username}"[:64],
+        )
+    except IngestError as exc:
+        message = str(exc)
+        if "not a readable DICOM" in message:
+            message = "not a DICOM file"
+        return UploadResult(name, False, message)
+    except OSError as exc:
+        log.error("upload %s: cannot write spool: %s", name, exc)
+        return UploadResult(name, False, "the server could not store the file; try again")
+    finally:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    if outcome.duplicate:
+        return UploadResult(name, True, "already received (identical)", outcome.instance.pk)
+    note = " (same UID as an earlier image, kept as a new version)" if outcome.conflict else ""
+    return UploadResult(name, True, "received" + note, outcome.instance.pk)

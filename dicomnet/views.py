@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_http_methods
+
+from dicomnet.uploads import ingest_upload
+from patients.selectors import instances_of
+from patients.services import audit
+from patients.views import practice_required
+
+
+@practice_required
+@require_http_methods(["GET", "POST"])
+def upload(request: HttpRequest) -> HttpResponse:
+    results = []
+    status = 200
+    if request.method == "POST":
+        files = request.FILES.getlist("files")
+        if not files:
+            status = 400
+            results = None
+        for f in files:
+            results.extend(ingest_upload(f.name, f, user=request.user))
+        if results and not any(r.ok for r in results):
+            status = 400
+    return render(request, "dicomnet/upload.html", {"results": results}, status=status)
+
+
+@practice_required
+def instance_image(request: HttpRequest, pk: int, kind: str) -> FileResponse:
+    instance = get_object_or_404(instances_of(request.user.practice), pk=pk)
+    key = instance.thumbnail_key if kind == "thumbnail" else instance.preview_key
+    if not key:
+        raise Http404(instance.preview_error or "no preview for this image")
+    if kind == "preview":
+        audit(request.user, "view_image", patient=instance.study.patient if instance.study else None,
+              ref=f"instance:{pk}")
+    response = FileResponse(default_storage.open(key, "rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

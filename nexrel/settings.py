@@ -1,0 +1,268 @@
+"""Nexrel settings: one module, read from the environment.
+
+Local defaults run everything embedded (SQLite, django-q2 ORM broker, local file
+storage under ``var/``). Production differs only by environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: str) -> bool:
+    value = env(name, default).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def envint(name: str, default: str) -> int:
+    value = env(name, default)
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def envsecret(name: str, default: str = "") -> str:
+    """Read NAME, or the contents of the file named by NAME_FILE (Docker/K8s secrets)."""
+    path = env(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc}") from None
+    return env(name, default)
+
+
+def envlist(name: str, default: str) -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+DEBUG = envbool("DEBUG", "false")
+SECRET_KEY = envsecret("SECRET_KEY", "nexrel-local-development-key-not-for-production")
+if not DEBUG and SECRET_KEY.startswith("nexrel-local") and envbool("NEXREL_PRODUCTION", "false"):
+    raise ImproperlyConfigured("SECRET_KEY must be set in production")
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+
+# Where everything local lives: SQLite, the DICOM spool, local storage, logs.
+DATA_DIR = Path(env("NEXREL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+SPOOL_DIR = Path(env("NEXREL_SPOOL_DIR", str(DATA_DIR / "spool"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_htmx",
+    "django_q",
+    "patients",
+    "dicomnet",
+    "worklist",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "nexrel.urls"
+WSGI_APPLICATION = "nexrel.wsgi.application"
+ASGI_APPLICATION = "nexrel.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "django.template.context_processors.csp",
+                "patients.context_processors.notifications",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'nexrel.sqlite3'}"),
+        conn_max_age=envint("DATABASE_CONN_MAX_AGE", "0"),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server, the listener and the workers read while one writes;
+    # IMMEDIATE transactions and a generous timeout turn lock contention into waiting.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+    }
+    # A file (not in-memory) test database, so tests can share it with a listener or
+    # worker subprocess. pytest-xdist appends the worker id.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env("NEXREL_TEST_DB", str(DATA_DIR / "test-nexrel.sqlite3"))
+    }
+
+AUTH_USER_MODEL = "patients.User"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = env("LANGUAGE_CODE", "fr-ca")
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env("TIME_ZONE", "America/Toronto")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+NEXREL_UPLOAD_MAX_BYTES = envint("NEXREL_UPLOAD_MAX_BYTES", str(2 * 1024**3))
+
+# Storage: local files by default, S3 (ca-central-1, server-side encryption) in production.
+S3_BUCKET = env("NEXREL_S3_BUCKET")
+if S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "region_name": env("NEXREL_S3_REGION", "ca-central-1"),
+            "endpoint_url": env("NEXREL_S3_ENDPOINT_URL") or None,
+            "access_key": envsecret("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": envsecret("AWS_SECRET_ACCESS_KEY") or None,
+            # We choose unique keys ourselves; a retried task must overwrite, never rename.
+            "file_overwrite": True,
+            "default_acl": None,
+            "querystring_auth": True,
+            "object_parameters": {
+                "ServerSideEncryption": env("NEXREL_S3_SSE", "AES256"),
+                **(
+                    {"SSEKMSKeyId": env("NEXREL_S3_KMS_KEY_ID")}
+                    if env("NEXREL_S3_KMS_KEY_ID")
+                    else {}
+                ),
+            },
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "storage"), "allow_overwrite": True},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# DICOM listener.
+DICOM_AE_TITLE = env("DICOM_AE_TITLE", "NEXREL-CRM")
+DICOM_BIND_ADDRESS = env("DICOM_BIND_ADDRESS", "0.0.0.0")
+DICOM_PORT = envint("DICOM_PORT", "4242")
+DICOM_MAX_PDU = envint("DICOM_MAX_PDU", str(256 * 1024))
+DICOM_MAX_ASSOCIATIONS = envint("DICOM_MAX_ASSOCIATIONS", "16")
+DICOM_SOCKET_TIMEOUT = envint("DICOM_SOCKET_TIMEOUT", "30")
+DICOM_ACSE_TIMEOUT = envint("DICOM_ACSE_TIMEOUT", "30")
+DICOM_DIMSE_TIMEOUT = envint("DICOM_DIMSE_TIMEOUT", "60")
+DICOM_NETWORK_TIMEOUT = envint("DICOM_NETWORK_TIMEOUT", "120")
+DICOM_LISTENER_PROCESSES = envint("DICOM_LISTENER_PROCESSES", "1")
+if DICOM_MAX_PDU < 16384:
+    raise ImproperlyConfigured("DICOM_MAX_PDU must be at least 16384 bytes")
+
+# Processing pipeline.
+NEXREL_TASK_MAX_ATTEMPTS = envint("NEXREL_TASK_MAX_ATTEMPTS", "4")
+NEXREL_ANALYZERS = envlist("NEXREL_ANALYZERS", "dicomnet.analysis.exposure_check")
+NEXREL_THUMBNAIL_SIZE = envint("NEXREL_THUMBNAIL_SIZE", "256")
+NEXREL_PREVIEW_MAX_SIZE = envint("NEXREL_PREVIEW_MAX_SIZE", "2048")
+
+# django-q2: the ORM broker unless REDIS_URL is given (django-q2 defaults to Redis otherwise).
+Q_CLUSTER: dict = {
+    "name": "nexrel",
+    "workers": envint("Q_WORKERS", "2"),
+    "timeout": envint("Q_TIMEOUT", "300"),
+    "retry": envint("Q_RETRY", "600"),
+    "max_attempts": 1,  # our own retry logic records the reason; see dicomnet/pipeline.py
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": float(env("Q_POLL", "0.1")),
+    "label": "Tasks",
+    "save_limit": 1000,
+}
+if env("REDIS_URL"):
+    Q_CLUSTER["redis"] = env("REDIS_URL")
+else:
+    Q_CLUSTER["orm"] = "default"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {"TITLE": "Nexrel API", "VERSION": "0.1.0"}
+
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:", "blob:", "https:"],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "script-src": [CSP.SELF],
+}
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", "false")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+LOG_LEVEL = env("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "nexrel": {"level": LOG_LEVEL, "propagate": True},
+        "dicomnet": {"level": LOG_LEVEL, "propagate": True},
+        "patients": {"level": LOG_LEVEL, "propagate": True},
+        "worklist": {"level": LOG_LEVEL, "propagate": True},
+        "pynetdicom": {"level": env("PYNETDICOM_LOG_LEVEL", "WARNING"), "propagate": True},
+    },
+}

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from dicomnet import views as dicom_views
+from patients import views as patient_views
+
+urlpatterns = [
+    path("", patient_views.home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("patients/", patient_views.patient_list, name="patient_list"),
+    path("patients/<int:pk>/", patient_views.patient_detail, name="patient_detail"),
+    path("dicom/upload/", dicom_views.upload, name="dicom_upload"),
+    path(
+        "dicom/instances/<int:pk>/<str:kind>.png",
+        dicom_views.instance_image,
+        name="instance_image",
+    ),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
+]

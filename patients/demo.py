@@ -1,0 +1,99 @@
+"""Demo data: one practice, French-Canadian patients, a week of appointments, four devices."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from dicomnet.models import DicomServer
+from patients.models import Appointment, Patient, Practice, User
+
+DEMO_PASSWORD = "nexrel-demo"
+
+PATIENTS = [
+    ("1001", "Côté", "Zoé", dt.date(1988, 3, 14), "F"),
+    ("1002", "Bélanger", "Étienne", dt.date(1975, 11, 2), "M"),
+    ("1003", "Lévesque", "Geneviève", dt.date(1992, 7, 21), "F"),
+    ("1004", "Saint-Pierre", "François", dt.date(1969, 1, 30), "M"),
+    ("1005", "Tremblay", "Chloé", dt.date(2001, 5, 9), "F"),
+    ("1006", "Gagnon", "Noël", dt.date(1958, 12, 25), "M"),
+    ("1007", "Bouchard", "Hélène", dt.date(1983, 9, 17), "F"),
+    ("1008", "O'Connor-Pelletier", "Jérôme", dt.date(1996, 4, 3), "M"),
+]
+
+DEVICES = [
+    ("Carestream CS 8100", "CARESTREAM", DicomServer.VendorProfile.CARESTREAM, "OP-1"),
+    ("Planmeca ProMax", "PLANMECA", DicomServer.VendorProfile.PLANMECA, "OP-2"),
+    ("Sirona Orthophos", "SIRONA", DicomServer.VendorProfile.SIRONA, "OP-3"),
+    ("Vatech PaX-i", "VATECH", DicomServer.VendorProfile.VATECH, "OP-4"),
+]
+
+PROCEDURES = [
+    ("D0274", "Bitewings - four radiographic images", True),
+    ("D0220", "Intraoral - periapical first radiographic image", True),
+    ("D0330", "Panoramic radiographic image", True),
+    ("D0367", "Cone beam CT - both jaws", True),
+    ("D1110", "Prophylaxis - adult", False),
+    ("D0150", "Comprehensive oral evaluation", False),
+]
+
+
+@transaction.atomic
+def seed_demo(*, today: dt.date | None = None) -> Practice:
+    """Idempotent: re-running updates the same rows and adds no duplicate."""
+    practice, _ = Practice.objects.update_or_create(
+        ae_title=settings.DICOM_AE_TITLE, defaults={"name": "Clinique dentaire Laurier"}
+    )
+    user, created = User.objects.get_or_create(
+        username="clinician",
+        defaults={"practice": practice, "first_name": "Dre Marie", "last_name": "Gauthier",
+                  "is_staff": True},
+    )
+    if created:
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+    for name, ae_title, profile, _op in DEVICES:
+        DicomServer.objects.update_or_create(
+            practice=practice,
+            ae_title=ae_title,
+            defaults=dict(name=name, host="127.0.0.1", port=104, is_active=True,
+                          check_host=False, allow_store=True, allow_find=True,
+                          allow_move=True, allow_get=True, vendor_profile=profile),
+        )
+    patients = []
+    for chart, family, given, dob, sex in PATIENTS:
+        patient, _ = Patient.objects.update_or_create(
+            practice=practice, chart_number=chart,
+            defaults=dict(family_name=family, given_name=given, birth_date=dob, sex=sex),
+        )
+        patients.append(patient)
+    _seed_appointments(practice, patients, today or timezone.localdate())
+    return practice
+
+
+def _seed_appointments(practice: Practice, patients: list[Patient], today: dt.date) -> None:
+    tz = timezone.get_current_timezone()
+    Appointment.objects.filter(practice=practice, procedure_code__startswith="D").filter(
+        start__date__gte=today - dt.timedelta(days=3), start__date__lte=today + dt.timedelta(days=3)
+    ).delete()
+    for offset in range(-3, 4):
+        day = today + dt.timedelta(days=offset)
+        for slot, patient in enumerate(patients):
+            if (slot + offset) % 3 and offset != 0:
+                continue
+            hour = 8 + slot
+            operatory = DEVICES[slot % len(DEVICES)][3]
+            code, description, imaging = PROCEDURES[(slot + offset) % len(PROCEDURES)]
+            if offset == 0 and slot < 4:
+                # Today: one imaging appointment in each device's operatory.
+                code, description, imaging = PROCEDURES[slot % 4]
+            start = timezone.make_aware(dt.datetime.combine(day, dt.time(hour, 0)), tz)
+            Appointment.objects.create(
+                practice=practice, patient=patient, start=start,
+                end=start + dt.timedelta(minutes=45), operatory=operatory,
+                procedure_code=code, procedure_description=description, needs_imaging=imaging,
+                status=Appointment.Status.CONFIRMED if offset >= 0 else Appointment.Status.COMPLETED,
+            )

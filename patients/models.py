@@ -1,0 +1,129 @@
+"""The practice (tenant), its users, patients, appointments and in-app notifications."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Practice(models.Model):
+    name = models.CharField(max_length=200)
+    ae_title = models.CharField(
+        _("called AE title"),
+        max_length=16,
+        unique=True,
+        help_text=_("The AE title devices call to reach this practice."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class User(AbstractUser):
+    """A login. Every user belongs to one practice; superusers may have none."""
+
+    practice = models.ForeignKey(
+        Practice, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+
+
+class Patient(models.Model):
+    class Sex(models.TextChoices):
+        FEMALE = "F", _("Female")
+        MALE = "M", _("Male")
+        OTHER = "O", _("Other")
+        UNKNOWN = "", _("Unknown")
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="patients")
+    chart_number = models.CharField(_("chart number"), max_length=64)
+    family_name = models.CharField(_("family name"), max_length=100)
+    given_name = models.CharField(_("given name"), max_length=100)
+    birth_date = models.DateField(_("date of birth"), null=True, blank=True)
+    sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)
+    health_card_number = models.CharField(max_length=32, blank=True)
+    # Normalised "family given" (no accents, no case, particles expanded) for matching.
+    name_key = models.CharField(max_length=220, db_index=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["practice", "chart_number"], name="uniq_chart_number")
+        ]
+        ordering = ["family_name", "given_name"]
+
+    def __str__(self) -> str:
+        return f"{self.given_name} {self.family_name} ({self.chart_number})"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    def save(self, *args, **kwargs) -> None:
+        from patients.matching import normalise_name
+
+        self.name_key = normalise_name(f"{self.family_name}^{self.given_name}")
+        super().save(*args, **kwargs)
+
+
+class Appointment(models.Model):
+    class Status(models.TextChoices):
+        BOOKED = "BOOKED", _("Booked")
+        CONFIRMED = "CONFIRMED", _("Confirmed")
+        ARRIVED = "ARRIVED", _("Arrived")
+        COMPLETED = "COMPLETED", _("Completed")
+        CANCELLED = "CANCELLED", _("Cancelled")
+        NO_SHOW = "NO_SHOW", _("No show")
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="appointments")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="appointments")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    operatory = models.CharField(max_length=50, blank=True)
+    procedure_code = models.CharField(max_length=20, blank=True)
+    procedure_description = models.CharField(max_length=200, blank=True)
+    needs_imaging = models.BooleanField(default=False)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.BOOKED)
+
+    class Meta:
+        ordering = ["start"]
+        indexes = [models.Index(fields=["practice", "start"])]
+
+    def __str__(self) -> str:
+        return f"{self.patient} {self.start:%Y-%m-%d %H:%M} {self.procedure_description}"
+
+
+class Notification(models.Model):
+    """In-app notice, one per (study), updated as more images arrive."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="notifications")
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.CASCADE)
+    study = models.OneToOneField(
+        "dicomnet.DicomStudy", null=True, blank=True, on_delete=models.CASCADE
+    )
+    message = models.CharField(max_length=300)
+    count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class AccessLog(models.Model):
+    """Who looked at which patient's images (Law 25 audit trail)."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE)
+    user = models.ForeignKey(User, null=True, on_delete=models.SET_NULL)
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=50)
+    object_ref = models.CharField(max_length=100, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the system packages Nexrel's tests use (DCMTK, Orthanc, Redis, Chromium, PostgreSQL),
+# if missing. Needs root or sudo; never starts the packages' system services.
+set -eu
+need=()
+command -v storescu >/dev/null || need+=(dcmtk)
+command -v Orthanc >/dev/null || need+=(orthanc)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v chromium >/dev/null || need+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ ${#need[@]} -eq 0 ] && exit 0
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing: ${need[*]}"
+# policy-rc.d keeps apt from starting orthanc/redis/postgresql as system services.
+printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+$SUDO chmod +x /usr/sbin/policy-rc.d
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+$SUDO rm -f /usr/sbin/policy-rc.d

@@ -1,0 +1,152 @@
+"""Shared fixtures: isolated data directories, the demo practice, and real subprocesses
+(listener, django-q2 cluster) that share the test database file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+PYDICOM_TEST_FILES = Path(__import__("pydicom").__file__).parent / "data" / "test_files"
+
+
+@pytest.fixture(autouse=True)
+def isolated_data(settings, tmp_path: Path) -> Path:
+    """Each test gets its own spool and storage; nothing touches var/."""
+    data = tmp_path / "data"
+    settings.DATA_DIR = data
+    settings.SPOOL_DIR = data / "spool"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(data / "storage"), "allow_overwrite": True},
+        },
+    }
+    return data
+
+
+@pytest.fixture
+def practice(db):
+    from patients.demo import seed_demo
+
+    return seed_demo()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on {port} after {timeout}s")
+
+
+class ManagedProcess:
+    """A `manage.py` subprocess using the test database file and the test's data dir."""
+
+    def __init__(self, args: list[str], *, data_dir: Path, env: dict[str, str] | None = None):
+        self.args = args
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+            "NEXREL_DATA_DIR": str(data_dir),
+            "NEXREL_SPOOL_DIR": str(data_dir / "spool"),
+            "NEXREL_S3_BUCKET": "",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self.log_path = data_dir / f"{args[0]}-{time.monotonic_ns()}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), *self.args],
+            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()  # qcluster can hang on SIGTERM (django-q2 #346)
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def listener_factory(transactional_db, practice, isolated_data) -> Iterator:
+    """Start `dicom_listener` subprocesses on free ports; stopped at the end of the test."""
+    started: list[ManagedProcess] = []
+
+    def start(port: int | None = None, env: dict[str, str] | None = None) -> tuple[
+        ManagedProcess, int
+    ]:
+        port = port or free_port()
+        proc = ManagedProcess(
+            ["dicom_listener", "--port", str(port), "--address", "127.0.0.1"],
+            data_dir=isolated_data, env=env,
+        ).start()
+        started.append(proc)
+        try:
+            wait_for_port(port)
+        except TimeoutError:
+            proc.stop()
+            raise AssertionError(f"listener did not start:\n{proc.output()}") from None
+        return proc, port
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def listener(listener_factory) -> tuple[ManagedProcess, int]:
+    return listener_factory()
+
+
+@pytest.fixture
+def worker(transactional_db, isolated_data) -> Iterator[ManagedProcess]:
+    """A real django-q2 cluster (ORM broker) processing the queue."""
+    proc = ManagedProcess(["qcluster"], data_dir=isolated_data, env={"Q_WORKERS": "1"}).start()
+    yield proc
+    proc.stop(timeout=5)
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

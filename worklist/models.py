@@ -1,0 +1,1 @@
+"""Modality worklist. ``WorklistItem`` arrives with the worklist issue."""
