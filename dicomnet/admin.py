@@ -29,11 +29,26 @@ class LinkPatientForm(forms.Form):
 
 @admin.register(DicomStudy)
 class DicomStudyAdmin(admin.ModelAdmin):
-    list_display = ["study_date", "patient_name", "patient_id", "modality", "instance_count",
-                    "patient", "appointment", "status", "practice"]
+    list_display = [
+        "study_date",
+        "patient_name",
+        "patient_id",
+        "modality",
+        "instance_count",
+        "patient",
+        "appointment",
+        "status",
+        "practice",
+    ]
     list_filter = ["status", "practice", "modality", "study_date", "server"]
-    search_fields = ["patient_name", "patient_id", "study_instance_uid", "accession_number",
-                     "patient__family_name", "patient__given_name"]
+    search_fields = [
+        "patient_name",
+        "patient_id",
+        "study_instance_uid",
+        "accession_number",
+        "patient__family_name",
+        "patient__given_name",
+    ]
     readonly_fields = ["metadata", "match_candidates", "created_at", "updated_at"]
     raw_id_fields = ["patient", "appointment"]
     inlines = [SeriesInline]
@@ -69,9 +84,16 @@ class DicomStudyAdmin(admin.ModelAdmin):
                 link_to_patient(study, form.cleaned_data["patient"])
             self.message_user(request, f"{queryset.count()} studies linked.")
             return None
-        return render(request, "admin/link_to_patient.html",
-                      {"studies": queryset, "form": form, "title": "Link to patient",
-                       **self.admin_site.each_context(request)})
+        return render(
+            request,
+            "admin/link_to_patient.html",
+            {
+                "studies": queryset,
+                "form": form,
+                "title": "Link to patient",
+                **self.admin_site.each_context(request),
+            },
+        )
 
 
 @admin.register(DicomSeries)
@@ -84,8 +106,17 @@ class DicomSeriesAdmin(admin.ModelAdmin):
 
 @admin.register(DicomInstance)
 class DicomInstanceAdmin(admin.ModelAdmin):
-    list_display = ["sop_instance_uid", "version", "conflict", "state", "calling_ae",
-                    "peer_address", "size", "preview_error", "received_at"]
+    list_display = [
+        "sop_instance_uid",
+        "version",
+        "conflict",
+        "state",
+        "calling_ae",
+        "peer_address",
+        "size",
+        "preview_error",
+        "received_at",
+    ]
     list_filter = ["state", "conflict", "practice", "calling_ae"]
     search_fields = ["sop_instance_uid", "sha256", "study__study_instance_uid"]
     readonly_fields = ["analysis", "sha256", "storage_key", "spool_path", "received_at"]

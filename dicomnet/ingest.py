@@ -153,8 +153,11 @@ def _record_once(practice: Practice, sop_uid: str, spooled: Path, fields: dict) 
         if same.state != DicomInstance.State.PROCESSED:
             # Its task may have been lost (the reason the peer is resending): queue again.
             transaction.on_commit(lambda: enqueue_processing(same.pk), robust=False)
-        log.info("duplicate SOP %s from %s: identical bytes, no new row", sop_uid,
-                 fields["calling_ae"] or "upload")
+        log.info(
+            "duplicate SOP %s from %s: identical bytes, no new row",
+            sop_uid,
+            fields["calling_ae"] or "upload",
+        )
         return StoreOutcome(same, duplicate=True, conflict=False)
 
     conflict = bool(versions)

@@ -64,12 +64,18 @@ def link_study(study: DicomStudy) -> DicomStudy:
     if study.instances.filter(state=DicomInstance.State.ERROR).exists():
         study.status = DicomStudy.Status.ERROR
         study.status_reason = "; ".join(
-            study.instances.filter(state=DicomInstance.State.ERROR)
-            .values_list("error", flat=True)[:3]
+            study.instances.filter(state=DicomInstance.State.ERROR).values_list("error", flat=True)[
+                :3
+            ]
         )
     study.save(
         update_fields=[
-            "patient", "appointment", "status", "status_reason", "match_candidates", "updated_at"
+            "patient",
+            "appointment",
+            "status",
+            "status_reason",
+            "match_candidates",
+            "updated_at",
         ]
     )
     return study

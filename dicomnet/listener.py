@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import tempfile
 import threading
@@ -33,8 +34,12 @@ DENTAL_STORAGE_CLASSES = [
 # baseline/extended/lossless, JPEG-LS, JPEG 2000 (incl. HTJ2K) and RLE.
 ALL_TRANSFER_SYNTAXES = list(
     dict.fromkeys(
-        [uid.ImplicitVRLittleEndian, uid.ExplicitVRLittleEndian, uid.DeflatedExplicitVRLittleEndian,
-         uid.ExplicitVRBigEndian]
+        [
+            uid.ImplicitVRLittleEndian,
+            uid.ExplicitVRLittleEndian,
+            uid.DeflatedExplicitVRLittleEndian,
+            uid.ExplicitVRBigEndian,
+        ]
         + uid.JPEGTransferSyntaxes
         + uid.JPEGLSTransferSyntaxes
         + uid.JPEG2000TransferSyntaxes
@@ -66,22 +71,33 @@ def build_ae(ae_title: str | None = None) -> AE:
     abstract.update(DENTAL_STORAGE_CLASSES)
     for sop_class in sorted(abstract):
         ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
+    for module in service_modules():
+        configure = getattr(module, "configure_ae", None)
+        if configure is not None:
+            configure(ae)
     return ae
 
 
-def event_handlers() -> list:
-    return network.HARDENING_HANDLERS + scp.STORE_HANDLERS + extra_handlers()
+# Services beyond C-ECHO/C-STORE. Each module may define ``HANDLERS`` (pynetdicom event
+# handler pairs) and ``configure_ae(ae)`` (to add its presentation contexts).
+SERVICE_MODULES = ("worklist.mwl", "worklist.mpps", "dicomnet.qrscp")
 
 
-def extra_handlers() -> list:
-    """Handlers added by the worklist and query/retrieve modules, when present."""
-    handlers: list = []
-    for module_path in ("worklist.mwl", "dicomnet.qrscp"):
+def service_modules() -> list:
+    modules = []
+    for module_path in SERVICE_MODULES:
         try:
-            module = __import__(module_path, fromlist=["HANDLERS"])
-        except ModuleNotFoundError:
-            continue
-        handlers.extend(getattr(module, "HANDLERS", []))
+            modules.append(importlib.import_module(module_path))
+        except ModuleNotFoundError as exc:
+            if exc.name != module_path:
+                raise
+    return modules
+
+
+def event_handlers() -> list:
+    handlers = network.HARDENING_HANDLERS + scp.STORE_HANDLERS
+    for module in service_modules():
+        handlers = handlers + list(getattr(module, "HANDLERS", []))
     return handlers
 
 
@@ -97,8 +113,14 @@ def serve(stop: threading.Event, *, port: int | None = None, address: str | None
     )
     thread = threading.Thread(target=server.serve_forever, name="dicom-accept", daemon=True)
     thread.start()
-    log.info("DICOM listener %s on %s:%s (max PDU %d, max %d associations)",
-             ae.ae_title, bind[0], bind[1], ae.maximum_pdu_size, ae.maximum_associations)
+    log.info(
+        "DICOM listener %s on %s:%s (max PDU %d, max %d associations)",
+        ae.ae_title,
+        bind[0],
+        bind[1],
+        ae.maximum_pdu_size,
+        ae.maximum_associations,
+    )
     stop.wait()
     log.info("DICOM listener stopping")
     server.shutdown()

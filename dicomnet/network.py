@@ -71,8 +71,9 @@ class PracticeACSE(ACSE):
         )
         if not isinstance(decision, AssociationGrant):
             self.requestor.ae_title = rq.calling_ae_title
-            log.warning("association from %s rejected %s: %s", peer, decision.reject,
-                        decision.reason)
+            log.warning(
+                "association from %s rejected %s: %s", peer, decision.reject, decision.reason
+            )
             self.send_reject(*decision.reject)
             evt.trigger(self.assoc, evt.EVT_REJECTED, {})
             self.assoc.kill()

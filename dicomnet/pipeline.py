@@ -54,7 +54,7 @@ def _record_failure(instance_id: int, reason: str) -> None:
     DicomInstance.objects.filter(pk=instance_id).update(attempts=F("attempts") + 1, error=reason)
     instance = DicomInstance.objects.get(pk=instance_id)
     if instance.attempts < settings.NEXREL_TASK_MAX_ATTEMPTS:
-        _schedule_retry(instance_id, delay=2 ** instance.attempts)
+        _schedule_retry(instance_id, delay=2**instance.attempts)
         return
     DicomInstance.objects.filter(pk=instance_id).update(state=DicomInstance.State.ERROR)
     if instance.study_id:
@@ -85,7 +85,11 @@ def run_pipeline(instance: DicomInstance) -> DicomInstance:
         study, series = upsert_study_and_series(instance, header, json_metadata(ds))
         instance.study, instance.series = study, series
         instance.instance_number = header.instance_number
-        instance.rows, instance.columns, instance.frames = header.rows, header.columns, header.frames
+        instance.rows, instance.columns, instance.frames = (
+            header.rows,
+            header.columns,
+            header.frames,
+        )
         instance.save(
             update_fields=["study", "series", "instance_number", "rows", "columns", "frames"]
         )

@@ -50,8 +50,10 @@ def reconcile_spool(*, min_age: dt.timedelta = dt.timedelta(0)) -> ReconcileRepo
     tmp_root = settings.SPOOL_DIR / "tmp"
     if tmp_root.is_dir():
         for entry in tmp_root.iterdir():
-            if entry.name.isdigit() and int(entry.name) != os.getpid() and not _pid_alive(
-                int(entry.name)
+            if (
+                entry.name.isdigit()
+                and int(entry.name) != os.getpid()
+                and not _pid_alive(int(entry.name))
             ):
                 report.removed_partials += sum(1 for p in entry.iterdir() if p.is_file())
                 shutil.rmtree(entry, ignore_errors=True)
@@ -64,9 +66,7 @@ def reconcile_spool(*, min_age: dt.timedelta = dt.timedelta(0)) -> ReconcileRepo
         enqueue_processing(pk)
         report.requeued += 1
 
-    known = set(
-        DicomInstance.objects.exclude(spool_path="").values_list("spool_path", flat=True)
-    )
+    known = set(DicomInstance.objects.exclude(spool_path="").values_list("spool_path", flat=True))
     objects_root = settings.SPOOL_DIR / "objects"
     min_age_s = max(min_age.total_seconds(), 0)
     for path in objects_root.glob("*/*.dcm") if objects_root.is_dir() else []:
@@ -80,9 +80,11 @@ def reconcile_spool(*, min_age: dt.timedelta = dt.timedelta(0)) -> ReconcileRepo
 
 
 def _recover_orphan(path: Path) -> bool:
-    practice = Practice.objects.filter(pk=int(path.parent.name)).first() if (
-        path.parent.name.isdigit()
-    ) else None
+    practice = (
+        Practice.objects.filter(pk=int(path.parent.name)).first()
+        if (path.parent.name.isdigit())
+        else None
+    )
     if practice is None:
         log.error("spool file %s belongs to no practice; left in place", path)
         return False
@@ -90,8 +92,13 @@ def _recover_orphan(path: Path) -> bool:
     staging = path.with_suffix(".recover")
     os.rename(path, staging)
     try:
-        store_instance(staging, practice=practice, server=None, calling_ae="",
-                       peer_address="recovered from spool")
+        store_instance(
+            staging,
+            practice=practice,
+            server=None,
+            calling_ae="",
+            peer_address="recovered from spool",
+        )
     except IngestError as exc:
         log.error("spool file %s could not be recovered: %s", path, exc)
         with contextlib.suppress(OSError):

@@ -35,8 +35,12 @@ def instance_image(request: HttpRequest, pk: int, kind: str) -> FileResponse:
     if not key:
         raise Http404(instance.preview_error or "no preview for this image")
     if kind == "preview":
-        audit(request.user, "view_image", patient=instance.study.patient if instance.study else None,
-              ref=f"instance:{pk}")
+        audit(
+            request.user,
+            "view_image",
+            patient=instance.study.patient if instance.study else None,
+            ref=f"instance:{pk}",
+        )
     response = FileResponse(default_storage.open(key, "rb"), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -17,6 +17,9 @@ urlpatterns = [
         dicom_views.instance_image,
         name="instance_image",
     ),
+    path("api/dental/dicom/", include("dicomnet.api.urls")),
+    path("dicom/", include("dicomnet.qr_urls")),
+    path("", include("worklist.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]

@@ -49,8 +49,12 @@ def seed_demo(*, today: dt.date | None = None) -> Practice:
     )
     user, created = User.objects.get_or_create(
         username="clinician",
-        defaults={"practice": practice, "first_name": "Dre Marie", "last_name": "Gauthier",
-                  "is_staff": True},
+        defaults={
+            "practice": practice,
+            "first_name": "Dre Marie",
+            "last_name": "Gauthier",
+            "is_staff": True,
+        },
     )
     if created:
         user.set_password(DEMO_PASSWORD)
@@ -59,14 +63,24 @@ def seed_demo(*, today: dt.date | None = None) -> Practice:
         DicomServer.objects.update_or_create(
             practice=practice,
             ae_title=ae_title,
-            defaults=dict(name=name, host="127.0.0.1", port=104, is_active=True,
-                          check_host=False, allow_store=True, allow_find=True,
-                          allow_move=True, allow_get=True, vendor_profile=profile),
+            defaults=dict(
+                name=name,
+                host="127.0.0.1",
+                port=104,
+                is_active=True,
+                check_host=False,
+                allow_store=True,
+                allow_find=True,
+                allow_move=True,
+                allow_get=True,
+                vendor_profile=profile,
+            ),
         )
     patients = []
     for chart, family, given, dob, sex in PATIENTS:
         patient, _ = Patient.objects.update_or_create(
-            practice=practice, chart_number=chart,
+            practice=practice,
+            chart_number=chart,
             defaults=dict(family_name=family, given_name=given, birth_date=dob, sex=sex),
         )
         patients.append(patient)
@@ -92,8 +106,15 @@ def _seed_appointments(practice: Practice, patients: list[Patient], today: dt.da
                 code, description, imaging = PROCEDURES[slot % 4]
             start = timezone.make_aware(dt.datetime.combine(day, dt.time(hour, 0)), tz)
             Appointment.objects.create(
-                practice=practice, patient=patient, start=start,
-                end=start + dt.timedelta(minutes=45), operatory=operatory,
-                procedure_code=code, procedure_description=description, needs_imaging=imaging,
-                status=Appointment.Status.CONFIRMED if offset >= 0 else Appointment.Status.COMPLETED,
+                practice=practice,
+                patient=patient,
+                start=start,
+                end=start + dt.timedelta(minutes=45),
+                operatory=operatory,
+                procedure_code=code,
+                procedure_description=description,
+                needs_imaging=imaging,
+                status=Appointment.Status.CONFIRMED
+                if offset >= 0
+                else Appointment.Status.COMPLETED,
             )

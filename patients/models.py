@@ -56,15 +56,15 @@ class Patient(models.Model):
     def __str__(self) -> str:
         return f"{self.given_name} {self.family_name} ({self.chart_number})"
 
-    @property
-    def full_name(self) -> str:
-        return f"{self.given_name} {self.family_name}"
-
     def save(self, *args, **kwargs) -> None:
         from patients.matching import normalise_name
 
         self.name_key = normalise_name(f"{self.family_name}^{self.given_name}")
         super().save(*args, **kwargs)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
 
 
 class Appointment(models.Model):
@@ -127,3 +127,6 @@ class AccessLog(models.Model):
 
     class Meta:
         ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.object_ref}"

@@ -9,6 +9,9 @@ def audit(user: User, action: str, *, patient: Patient | None = None, ref: str =
     """Record who accessed what (Law 25)."""
     if user.practice_id:
         AccessLog.objects.create(
-            practice_id=user.practice_id, user=user, patient=patient, action=action,
+            practice_id=user.practice_id,
+            user=user,
+            patient=patient,
+            action=action,
             object_ref=ref[:100],
         )

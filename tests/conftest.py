@@ -81,7 +81,10 @@ class ManagedProcess:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), *self.args],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         return self
 
@@ -108,13 +111,14 @@ def listener_factory(transactional_db, practice, isolated_data) -> Iterator:
     """Start `dicom_listener` subprocesses on free ports; stopped at the end of the test."""
     started: list[ManagedProcess] = []
 
-    def start(port: int | None = None, env: dict[str, str] | None = None) -> tuple[
-        ManagedProcess, int
-    ]:
+    def start(
+        port: int | None = None, env: dict[str, str] | None = None
+    ) -> tuple[ManagedProcess, int]:
         port = port or free_port()
         proc = ManagedProcess(
             ["dicom_listener", "--port", str(port), "--address", "127.0.0.1"],
-            data_dir=isolated_data, env=env,
+            data_dir=isolated_data,
+            env=env,
         ).start()
         started.append(proc)
         try:

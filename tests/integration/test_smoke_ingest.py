@@ -19,9 +19,19 @@ pytestmark = [
 def test_storescu_to_processed_study(listener, worker):
     _, port = listener
     result = subprocess.run(
-        ["storescu", "-aet", "CARESTREAM", "-aec", "NEXREL-CRM", "127.0.0.1", str(port),
-         str(PYDICOM_TEST_FILES / "CT_small.dcm")],
-        capture_output=True, text=True, timeout=60,
+        [
+            "storescu",
+            "-aet",
+            "CARESTREAM",
+            "-aec",
+            "NEXREL-CRM",
+            "127.0.0.1",
+            str(port),
+            str(PYDICOM_TEST_FILES / "CT_small.dcm"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     instance = wait_until(

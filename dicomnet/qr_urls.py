@@ -1,0 +1,3 @@
+"""Query/retrieve pages (servers, find prior studies)."""
+
+urlpatterns: list = []
