@@ -131,9 +131,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # A file (not in-memory) test database, so tests can share it with a listener or
     # worker subprocess. pytest-xdist appends the worker id.
-    DATABASES["default"]["TEST"] = {
-        "NAME": env("NEXREL_TEST_DB", str(DATA_DIR / "test-nexrel.sqlite3"))
-    }
+    _test_db = Path(env("NEXREL_TEST_DB", str(DATA_DIR / "test-nexrel.sqlite3")))
+    _test_db.parent.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}
 
 AUTH_USER_MODEL = "patients.User"
 LOGIN_URL = "/accounts/login/"

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from dicomnet.models import DicomInstance, DicomStudy
-from tests.conftest import PYDICOM_TEST_FILES, wait_until
+from tests.fixtures import PYDICOM_TEST_FILES, wait_until
 
 pytestmark = [
     pytest.mark.integration,

@@ -1,4 +1,5 @@
-"""Shared fixtures: isolated data directories, the demo practice, and real subprocesses
+"""Shared fixtures (loaded as a plugin with `-p tests.fixtures`, so the apps' own test
+folders get them too): isolated data directories, the demo practice, and real subprocesses
 (listener, django-q2 cluster) that share the test database file."""
 
 from __future__ import annotations
