@@ -3,7 +3,7 @@
 ``store_instance`` returns only once
 1. the bytes are fsynced and atomically renamed into the spool,
 2. the ``DicomInstance`` row is committed, and
-3. its processing task is enqueued (on commit).
+3. its processing task is enqueued with that commit (``enqueue_at_commit``).
 Any failure raises an ``IngestError`` carrying the DIMSE status to answer with.
 """
 
@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, transaction
 
 from dicomnet import status
 from dicomnet.models import DicomInstance, DicomServer
 from dicomnet.parsing import InvalidUids, UnreadableDicom, check_uids, read_header
-from dicomnet.storage import commit_to_spool
+from dicomnet.storage import commit_to_spool, fsync_file
 from patients.models import Practice
 
 log = logging.getLogger("dicomnet.ingest")
@@ -51,6 +54,9 @@ class StoreOutcome:
     conflict: bool  # same UID, different bytes: kept as a new, flagged version
 
 
+_SYNC_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spool-fsync")
+
+
 def sha256_of(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
@@ -61,6 +67,14 @@ def sha256_of(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+@functools.cache
+def _broker():
+    """One broker per process: django-q2 builds a new one per call otherwise (~2 ms)."""
+    from django_q.brokers import get_broker
+
+    return get_broker()
+
+
 def enqueue_processing(instance_id: int) -> None:
     from django_q.tasks import async_task
 
@@ -69,7 +83,22 @@ def enqueue_processing(instance_id: int) -> None:
         instance_id,
         task_name=f"process-instance-{instance_id}",
         group="ingest",
+        broker=_broker(),
     )
+
+
+def enqueue_at_commit(instance_id: int) -> None:
+    """Queue processing so that the task exists exactly when the committed row does.
+
+    With the ORM broker in the same database, the task row is written in the current
+    transaction: one commit (one fsync) for both, and never a row without its task.
+    Another broker (Redis) is sent the task once the transaction has committed.
+    """
+    q_cluster = settings.Q_CLUSTER
+    if q_cluster.get("orm") == DEFAULT_DB_ALIAS and "redis" not in q_cluster:
+        enqueue_processing(instance_id)
+    else:
+        transaction.on_commit(lambda: enqueue_processing(instance_id), robust=False)
 
 
 def store_instance(
@@ -87,6 +116,9 @@ def store_instance(
     ``path`` is consumed: on success it has been moved into the spool; on failure the
     caller removes it.
     """
+    # Flush the bytes to disk while we parse and hash them: fsync and hashing both run
+    # without the GIL, so durability costs little extra time.
+    synced = _SYNC_POOL.submit(fsync_file, path)
     try:
         ds = read_header(path)
         check_uids(
@@ -103,6 +135,7 @@ def store_instance(
         raise OutOfResources(f"cannot read received object: {exc}") from exc
 
     try:
+        synced.result()
         spooled = commit_to_spool(path, practice.pk)
     except OSError as exc:
         reason = "disk full" if exc.errno == errno.ENOSPC else f"spool not writable: {exc}"
@@ -152,7 +185,7 @@ def _record_once(practice: Practice, sop_uid: str, spooled: Path, fields: dict) 
     if same is not None:
         if same.state != DicomInstance.State.PROCESSED:
             # Its task may have been lost (the reason the peer is resending): queue again.
-            transaction.on_commit(lambda: enqueue_processing(same.pk), robust=False)
+            enqueue_at_commit(same.pk)
         log.info(
             "duplicate SOP %s from %s: identical bytes, no new row",
             sop_uid,
@@ -175,7 +208,7 @@ def _record_once(practice: Practice, sop_uid: str, spooled: Path, fields: dict) 
             sop_uid,
             instance.version,
         )
-    transaction.on_commit(lambda: enqueue_processing(instance.pk), robust=False)
+    enqueue_at_commit(instance.pk)
     return StoreOutcome(instance, duplicate=False, conflict=conflict)
 
 

@@ -12,7 +12,7 @@ from pydicom import uid
 from pynetdicom import AE, AllStoragePresentationContexts, _config
 from pynetdicom.sop_class import Verification
 
-from dicomnet import network, scp, storage
+from dicomnet import incoming, network, scp, storage
 
 log = logging.getLogger("dicomnet.listener")
 
@@ -51,6 +51,7 @@ ALL_TRANSFER_SYNTAXES = list(
 def configure_pynetdicom() -> None:
     """Process-wide pynetdicom settings: stream C-STORE data to the spool, guard PDUs."""
     _config.STORE_RECV_CHUNKED_DATASET = True
+    incoming.install()  # a full disk while receiving becomes 0xA700, not an abort
     # Incoming objects are written by pynetdicom via tempfile: keep them under the spool so
     # the final rename is atomic (same filesystem), and per process so recovery knows whose.
     tmp_dir = storage.spool_tmp_dir()
@@ -111,6 +112,7 @@ def serve(stop: threading.Event, *, port: int | None = None, address: str | None
         evt_handlers=event_handlers(),
         server_class=network.ReusePortAssociationServer,
     )
+    ae._servers.append(server)  # as start_server() does; server.shutdown() removes it
     thread = threading.Thread(target=server.serve_forever, name="dicom-accept", daemon=True)
     thread.start()
     log.info(

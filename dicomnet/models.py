@@ -178,6 +178,8 @@ class DicomInstance(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.RECEIVED)
     error = models.CharField(max_length=1000, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Set while a pipeline run holds the instance (see pipeline.claim).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from dicomnet.uids import is_valid_uid
 
@@ -26,14 +28,41 @@ def read_header(path: Path | str) -> Dataset:
     """Parse up to (not including) the pixel data; large values stay on disk."""
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=64 * 1024)
+        _check_not_cut_off(path, ds)
         # Touch the elements we rely on so decoding errors surface here, not later.
         for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "PatientName"):
             _ = ds.get(keyword)
+    except UnreadableDicom:
+        raise
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
         raise UnreadableDicom(f"not a readable DICOM file: {exc}") from exc
     except Exception as exc:  # pydicom raises a variety of errors for corrupt data
         raise UnreadableDicom(f"not a readable DICOM file: {type(exc).__name__}: {exc}") from exc
     return ds
+
+
+def _check_not_cut_off(path: Path | str, ds: Dataset) -> None:
+    """pydicom stops quietly at the end of a file, so a cut-off object parses as a shorter one.
+
+    Refuse an empty data set, and a last element whose declared length runs past the end of
+    the file or is followed by a stub too short to be an element header. (A cut exactly on an
+    element boundary can't be told from a complete object.)
+    """
+    if not ds:
+        raise UnreadableDicom("not a readable DICOM dataset: nothing after the file meta")
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return  # offsets are in the inflated stream, not the file
+    last = ds.get_item(max(ds.keys()))
+    tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+    if tell is None or length is None or length == 0xFFFFFFFF:
+        return  # already converted, or an undefined-length sequence
+    size = os.path.getsize(path)
+    if tell + length > size or 0 < size - (tell + length) < 8:
+        raise UnreadableDicom(
+            f"not a readable DICOM dataset: truncated, element {last.tag} needs {length} bytes "
+            f"at offset {tell} but the file is {size} bytes"
+        )
 
 
 def check_uids(
@@ -42,6 +71,10 @@ def check_uids(
     expected_sop_instance_uid: str | None = None,
     expected_sop_class_uid: str | None = None,
 ) -> None:
+    # pydicom parses almost any bytes into some elements. When nothing identifies a DICOM
+    # object, the data is unreadable (0xC000), not a dataset with bad UIDs (0xA900).
+    if "SOPClassUID" not in ds and "SOPInstanceUID" not in ds:
+        raise UnreadableDicom("not a readable DICOM dataset: no SOP Class or SOP Instance UID")
     for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
         value = str(ds.get(keyword, "") or "")
         if not is_valid_uid(value):
@@ -59,7 +92,8 @@ def check_uids(
 
 
 def parse_da(value: Any) -> dt.date | None:
-    text = str(value or "").strip()
+    # PS3.5 6.2 asks readers to accept the ACR-NEMA form yyyy.mm.dd too.
+    text = str(value or "").strip().replace(".", "")
     try:
         return dt.datetime.strptime(text[:8], "%Y%m%d").date() if len(text) >= 8 else None
     except ValueError:

@@ -5,8 +5,9 @@
 2. copy the object to final storage under a key chosen from database ids;
 3. render the display image and thumbnail (a failure here is recorded, not fatal);
 4. run the analyzers;
-5. mark the instance PROCESSED and drop its spool file;
-6. match the patient, link the appointment, and update the notification.
+5. in one transaction: mark the instance PROCESSED, refresh the counts, match the
+   patient, link the appointment and update the notification;
+6. drop the spool file.
 A failing run is retried with back-off, then marked ERROR with its reason.
 """
 
@@ -16,11 +17,12 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import uuid
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from dicomnet import storage
@@ -34,12 +36,15 @@ log = logging.getLogger("dicomnet.pipeline")
 
 
 def process_instance(instance_id: int) -> str:
-    """django-q2 task entry point: run the pipeline, retry on failure, record the reason."""
-    instance = DicomInstance.objects.filter(pk=instance_id).first()
-    if instance is None:
-        return "gone"
-    if instance.state == DicomInstance.State.PROCESSED:
-        return "already processed"
+    """django-q2 task entry point: claim, run the pipeline, retry on failure with the reason."""
+    if not claim(instance_id):
+        instance = DicomInstance.objects.filter(pk=instance_id).first()
+        if instance is None:
+            return "gone"
+        if instance.state == DicomInstance.State.PROCESSED:
+            return "already processed"
+        return "being processed by another run"
+    instance = DicomInstance.objects.get(pk=instance_id)
     try:
         run_pipeline(instance)
     except Exception as exc:
@@ -50,8 +55,26 @@ def process_instance(instance_id: int) -> str:
     return "processed"
 
 
+def claim(instance_id: int) -> bool:
+    """Take the instance for this run by conditional update; False if another run has it.
+
+    The same instance may be queued twice (a resend, the reconciler at listener start): only
+    one run works on it. A claim older than the task timeout belongs to a dead worker.
+    """
+    now = timezone.now()
+    stale = now - dt.timedelta(seconds=int(settings.Q_CLUSTER.get("timeout", 300)))
+    return bool(
+        DicomInstance.objects.filter(pk=instance_id)
+        .exclude(state=DicomInstance.State.PROCESSED)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=stale))
+        .update(claimed_at=now)
+    )
+
+
 def _record_failure(instance_id: int, reason: str) -> None:
-    DicomInstance.objects.filter(pk=instance_id).update(attempts=F("attempts") + 1, error=reason)
+    DicomInstance.objects.filter(pk=instance_id).update(
+        attempts=F("attempts") + 1, error=reason, claimed_at=None
+    )
     instance = DicomInstance.objects.get(pk=instance_id)
     if instance.attempts < settings.NEXREL_TASK_MAX_ATTEMPTS:
         _schedule_retry(instance_id, delay=2**instance.attempts)
@@ -71,7 +94,8 @@ def _schedule_retry(instance_id: int, *, delay: int) -> None:
     schedule(
         "dicomnet.pipeline.process_instance",
         instance_id,
-        name=f"retry-instance-{instance_id}-{timezone.now().timestamp():.0f}",
+        # Unique: two runs of one instance (a resend, the reconciler) may fail in one second.
+        name=f"retry-instance-{instance_id}-{uuid.uuid4().hex[:12]}",
         schedule_type=Schedule.ONCE,
         next_run=timezone.now() + dt.timedelta(seconds=delay),
         repeats=1,
@@ -123,15 +147,17 @@ def run_pipeline(instance: DicomInstance) -> DicomInstance:
         instance.preview_error, instance.analysis = preview_error, analysis
         instance.state, instance.error = DicomInstance.State.PROCESSED, ""
         instance.spool_path, instance.processed_at = "", timezone.now()
+        instance.claimed_at = None
         instance.save()
         refresh_counts(study)
+        # Linking commits with the PROCESSED mark: a failure here rolls both back and the
+        # retry links, rather than finding the instance "already processed" and unlinked.
+        study.refresh_from_db()
+        link_study(study)
+        notify_new_images(study)
     if spool_path:
         with contextlib.suppress(OSError):
             os.unlink(Path(spool_path))
-
-    study.refresh_from_db()
-    link_study(study)
-    notify_new_images(study)
     return instance
 
 
@@ -176,7 +202,14 @@ def upsert_study_and_series(
 
 
 def refresh_counts(study: DicomStudy) -> None:
-    """Counts are derived from rows, so a task that runs twice can't double them."""
+    """Counts are derived from rows, so a task that runs twice can't double them.
+
+    Called in the transaction that marks an instance PROCESSED. The study row is locked
+    first: under PostgreSQL's READ COMMITTED, two workers finishing the same study would
+    otherwise each count before the other commits, and the later write would lose one.
+    Holding the lock, the last to commit counts after every earlier commit.
+    """
+    list(DicomStudy.objects.select_for_update().filter(pk=study.pk).values_list("pk"))
     for series in study.series.all():
         count = series.instances.filter(state=DicomInstance.State.PROCESSED).count()
         DicomSeries.objects.filter(pk=series.pk).update(instance_count=count)

@@ -40,7 +40,8 @@ def to_display(ds: Dataset, frame: np.ndarray) -> np.ndarray:
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric == "PALETTE COLOR":
         rgb = apply_color_lut(frame, ds)
-        return _scale_to_uint8(rgb, 0.0, float(rgb.max() or 1))
+        # Palette entries are absolute colours at 8 or 16 bits: full scale is white.
+        return _scale_to_uint8(rgb, 0.0, float(np.iinfo(rgb.dtype).max))
     if frame.ndim == 3 and frame.shape[-1] in (3, 4):
         # pixel_array() already converted YBR to RGB.
         rgb = frame[..., :3]
@@ -53,7 +54,7 @@ def to_display(ds: Dataset, frame: np.ndarray) -> np.ndarray:
     if has_voi:
         values = apply_voi_lut(values, ds, index=0, prefer_lut=True)
         values = np.asarray(values, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
+        low, high = _voi_output_range(ds, values)
     else:
         # No window from the device: use robust percentiles rather than min/max, so a few
         # burned-out pixels or a collimator edge don't flatten the image.
@@ -62,6 +63,23 @@ def to_display(ds: Dataset, frame: np.ndarray) -> np.ndarray:
     if photometric == "MONOCHROME1":
         grey = 255 - grey
     return grey
+
+
+def _voi_output_range(ds: Dataset, values: np.ndarray) -> tuple[float, float]:
+    """The range the VOI step maps onto, which becomes black to white.
+
+    For a window that is the window's fixed output range, not the image's own min and max:
+    an image lying inside the window keeps the contrast the device chose instead of being
+    stretched to full scale (which would also hide a washed-out exposure from the analyzers).
+    A VOI LUT (preferred when both are present) keeps the values' own range.
+    """
+    if ds.get("VOILUTSequence"):
+        return float(values.min()), float(values.max())
+    probe = np.array([-1e12, 1e12])
+    ends = np.asarray(apply_voi_lut(probe.copy(), ds, index=0), dtype=np.float64)
+    if np.array_equal(ends, probe):  # window elements present but empty: nothing applied
+        return float(values.min()), float(values.max())
+    return float(ends.min()), float(ends.max())
 
 
 def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -82,7 +100,7 @@ def render_preview(
         if not any(k in probe for k in ("PixelData", "FloatPixelData")):
             raise NoPreview("no pixel data (not an image object)")
     try:
-        frame = pixel_array(path, index=middle_frame_index(ds))
+        frame = _decode_frame(path, middle_frame_index(ds))
     except Exception as exc:
         raise NoPreview(f"cannot decode pixel data: {type(exc).__name__}: {exc}") from exc
     if frame.ndim == 3 and frame.shape[-1] not in (3, 4):
@@ -104,6 +122,20 @@ def render_preview(
         width=image.width,
         height=image.height,
     )
+
+
+def _decode_frame(path: Path | str, index: int) -> np.ndarray:
+    """Decode one frame straight from the file, so a large multi-frame object isn't read whole.
+
+    pixel_array() can't stream a deflated file, nor one whose dataset VR contradicts its
+    transfer syntax: those (rare) are read whole and decoded from the dataset.
+    """
+    try:
+        return pixel_array(path, index=index)
+    except Exception:
+        from pydicom import dcmread
+
+        return pixel_array(dcmread(path), index=index)
 
 
 def _png(image: Image.Image) -> bytes:

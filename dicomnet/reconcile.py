@@ -69,7 +69,9 @@ def reconcile_spool(*, min_age: dt.timedelta = dt.timedelta(0)) -> ReconcileRepo
     known = set(DicomInstance.objects.exclude(spool_path="").values_list("spool_path", flat=True))
     objects_root = settings.SPOOL_DIR / "objects"
     min_age_s = max(min_age.total_seconds(), 0)
-    for path in objects_root.glob("*/*.dcm") if objects_root.is_dir() else []:
+    # ``*.recover``: an orphan this function was recovering when the process died.
+    patterns = ("*/*.dcm", "*/*.recover") if objects_root.is_dir() else ()
+    for path in [p for pattern in patterns for p in objects_root.glob(pattern)]:
         if str(path) in known or time.time() - path.stat().st_mtime < min_age_s:
             continue
         if _recover_orphan(path):
@@ -90,7 +92,8 @@ def _recover_orphan(path: Path) -> bool:
         return False
     # store_instance renames into a fresh spool name; move it out of the way first.
     staging = path.with_suffix(".recover")
-    os.rename(path, staging)
+    if path != staging:
+        os.rename(path, staging)
     try:
         store_instance(
             staging,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
 from pathlib import Path
 
 from pynetdicom import evt
 
-from dicomnet import status
+from dicomnet import incoming, status
 from dicomnet.access import AssociationGrant
-from dicomnet.ingest import IngestError, store_instance
+from dicomnet.ingest import IngestError, OutOfResources, store_instance
 from dicomnet.models import DicomServer
 from patients.models import Practice
 
@@ -25,16 +28,35 @@ def handle_echo(event: evt.Event) -> int:
 
 
 def handle_store(event: evt.Event) -> int:
+    """Store the received object durably and answer; on any failure remove its temp file.
+
+    ``store_instance`` consumes the file on success; otherwise it stays in this process's
+    spool temp directory, which the reconciler only clears once the process is gone.
+    """
     grant = grant_of(event)
     request = event.request
     sop_uid = str(request.AffectedSOPInstanceUID)
+    path = Path(event.dataset_path)
+    result = _store(event, grant, path, sop_uid)
+    if result != status.SUCCESS:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return result
+
+
+def _store(event: evt.Event, grant: AssociationGrant, path: Path, sop_uid: str) -> int:
+    request = event.request
     try:
+        write_error = incoming.take_write_error(path)
+        if write_error is not None:
+            reason = "disk full" if write_error.errno == errno.ENOSPC else "spool not writable"
+            raise OutOfResources(f"{reason} while receiving: {write_error}")
         server = DicomServer.objects.filter(pk=grant.server_id).first()
         if server is not None and not server.allow_store:
             log.warning("C-STORE from %s refused: device may not store", grant.calling_ae)
             return status.PROCESSING_FAILURE
         outcome = store_instance(
-            Path(event.dataset_path),
+            path,
             practice=Practice.objects.get(pk=grant.practice_id),
             server=server,
             calling_ae=grant.calling_ae,

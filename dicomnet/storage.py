@@ -38,20 +38,24 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def commit_to_spool(src: Path, practice_id: int) -> Path:
-    """fsync ``src`` and atomically rename it into the practice's spool. Returns the new path.
-
-    ``src`` must be on the same filesystem as the spool (the listener puts its temp
-    directory under the spool for this reason).
-    """
-    dest_dir = spool_objects_dir(practice_id)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / f"{uuid.uuid4().hex}.dcm"
-    fd = os.open(src, os.O_RDONLY)
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def commit_to_spool(src: Path, practice_id: int) -> Path:
+    """Atomically rename ``src`` into the practice's spool and fsync the directory.
+
+    ``src`` must already be fsynced (``fsync_file``) and be on the same filesystem as the
+    spool (the listener puts its temp directory under the spool for this reason).
+    Returns the new path.
+    """
+    dest_dir = spool_objects_dir(practice_id)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / f"{uuid.uuid4().hex}.dcm"
     os.rename(src, dest)
     fsync_dir(dest_dir)
     return dest

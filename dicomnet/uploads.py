@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +55,15 @@ def _ingest_zip(name: str, fileobj: BinaryIO, *, user: User) -> Iterable[UploadR
             yield UploadResult(name, False, "the zip file is empty")
             return
         for member in members:
-            with archive.open(member) as src:
-                yield _ingest_one(f"{name}/{member.filename}", src, user=user)
+            member_name = f"{name}/{member.filename}"
+            try:
+                with archive.open(member) as src:
+                    result = _ingest_one(member_name, src, user=user)
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                # Raised while reading (a CRC is checked at the member's end): report this
+                # member and go on with the others.
+                result = UploadResult(member_name, False, f"damaged zip member: {exc}")
+            yield result
 
 
 def _ingest_one(name: str, src: BinaryIO, *, user: User) -> UploadResult:

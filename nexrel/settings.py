@@ -158,31 +158,50 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 NEXREL_UPLOAD_MAX_BYTES = envint("NEXREL_UPLOAD_MAX_BYTES", str(2 * 1024**3))
 
+
 # Storage: local files by default, S3 (ca-central-1, server-side encryption) in production.
-S3_BUCKET = env("NEXREL_S3_BUCKET")
-if S3_BUCKET:
-    _default_storage = {
+def s3_storage(
+    *,
+    bucket: str,
+    region: str = "ca-central-1",
+    endpoint_url: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    sse: str = "AES256",
+    kms_key_id: str | None = None,
+) -> dict:
+    """The STORAGES entry for S3; tests build theirs with this too, so they test ours."""
+    object_parameters = {"ServerSideEncryption": sse}
+    if kms_key_id:
+        object_parameters["SSEKMSKeyId"] = kms_key_id
+    return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": S3_BUCKET,
-            "region_name": env("NEXREL_S3_REGION", "ca-central-1"),
-            "endpoint_url": env("NEXREL_S3_ENDPOINT_URL") or None,
-            "access_key": envsecret("AWS_ACCESS_KEY_ID") or None,
-            "secret_key": envsecret("AWS_SECRET_ACCESS_KEY") or None,
+            "bucket_name": bucket,
+            "region_name": region,
+            "endpoint_url": endpoint_url or None,
+            "access_key": access_key or None,
+            "secret_key": secret_key or None,
             # We choose unique keys ourselves; a retried task must overwrite, never rename.
             "file_overwrite": True,
             "default_acl": None,
             "querystring_auth": True,
-            "object_parameters": {
-                "ServerSideEncryption": env("NEXREL_S3_SSE", "AES256"),
-                **(
-                    {"SSEKMSKeyId": env("NEXREL_S3_KMS_KEY_ID")}
-                    if env("NEXREL_S3_KMS_KEY_ID")
-                    else {}
-                ),
-            },
+            "object_parameters": object_parameters,
         },
     }
+
+
+S3_BUCKET = env("NEXREL_S3_BUCKET")
+if S3_BUCKET:
+    _default_storage = s3_storage(
+        bucket=S3_BUCKET,
+        region=env("NEXREL_S3_REGION", "ca-central-1"),
+        endpoint_url=env("NEXREL_S3_ENDPOINT_URL"),
+        access_key=envsecret("AWS_ACCESS_KEY_ID"),
+        secret_key=envsecret("AWS_SECRET_ACCESS_KEY"),
+        sse=env("NEXREL_S3_SSE", "AES256"),
+        kms_key_id=env("NEXREL_S3_KMS_KEY_ID"),
+    )
 else:
     _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",

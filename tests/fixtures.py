@@ -4,6 +4,7 @@ folders get them too): isolated data directories, the demo practice, and real su
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -80,14 +81,28 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
+        # Its own process group, so stop() also reaches the children it forks (qcluster's
+        # workers, the listener's --processes children) if it dies without reaping them.
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         return self
+
+    def run(self, timeout: float = 120.0) -> subprocess.CompletedProcess:
+        """Run a one-shot command (migrate, seed_demo) to completion with the same env."""
+        return subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *self.args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
         if self.proc and self.proc.poll() is None:
@@ -97,6 +112,9 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()  # qcluster can hang on SIGTERM (django-q2 #346)
                 self.proc.wait()
+        if self.proc:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # orphans left in its group
         if getattr(self, "_log", None):
             self._log.close()
 

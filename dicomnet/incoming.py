@@ -1,0 +1,95 @@
+"""The file pynetdicom streams an incoming C-STORE data set into, under the spool.
+
+With ``STORE_RECV_CHUNKED_DATASET`` pynetdicom writes each P-DATA fragment to a
+``NamedTemporaryFile`` from its reactor thread, before any handler runs. A full disk
+raises ENOSPC there (not at our rename, which needs no space): pynetdicom then aborts the
+association, the peer gets no status, and the partial file stays in the spool.
+
+``IncomingFile`` replaces that temporary file:
+1. a failed create or write is remembered instead of raised, and the partial bytes are
+   truncated at once to give the space back;
+2. the rest of the object is read off the wire and discarded, so the association goes on;
+3. the C-STORE handler calls ``take_write_error(path)`` and answers Out of Resources
+   (0xA700), removing the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import uuid
+import weakref
+from pathlib import Path
+
+from dicomnet.storage import spool_tmp_dir
+
+_lock = threading.Lock()
+_files: weakref.WeakValueDictionary[str, IncomingFile] = weakref.WeakValueDictionary()
+
+
+class IncomingFile:
+    """Write-only file with the parts of ``NamedTemporaryFile`` that pynetdicom uses."""
+
+    def __init__(self, *, suffix: str = ".dcm") -> None:
+        self.error: OSError | None = None
+        self._fd: int | None = None
+        tmp_dir = spool_tmp_dir()
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._fd, self.name = tempfile.mkstemp(suffix=suffix, dir=tmp_dir)
+        except OSError as exc:
+            # pynetdicom needs a name; nothing exists under it.
+            self.name = str(tmp_dir / f"not-created-{uuid.uuid4().hex}{suffix}")
+            self.error = exc
+        self.file = self  # pynetdicom calls ``.file.flush()``
+        with _lock:
+            _files[self.name] = self
+
+    def write(self, data: bytes) -> int:
+        if self._fd is not None and self.error is None:
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError as exc:
+                self.error = exc
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, 0)
+                self.close()
+        return len(data)
+
+    def flush(self) -> None:
+        """Every write goes straight to the kernel; nothing is buffered here."""
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def incoming_file(*, delete: bool = False, mode: str = "wb", suffix: str = ".dcm") -> IncomingFile:
+    """Drop-in for the ``NamedTemporaryFile(delete=False, mode="wb", suffix=...)`` call."""
+    return IncomingFile(suffix=suffix)
+
+
+def take_write_error(path: Path | str) -> OSError | None:
+    """Close the received file at ``path`` and return the error that cut its writing short."""
+    with _lock:
+        received = _files.pop(str(path), None)
+    if received is None:
+        return None
+    received.close()
+    return received.error
+
+
+def install() -> None:
+    """Make pynetdicom stream C-STORE data sets into ``IncomingFile``s."""
+    from pynetdicom import dimse_messages
+
+    dimse_messages.NamedTemporaryFile = incoming_file  # type: ignore[assignment]

@@ -1,0 +1,280 @@
+"""Real throwaway peers for integration tests (loaded as a plugin with `-p tests.peers`).
+
+Each peer runs from a temp directory on 127.0.0.1 and a free port, and is stopped with a
+bounded wait. A fixture skips only when its program is not installed:
+- ``postgres_server``: a fresh PostgreSQL cluster (as an unprivileged user when we are root,
+  since postgres refuses to run as root); ``postgres_database`` gives a test its own database;
+- ``redis_server``: a Redis server without persistence;
+- ``s3_server``: a moto S3 server; ``s3_bucket`` gives a test its own bucket in ca-central-1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import free_port, wait_for_port
+
+S3_REGION = "ca-central-1"
+S3_ACCESS_KEY = "nexrel-test"
+S3_SECRET_KEY = "nexrel-test-secret"
+POSTGRES_RUN_AS = ("postgres", "nexrel-test")  # tried in order when we are root
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    """Send ``sig``, wait up to ``timeout`` seconds, then SIGKILL."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _start(
+    argv: list[str], *, log_path: Path, cwd: Path, user: str | None = None
+) -> subprocess.Popen:
+    log = open(log_path, "wb")
+    try:
+        return subprocess.Popen(
+            argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, user=user, start_new_session=True
+        )
+    finally:
+        log.close()  # the child holds its own descriptor
+
+
+def _wait_ready(proc: subprocess.Popen, port: int, log_path: Path, what: str) -> None:
+    try:
+        wait_for_port(port, timeout=30)
+    except TimeoutError:
+        stop_process(proc, signal.SIGKILL)
+        raise RuntimeError(
+            f"{what} did not start:\n{log_path.read_text(errors='replace')}"
+        ) from None
+
+
+# PostgreSQL ---------------------------------------------------------------------------------
+
+
+def _postgres_bin_dir() -> Path | None:
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
+    return Path(candidates[0]).parent if candidates else None
+
+
+def _postgres_user() -> str | None:
+    """None when we may run postgres ourselves; otherwise an unprivileged user to run it as."""
+    if os.geteuid() != 0:
+        return None
+    for name in POSTGRES_RUN_AS:
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "nexrel-test"],
+        check=True,
+        capture_output=True,
+    )
+    return "nexrel-test"
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    host: str
+    port: int
+    user: str = "postgres"
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://{self.user}@{self.host}:{self.port}/{dbname}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bin_dir = _postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, postgres) are not installed")
+    user = _postgres_user()
+    # Not pytest's tmp_path: that is private to us, and postgres may run as another user.
+    root = Path(tempfile.mkdtemp(prefix="nexrel-pg-"))
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    if user:
+        for path in (root, sockets):
+            shutil.chown(path, user=user)
+    port = free_port()
+    init = subprocess.run(
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ],
+        cwd=root,
+        user=user,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if init.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
+    log_path = root / "postgres.log"
+    proc = _start(
+        [
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-k",
+            str(sockets),
+            # Throwaway data: durability off, so the suite stays fast.
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
+        ],
+        log_path=log_path,
+        cwd=root,
+        user=user,
+    )
+    try:
+        _wait_ready(proc, port, log_path, "postgres")
+        yield PostgresServer(host="127.0.0.1", port=port)
+    finally:
+        stop_process(proc, signal.SIGINT)  # SIGINT is postgres' "fast" shutdown
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database for one test; returns its URL."""
+    return postgres_server.create_database(f"nexrel_{uuid.uuid4().hex[:12]}")
+
+
+# Redis --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[str]:
+    """A Redis server without persistence; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    root = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    log_path = root / "redis.log"
+    proc = _start(
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(root),
+        ],
+        log_path=log_path,
+        cwd=root,
+    )
+    try:
+        _wait_ready(proc, port, log_path, "redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_process(proc)
+
+
+# S3 (moto) ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+    region: str = S3_REGION
+    access_key: str = S3_ACCESS_KEY
+    secret_key: str = S3_SECRET_KEY
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
+
+    def create_bucket(self, name: str) -> str:
+        self.client().create_bucket(
+            Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region}
+        )
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> Iterator[S3Server]:
+    """A moto S3 server as a separate process, so it is reached over real HTTP."""
+    if importlib.util.find_spec("moto.server") is None:
+        pytest.skip("moto[server] is not installed")
+    root = tmp_path_factory.mktemp("moto")
+    port = free_port()
+    log_path = root / "moto.log"
+    proc = _start(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        log_path=log_path,
+        cwd=root,
+    )
+    try:
+        _wait_ready(proc, port, log_path, "moto server")
+        yield S3Server(endpoint_url=f"http://127.0.0.1:{port}")
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A fresh bucket in ca-central-1 for one test."""
+    return s3_server.create_bucket(f"nexrel-{uuid.uuid4().hex[:12]}")
