@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from io import BytesIO
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -31,6 +32,7 @@ from dicomnet.access import AssociationGrant
 from dicomnet.ingest import InvalidDataset, OutOfResources, Unreadable, store_instance
 from dicomnet.models import DicomInstance, DicomServer
 from dicomnet.tests import dicomfiles
+from patients.models import Practice
 
 
 @pytest.fixture
@@ -320,6 +322,25 @@ def test_handler_answers_a700_when_the_spool_cannot_take_the_object(practice, de
     assert result == status.OUT_OF_RESOURCES
     assert not temp.exists()
     assert not DicomInstance.objects.exists()
+
+
+def test_handler_bug_answers_c211_and_logs_the_traceback(db, receiving, caplog):
+    """An unexpected failure (here: the practice vanished mid-association) is not a refusal
+    we planned for: 0xC211, the traceback in the log, and the received bytes removed."""
+    ds = dicomfiles.intraoral()
+    practice = Practice.objects.create(name="Clinique fermée", ae_title="FERMEE")
+    device = DicomServer.objects.create(practice=practice, name="Vatech", ae_title="VATECH")
+    granted = SimpleNamespace(pk=practice.pk)  # what the association was granted for
+    practice.delete()
+
+    result, temp = c_store(granted, SimpleNamespace(pk=device.pk), ds)
+
+    assert result == status.STORE_HANDLER_FAILURE == 0xC211
+    (record,) = [r for r in caplog.records if r.name == "dicomnet.scp" and r.exc_info]
+    assert "handler failure" in record.getMessage()
+    assert record.exc_info[0].__name__ == "DoesNotExist"
+    assert not temp.exists()
+    assert spool_files() == []
 
 
 @pytest.fixture
