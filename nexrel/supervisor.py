@@ -18,7 +18,8 @@ STOP_WAIT_S = 10.0
 def commands(python: str) -> dict[str, list[str]]:
     web = os.environ.get("NEXREL_WEB_ADDRESS", "127.0.0.1:8000")
     return {
-        "web": [python, "manage.py", "runserver", web, "--noreload"],
+        # --insecure: runserver serves static files with DEBUG off, as the embedded setup needs.
+        "web": [python, "manage.py", "runserver", web, "--noreload", "--insecure"],
         "dicom": [python, "manage.py", "dicom_listener"],
         "worker": [python, "manage.py", "qcluster"],
     }
