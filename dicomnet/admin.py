@@ -5,11 +5,12 @@ from django.shortcuts import render
 from dicomnet.linking import link_study, link_to_patient, notify_new_images
 from dicomnet.models import DicomInstance, DicomSeries, DicomServer, DicomStudy
 from dicomnet.pipeline import reprocess
+from patients.admin_scoping import PracticeScopedAdmin
 from patients.models import Patient
 
 
 @admin.register(DicomServer)
-class DicomServerAdmin(admin.ModelAdmin):
+class DicomServerAdmin(PracticeScopedAdmin):
     list_display = ["name", "ae_title", "host", "port", "is_active", "vendor_profile", "practice"]
     list_filter = ["practice", "is_active", "vendor_profile"]
     search_fields = ["name", "ae_title", "host"]
@@ -28,7 +29,7 @@ class LinkPatientForm(forms.Form):
 
 
 @admin.register(DicomStudy)
-class DicomStudyAdmin(admin.ModelAdmin):
+class DicomStudyAdmin(PracticeScopedAdmin):
     list_display = [
         "study_date",
         "patient_name",
@@ -97,7 +98,7 @@ class DicomStudyAdmin(admin.ModelAdmin):
 
 
 @admin.register(DicomSeries)
-class DicomSeriesAdmin(admin.ModelAdmin):
+class DicomSeriesAdmin(PracticeScopedAdmin):
     list_display = ["study", "series_number", "modality", "series_description", "instance_count"]
     list_filter = ["modality", "practice"]
     search_fields = ["series_instance_uid", "study__patient_name"]
@@ -105,7 +106,7 @@ class DicomSeriesAdmin(admin.ModelAdmin):
 
 
 @admin.register(DicomInstance)
-class DicomInstanceAdmin(admin.ModelAdmin):
+class DicomInstanceAdmin(PracticeScopedAdmin):
     list_display = [
         "sop_instance_uid",
         "version",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils import timezone
 
@@ -59,6 +60,7 @@ def seed_demo(*, today: dt.date | None = None) -> Practice:
     if created:
         user.set_password(DEMO_PASSWORD)
         user.save()
+    user.groups.add(practice_admin_group())
     for name, ae_title, profile, _op in DEVICES:
         DicomServer.objects.update_or_create(
             practice=practice,
@@ -86,6 +88,17 @@ def seed_demo(*, today: dt.date | None = None) -> Practice:
         patients.append(patient)
     _seed_appointments(practice, patients, today or timezone.localdate())
     return practice
+
+
+def practice_admin_group() -> Group:
+    """Staff who run their own practice in Django admin (the admin scopes them to it)."""
+    group, _ = Group.objects.get_or_create(name="Practice admins")
+    group.permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["patients", "dicomnet", "worklist"])
+        .exclude(codename__in=["add_practice", "delete_practice"])
+        .exclude(content_type__model="accesslog", codename__regex=r"^(add|change|delete)_")
+    )
+    return group
 
 
 def _seed_appointments(practice: Practice, patients: list[Patient], today: dt.date) -> None:

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from dicomnet.models import DicomInstance, DicomStudy
+from patients.matching import normalise_name
 from patients.models import Notification, Patient, Practice
 
 
 def patients_of(practice: Practice) -> QuerySet[Patient]:
     return Patient.objects.filter(practice=practice)
+
+
+def search_patients(practice: Practice, query: str) -> QuerySet[Patient]:
+    """Chart number, or every word of the name in any order, ignoring accents and case."""
+    patients = patients_of(practice)
+    words = normalise_name(query).split()
+    if not words:
+        return patients
+    by_name = Q()
+    for word in words:
+        by_name &= Q(name_key__contains=word)
+    return patients.filter(by_name | Q(chart_number__iexact=query.strip()))
 
 
 def studies_of(practice: Practice) -> QuerySet[DicomStudy]:

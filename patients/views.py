@@ -6,14 +6,19 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from dicomnet.models import DicomStudy
-from patients.matching import normalise_name
-from patients.selectors import patient_studies, patients_of, studies_of, unread_notifications
-from patients.services import audit
+from patients.selectors import (
+    patient_studies,
+    patients_of,
+    search_patients,
+    studies_of,
+    unread_notifications,
+)
+from patients.services import audit, mark_notifications_read
 
 
 def practice_required(view):
@@ -47,10 +52,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @practice_required
 def patient_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    patients = patients_of(request.user.practice).annotate(study_count=Count("studies"))
-    if query:
-        key = normalise_name(query)
-        patients = patients.filter(Q(name_key__contains=key) | Q(chart_number__iexact=query))
+    patients = search_patients(request.user.practice, query).annotate(study_count=Count("studies"))
     return render(request, "patients/list.html", {"patients": patients[:200], "q": query})
 
 
@@ -58,6 +60,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = get_object_or_404(patients_of(request.user.practice), pk=pk)
     audit(request.user, "view_patient_images", patient=patient, ref=f"patient:{pk}")
+    mark_notifications_read(patient)
     return render(
         request,
         "patients/detail.html",

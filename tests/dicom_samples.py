@@ -1,0 +1,58 @@
+"""Real DICOM files for page and admin tests: pydicom's CT_small with our patient and fresh UIDs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import pydicom
+from pydicom.uid import generate_uid
+
+from dicomnet.ingest import store_instance
+from dicomnet.models import DicomInstance
+from dicomnet.pipeline import process_instance
+from dicomnet.storage import copy_into_spool_tmp
+from patients.models import Practice
+from tests.fixtures import PYDICOM_TEST_FILES
+
+
+def dicom_bytes(
+    *,
+    patient_id: str,
+    patient_name: str,
+    birth_date: str = "",
+    study_uid: str | None = None,
+    study_date: str = "20240115",
+) -> bytes:
+    """A small CT image (decodable, so it gets a preview) for the given patient."""
+    ds = pydicom.dcmread(PYDICOM_TEST_FILES / "CT_small.dcm")
+    ds.PatientID = patient_id
+    ds.PatientName = patient_name
+    ds.PatientBirthDate = birth_date
+    ds.StudyDate = study_date
+    ds.StudyInstanceUID = study_uid or generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def write_dicom(path: Path, **kwargs) -> Path:
+    path.write_bytes(dicom_bytes(**kwargs))
+    return path
+
+
+def ingest_processed(practice: Practice, **kwargs) -> DicomInstance:
+    """Store one object through the ingest path and run its pipeline task here, now."""
+    tmp = copy_into_spool_tmp(io.BytesIO(dicom_bytes(**kwargs)))
+    try:
+        outcome = store_instance(tmp, practice=practice, server=None)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    assert process_instance(outcome.instance.pk) == "processed"
+    return DicomInstance.objects.select_related("study").get(pk=outcome.instance.pk)
