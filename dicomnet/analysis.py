@@ -28,10 +28,14 @@ def exposure_check(instance: DicomInstance, display: np.ndarray) -> dict:
     pixels at black and under-exposure leaves a pale, low-contrast image.
     """
     grey = display if display.ndim == 2 else display[..., :3].mean(axis=-1)
-    grey = grey.astype(np.float64)
-    hist, _ = np.histogram(grey, bins=256, range=(0, 256))
-    total = float(grey.size) or 1.0
-    mean, std = float(grey.mean()), float(grey.std())
+    # Everything from the 256-bin histogram: one pass over the pixels, not four.
+    if grey.dtype != np.uint8:
+        grey = np.clip(grey, 0, 255).astype(np.uint8)
+    hist = np.bincount(grey.ravel(), minlength=256)
+    levels = np.arange(256, dtype=np.float64)
+    total = float(hist.sum()) or 1.0
+    mean = float(hist @ levels) / total
+    std = float(np.sqrt(max(float(hist @ levels**2) / total - mean**2, 0.0)))
     dark = float(hist[:16].sum()) / total
     bright = float(hist[240:].sum()) / total
     findings: list[str] = []

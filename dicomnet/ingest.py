@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import hashlib
 import logging
 import os
@@ -22,7 +21,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, transaction
 
-from dicomnet import status
+from dicomnet import queues, status
 from dicomnet.models import DicomInstance, DicomServer
 from dicomnet.parsing import InvalidUids, UnreadableDicom, check_uids, read_header
 from dicomnet.storage import commit_to_spool, fsync_file
@@ -67,15 +66,8 @@ def sha256_of(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-@functools.cache
-def _broker():
-    """One broker per process: django-q2 builds a new one per call otherwise (~2 ms)."""
-    from django_q.brokers import get_broker
-
-    return get_broker()
-
-
-def enqueue_processing(instance_id: int) -> None:
+def enqueue_processing(instance_id: int, *, lane: queues.Lane = queues.Lane.INTERACTIVE) -> None:
+    """Queue the pipeline for an instance, in the interactive or the bulk lane (queues.py)."""
     from django_q.tasks import async_task
 
     async_task(
@@ -83,11 +75,11 @@ def enqueue_processing(instance_id: int) -> None:
         instance_id,
         task_name=f"process-instance-{instance_id}",
         group="ingest",
-        broker=_broker(),
+        broker=queues.broker(lane),
     )
 
 
-def enqueue_at_commit(instance_id: int) -> None:
+def enqueue_at_commit(instance_id: int, *, lane: queues.Lane) -> None:
     """Queue processing so that the task exists exactly when the committed row does.
 
     With the ORM broker in the same database, the task row is written in the current
@@ -96,9 +88,9 @@ def enqueue_at_commit(instance_id: int) -> None:
     """
     q_cluster = settings.Q_CLUSTER
     if q_cluster.get("orm") == DEFAULT_DB_ALIAS and "redis" not in q_cluster:
-        enqueue_processing(instance_id)
+        enqueue_processing(instance_id, lane=lane)
     else:
-        transaction.on_commit(lambda: enqueue_processing(instance_id), robust=False)
+        transaction.on_commit(lambda: enqueue_processing(instance_id, lane=lane), robust=False)
 
 
 def store_instance(
@@ -110,11 +102,13 @@ def store_instance(
     peer_address: str = "",
     expected_sop_instance_uid: str | None = None,
     expected_sop_class_uid: str | None = None,
+    position: int = 1,
 ) -> StoreOutcome:
     """Make the object at ``path`` durable and queue its processing. See the module doc.
 
     ``path`` is consumed: on success it has been moved into the spool; on failure the
-    caller removes it.
+    caller removes it. ``position`` is the object's rank in its association or upload,
+    which with its SOP class picks the processing lane (``queues.lane_for``).
     """
     # Flush the bytes to disk while we parse and hash them: fsync and hashing both run
     # without the GIL, so durability costs little extra time.
@@ -151,7 +145,8 @@ def store_instance(
         server=server,
     )
     try:
-        outcome = _record(practice, str(ds.SOPInstanceUID), spooled, fields)
+        lane = queues.lane_for(sop_class_uid=fields["sop_class_uid"], position=position)
+        outcome = _record(practice, str(ds.SOPInstanceUID), spooled, fields, lane=lane)
     except (DatabaseError, IntegrityError) as exc:
         _discard(spooled)
         raise OutOfResources(f"database unavailable: {exc}") from exc
@@ -163,11 +158,13 @@ def store_instance(
     return outcome
 
 
-def _record(practice: Practice, sop_uid: str, spooled: Path, fields: dict) -> StoreOutcome:
+def _record(
+    practice: Practice, sop_uid: str, spooled: Path, fields: dict, *, lane: queues.Lane
+) -> StoreOutcome:
     for attempt in range(3):
         try:
             with transaction.atomic():
-                return _record_once(practice, sop_uid, spooled, fields)
+                return _record_once(practice, sop_uid, spooled, fields, lane=lane)
         except IntegrityError:
             # Another association stored the same UID at the same moment: look again.
             if attempt == 2:
@@ -175,7 +172,9 @@ def _record(practice: Practice, sop_uid: str, spooled: Path, fields: dict) -> St
     raise AssertionError("unreachable")
 
 
-def _record_once(practice: Practice, sop_uid: str, spooled: Path, fields: dict) -> StoreOutcome:
+def _record_once(
+    practice: Practice, sop_uid: str, spooled: Path, fields: dict, *, lane: queues.Lane
+) -> StoreOutcome:
     versions = list(
         DicomInstance.objects.filter(practice=practice, sop_instance_uid=sop_uid).order_by(
             "-version"
@@ -185,7 +184,7 @@ def _record_once(practice: Practice, sop_uid: str, spooled: Path, fields: dict) 
     if same is not None:
         if same.state != DicomInstance.State.PROCESSED:
             # Its task may have been lost (the reason the peer is resending): queue again.
-            enqueue_at_commit(same.pk)
+            enqueue_at_commit(same.pk, lane=lane)
         log.info(
             "duplicate SOP %s from %s: identical bytes, no new row",
             sop_uid,
@@ -208,7 +207,7 @@ def _record_once(practice: Practice, sop_uid: str, spooled: Path, fields: dict) 
             sop_uid,
             instance.version,
         )
-    enqueue_at_commit(instance.pk)
+    enqueue_at_commit(instance.pk, lane=lane)
     return StoreOutcome(instance, duplicate=False, conflict=conflict)
 
 

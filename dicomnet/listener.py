@@ -30,20 +30,26 @@ DENTAL_STORAGE_CLASSES = [
     "1.2.840.10008.5.1.4.1.1.77.1.4",  # VL Photographic
 ]
 
-# Every common syntax: uncompressed (implicit/explicit LE, explicit BE, deflated), JPEG
-# baseline/extended/lossless, JPEG-LS, JPEG 2000 (incl. HTJ2K) and RLE.
+# Every common syntax. pynetdicom picks the first of *our* list that the sender offers, so
+# the order is a policy: explicit VR first (keeps vendors' private tags typed), then the
+# lossless compressions (kept as the device made them), uncompressed variants, implicit VR,
+# and lossy syntaxes last: never ask a sender to compress lossily what it could send intact.
+_LOSSY = {
+    uid.JPEGBaseline8Bit,
+    uid.JPEGExtended12Bit,
+    uid.JPEGLSNearLossless,
+    uid.JPEG2000,
+    uid.JPEG2000MC,
+    uid.HTJ2K,
+}
+_COMPRESSED = uid.JPEGLSTransferSyntaxes + uid.JPEG2000TransferSyntaxes + uid.JPEGTransferSyntaxes
 ALL_TRANSFER_SYNTAXES = list(
     dict.fromkeys(
-        [
-            uid.ImplicitVRLittleEndian,
-            uid.ExplicitVRLittleEndian,
-            uid.DeflatedExplicitVRLittleEndian,
-            uid.ExplicitVRBigEndian,
-        ]
-        + uid.JPEGTransferSyntaxes
-        + uid.JPEGLSTransferSyntaxes
-        + uid.JPEG2000TransferSyntaxes
+        [uid.ExplicitVRLittleEndian]
+        + [ts for ts in _COMPRESSED if ts not in _LOSSY]
         + uid.RLETransferSyntaxes
+        + [uid.DeflatedExplicitVRLittleEndian, uid.ExplicitVRBigEndian, uid.ImplicitVRLittleEndian]
+        + [ts for ts in _COMPRESSED if ts in _LOSSY]
     )
 )
 

@@ -19,11 +19,15 @@ from pynetdicom import evt
 from pynetdicom.acse import ACSE
 from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
-from dicomnet.access import AssociationGrant, authorise_association
+from dicomnet.access import AssociationGrant, AssociationRefusal, authorise_association
 
 log = logging.getLogger("dicomnet.network")
 
 _NON_PDATA_ALLOWANCE = 64 * 1024  # an A-ASSOCIATE-RQ with many contexts can exceed a small max
+
+
+# A-ASSOCIATE-RJ: transient, service provider (presentation related), local limit exceeded
+REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)
 
 
 class PduTooLarge(OSError):
@@ -78,11 +82,21 @@ class PracticeACSE(ACSE):
     def _negotiate_as_acceptor(self) -> None:
         rq = self.requestor.primitive
         peer = str(self.assoc.requestor.address or "")
-        decision = authorise_association(
-            called_ae=str(rq.called_ae_title),
-            calling_ae=str(rq.calling_ae_title),
-            peer_address=peer,
-        )
+        # pynetdicom would refuse this too (later, and logging only at INFO): refuse it
+        # here, before any database query, so that every rejection is logged with why.
+        active = sum(1 for a in self.assoc.ae.active_associations if a.is_acceptor)
+        if active > self.assoc.ae.maximum_associations:
+            decision: AssociationGrant | AssociationRefusal = AssociationRefusal(
+                REJECT_LOCAL_LIMIT,
+                f"{active - 1} associations already active, the maximum "
+                f"(DICOM_MAX_ASSOCIATIONS={self.assoc.ae.maximum_associations})",
+            )
+        else:
+            decision = authorise_association(
+                called_ae=str(rq.called_ae_title),
+                calling_ae=str(rq.calling_ae_title),
+                peer_address=peer,
+            )
         if not isinstance(decision, AssociationGrant):
             self.requestor.ae_title = rq.calling_ae_title
             log.warning(
@@ -107,6 +121,11 @@ def on_conn_open(event: evt.Event) -> None:
 
 
 def on_conn_close(event: evt.Event) -> None:
+    if event.assoc.is_acceptor and event.assoc.dul.state_machine.current_state == "Sta2":
+        # Closed before any A-ASSOCIATE-RQ (a TCP probe, a peer stalled mid-PDU). pynetdicom
+        # (AA-5) gives the association thread nothing to wake on, so it would hold one of the
+        # bounded association slots for the whole ACSE timeout. None reads as "no request".
+        event.assoc.dul.to_user_queue.put(None)
     # Each association thread opened its own database connection.
     if threading.current_thread() is event.assoc:
         connections.close_all()

@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -30,7 +31,7 @@ from dicomnet.analysis import run_analyzers
 from dicomnet.linking import link_study, notify_new_images
 from dicomnet.models import DicomInstance, DicomSeries, DicomStudy
 from dicomnet.parsing import InstanceHeader, header_fields, json_metadata, read_header
-from dicomnet.previews import NoPreview, render_preview
+from dicomnet.previews import IMAGE_SUFFIX, NoPreview, render_preview
 
 log = logging.getLogger("dicomnet.pipeline")
 
@@ -106,7 +107,7 @@ def run_pipeline(instance: DicomInstance) -> DicomInstance:
     with storage.local_copy(instance) as path:
         ds = read_header(path)
         header = header_fields(ds)
-        study, series = upsert_study_and_series(instance, header, json_metadata(ds))
+        study, series = upsert_study_and_series(instance, header, lambda: json_metadata(ds))
         instance.study, instance.series = study, series
         instance.instance_number = header.instance_number
         instance.rows, instance.columns, instance.frames = (
@@ -134,10 +135,10 @@ def run_pipeline(instance: DicomInstance) -> DicomInstance:
             preview_error = str(exc)[:500]
             log.info("instance %s stored without preview: %s", instance.pk, preview_error)
         else:
-            preview_key = storage.instance_key(instance, ".png")
-            thumbnail_key = storage.instance_key(instance, ".thumb.png")
-            storage.put_bytes(preview_key, preview.display_png)
-            storage.put_bytes(thumbnail_key, preview.thumbnail_png)
+            preview_key = storage.instance_key(instance, IMAGE_SUFFIX)
+            thumbnail_key = storage.instance_key(instance, ".thumb" + IMAGE_SUFFIX)
+            storage.put_bytes(preview_key, preview.display_image)
+            storage.put_bytes(thumbnail_key, preview.thumbnail_image)
             analysis = run_analyzers(instance, preview.display)
 
     spool_path = instance.spool_path
@@ -162,8 +163,10 @@ def run_pipeline(instance: DicomInstance) -> DicomInstance:
 
 
 def upsert_study_and_series(
-    instance: DicomInstance, h: InstanceHeader, metadata: dict
+    instance: DicomInstance, h: InstanceHeader, metadata: Callable[[], dict]
 ) -> tuple[DicomStudy, DicomSeries]:
+    """``metadata`` is called only when the study needs it: the header as JSON is costly
+    and a 300-slice series has one study."""
     study, created = DicomStudy.objects.get_or_create(
         practice_id=instance.practice_id,
         study_instance_uid=h.study_instance_uid,
@@ -185,7 +188,7 @@ def upsert_study_and_series(
         modalities = set(filter(None, study.modality.split("\\"))) | {h.modality} - {""}
         study.modality = "\\".join(sorted(modalities))[:64]
         if not study.metadata:
-            study.metadata = metadata
+            study.metadata = metadata()
         study.save(update_fields=["modality", "metadata", "updated_at"])
     series, _ = DicomSeries.objects.get_or_create(
         study=study,
@@ -224,8 +227,9 @@ def refresh_counts(study: DicomStudy) -> None:
 def reprocess(instance: DicomInstance) -> None:
     """Run the whole pipeline again for an instance (admin action)."""
     from dicomnet.ingest import enqueue_processing
+    from dicomnet.queues import Lane
 
     DicomInstance.objects.filter(pk=instance.pk).update(
         state=DicomInstance.State.RECEIVED, attempts=0, error=""
     )
-    enqueue_processing(instance.pk)
+    enqueue_processing(instance.pk, lane=Lane.BULK)

@@ -1,4 +1,4 @@
-"""Pixels to images: a display PNG and a thumbnail from one DICOM object.
+"""Pixels to images: a display image and a thumbnail (WebP) from one DICOM object.
 
 Steps: decode one frame (the middle one of a multi-frame object; pylibjpeg handles the
 compressed syntaxes), apply the modality LUT / rescale, then the VOI LUT or window,
@@ -23,8 +23,8 @@ class NoPreview(Exception):
 
 @dataclass
 class RenderedPreview:
-    display_png: bytes
-    thumbnail_png: bytes
+    display_image: bytes  # WebP, see IMAGE_FORMAT
+    thumbnail_image: bytes
     display: np.ndarray  # 8-bit grey or RGB, what analyzers look at
     width: int
     height: int
@@ -49,20 +49,67 @@ def to_display(ds: Dataset, frame: np.ndarray) -> np.ndarray:
             return rgb
         return _scale_to_uint8(rgb, float(rgb.min()), float(rgb.max()))
 
-    values = apply_modality_lut(frame, ds).astype(np.float64, copy=False)
+    if frame.dtype.kind in "iu":
+        low, high = int(frame.min()), int(frame.max())
+        if high - low < _MAX_LUT_ENTRIES:
+            # Map each stored value once and look the image up in that table: the same
+            # result as mapping every pixel, at a fraction of the work on a 16-bit image.
+            offsets = np.subtract(frame, low, dtype=np.intp)
+            counts = np.bincount(offsets.ravel(), minlength=high - low + 1)
+            lut = _grey(ds, np.arange(low, high + 1), counts, photometric)
+            return lut[offsets]
+    return _grey(ds, frame, None, photometric)
+
+
+_MAX_LUT_ENTRIES = 1 << 20
+
+
+def _grey(
+    ds: Dataset, stored: np.ndarray, counts: np.ndarray | None, photometric: str
+) -> np.ndarray:
+    """Stored values to 8-bit grey: modality LUT or rescale, then VOI LUT or window (or
+    robust percentiles when the device gave none), then MONOCHROME1 inversion.
+
+    ``counts``, when given, says how many pixels hold each of ``stored``'s values (which are
+    then a table's entries rather than an image): ranges and percentiles follow the pixels.
+    """
+    values = apply_modality_lut(stored, ds).astype(np.float64, copy=False)
+    present = values if counts is None else values[counts > 0]
     has_voi = "WindowCenter" in ds or "VOILUTSequence" in ds
     if has_voi:
-        values = apply_voi_lut(values, ds, index=0, prefer_lut=True)
-        values = np.asarray(values, dtype=np.float64)
-        low, high = _voi_output_range(ds, values)
-    else:
+        values = np.asarray(apply_voi_lut(values, ds, index=0, prefer_lut=True), np.float64)
+        present = values if counts is None else values[counts > 0]
+        low, high = _voi_output_range(ds, present)
+    elif counts is None:
         # No window from the device: use robust percentiles rather than min/max, so a few
         # burned-out pixels or a collimator edge don't flatten the image.
         low, high = np.percentile(values, [0.5, 99.5]).tolist()
+    else:
+        low, high = _weighted_percentiles(present, counts[counts > 0], (0.5, 99.5))
     grey = _scale_to_uint8(values, low, high)
     if photometric == "MONOCHROME1":
         grey = 255 - grey
     return grey
+
+
+def _weighted_percentiles(
+    values: np.ndarray, counts: np.ndarray, qs: tuple[float, ...]
+) -> tuple[float, ...]:
+    """``np.percentile`` (linear method) of the data in which each value occurs ``count`` times."""
+    order = np.argsort(values, kind="stable")
+    ordered, cumulative = values[order], np.cumsum(counts[order])
+    total = int(cumulative[-1])
+
+    def at_rank(rank: int) -> float:
+        return float(ordered[np.searchsorted(cumulative, rank, side="right")])
+
+    results = []
+    for q in qs:
+        position = q / 100 * (total - 1)
+        below = int(np.floor(position))
+        a, b = at_rank(below), at_rank(min(below + 1, total - 1))
+        results.append(a + (b - a) * (position - below))
+    return tuple(results)
 
 
 def _voi_output_range(ds: Dataset, values: np.ndarray) -> tuple[float, float]:
@@ -116,8 +163,8 @@ def render_preview(
     thumb = image.copy()
     thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
     return RenderedPreview(
-        display_png=_png(full),
-        thumbnail_png=_png(thumb),
+        display_image=_encode(full),
+        thumbnail_image=_encode(thumb),
         display=display,
         width=image.width,
         height=image.height,
@@ -138,7 +185,12 @@ def _decode_frame(path: Path | str, index: int) -> np.ndarray:
         return pixel_array(dcmread(path), index=index)
 
 
-def _png(image: Image.Image) -> bytes:
+# Lossy WebP at high quality: a few times faster to encode than PNG and ~20x smaller for
+# noisy radiographs. Diagnosis uses the DICOM object itself; this is for display.
+IMAGE_FORMAT, IMAGE_SUFFIX, IMAGE_CONTENT_TYPE = "WEBP", ".webp", "image/webp"
+
+
+def _encode(image: Image.Image) -> bytes:
     buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=3)
+    image.save(buf, format=IMAGE_FORMAT, quality=85, method=0)
     return buf.getvalue()

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from dicomnet.ingest import IngestError, enqueue_processing, store_instance
 from dicomnet.models import DicomInstance
+from dicomnet.queues import Lane
 from patients.models import Practice
 
 log = logging.getLogger("dicomnet.reconcile")
@@ -62,8 +63,10 @@ def reconcile_spool(*, min_age: dt.timedelta = dt.timedelta(0)) -> ReconcileRepo
     pending = DicomInstance.objects.filter(
         state=DicomInstance.State.RECEIVED, received_at__lte=cutoff
     ).values_list("pk", flat=True)
-    for pk in pending.iterator():
-        enqueue_processing(pk)
+    # A list, not .iterator(): django-q2's ORM broker closes the connection between
+    # enqueues (close_old_connections, outside a transaction), under an open cursor.
+    for pk in list(pending):
+        enqueue_processing(pk, lane=Lane.BULK)  # recovery must not delay what arrives meanwhile
         report.requeued += 1
 
     known = set(DicomInstance.objects.exclude(spool_path="").values_list("spool_path", flat=True))

@@ -44,6 +44,12 @@ def handle_store(event: evt.Event) -> int:
     return result
 
 
+def _next_position(assoc) -> int:
+    """The rank of this object in its association (one thread per association: no lock)."""
+    assoc.nexrel_objects = getattr(assoc, "nexrel_objects", 0) + 1
+    return assoc.nexrel_objects
+
+
 def _store(event: evt.Event, grant: AssociationGrant, path: Path, sop_uid: str) -> int:
     request = event.request
     try:
@@ -63,6 +69,7 @@ def _store(event: evt.Event, grant: AssociationGrant, path: Path, sop_uid: str) 
             peer_address=grant.peer_address,
             expected_sop_instance_uid=sop_uid,
             expected_sop_class_uid=str(request.AffectedSOPClassUID),
+            position=_next_position(event.assoc),
         )
     except IngestError as exc:
         log.warning(

@@ -54,11 +54,11 @@ def _ingest_zip(name: str, fileobj: BinaryIO, *, user: User) -> Iterable[UploadR
         if not members:
             yield UploadResult(name, False, "the zip file is empty")
             return
-        for member in members:
+        for position, member in enumerate(members, start=1):
             member_name = f"{name}/{member.filename}"
             try:
                 with archive.open(member) as src:
-                    result = _ingest_one(member_name, src, user=user)
+                    result = _ingest_one(member_name, src, user=user, position=position)
             except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 # Raised while reading (a CRC is checked at the member's end): report this
                 # member and go on with the others.
@@ -66,7 +66,7 @@ def _ingest_zip(name: str, fileobj: BinaryIO, *, user: User) -> Iterable[UploadR
             yield result
 
 
-def _ingest_one(name: str, src: BinaryIO, *, user: User) -> UploadResult:
+def _ingest_one(name: str, src: BinaryIO, *, user: User, position: int = 1) -> UploadResult:
     path: Path | None = None
     try:
         path = copy_into_spool_tmp(src)
@@ -76,6 +76,7 @@ def _ingest_one(name: str, src: BinaryIO, *, user: User) -> UploadResult:
             server=None,
             calling_ae="",
             peer_address=f"upload by {user.username}"[:64],
+            position=position,
         )
     except IngestError as exc:
         message = str(exc)

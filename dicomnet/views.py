@@ -5,6 +5,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
+from dicomnet.previews import IMAGE_CONTENT_TYPE
 from dicomnet.uploads import ingest_upload
 from patients.selectors import instances_of
 from patients.services import audit
@@ -41,6 +42,6 @@ def instance_image(request: HttpRequest, pk: int, kind: str) -> FileResponse:
             patient=instance.study.patient if instance.study else None,
             ref=f"instance:{pk}",
         )
-    response = FileResponse(default_storage.open(key, "rb"), content_type="image/png")
+    response = FileResponse(default_storage.open(key, "rb"), content_type=IMAGE_CONTENT_TYPE)
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -244,11 +244,16 @@ Q_CLUSTER: dict = {
     "poll": float(env("Q_POLL", "0.1")),
     "label": "Tasks",
     "save_limit": 1000,
+    # Prefetch little, so an interactive task is never stuck behind many bulk ones.
+    "queue_limit": envint("Q_WORKERS", "2"),
 }
+# Brokers with an interactive and a bulk lane (dicomnet/queues.py).
 if env("REDIS_URL"):
     Q_CLUSTER["redis"] = env("REDIS_URL")
+    Q_CLUSTER["broker_class"] = "dicomnet.queues.PriorityRedis"
 else:
     Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["broker_class"] = "dicomnet.queues.PriorityORM"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -13,7 +13,7 @@ urlpatterns = [
     path("patients/<int:pk>/", patient_views.patient_detail, name="patient_detail"),
     path("dicom/upload/", dicom_views.upload, name="dicom_upload"),
     path(
-        "dicom/instances/<int:pk>/<str:kind>.png",
+        "dicom/instances/<int:pk>/<str:kind>.webp",
         dicom_views.instance_image,
         name="instance_image",
     ),

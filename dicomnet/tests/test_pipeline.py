@@ -65,7 +65,7 @@ def test_pipeline_indexes_stores_renders_and_analyses(practice, tmp_path):
         assert Image.open(io.BytesIO(fh.read())).size == (64, 64)
     with default_storage.open(instance.thumbnail_key, "rb") as fh:
         thumb = Image.open(io.BytesIO(fh.read()))
-        assert thumb.format == "PNG" and max(thumb.size) <= settings.NEXREL_THUMBNAIL_SIZE
+        assert thumb.format == "WEBP" and max(thumb.size) <= settings.NEXREL_THUMBNAIL_SIZE
     assert instance.preview_error == ""
     assert instance.analysis["exposure_check"]["verdict"] in {
         "ok",
@@ -106,7 +106,7 @@ def test_processing_twice_does_not_double_counts(practice, tmp_path):
     assert sorted(study.series.values_list("instance_count", flat=True)) == [1, 2]
     assert DicomSeries.objects.count() == 2
     assert DicomInstance.objects.get(pk=again.pk).storage_key == key
-    assert len(default_storage.listdir(str(Path(key).parent))[1]) == 2 * 3  # .dcm .png .thumb
+    assert len(default_storage.listdir(str(Path(key).parent))[1]) == 2 * 3  # .dcm .webp .thumb.webp
 
 
 def test_undecodable_image_is_stored_without_preview(practice, tmp_path):

@@ -162,9 +162,9 @@ def render(path: Path, **kwargs) -> RenderedPreview:
     return render_preview(path, read_header(path), **kwargs)
 
 
-def png_size(data: bytes) -> tuple[int, int]:
+def image_size(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as image:
-        assert image.format == "PNG"
+        assert image.format == "WEBP"
         return image.size
 
 
@@ -228,8 +228,8 @@ def test_bundled_image_renders(name: str) -> None:
     expected_shape = (header.Rows, header.Columns, 3) if colour else (header.Rows, header.Columns)
     assert display.shape == expected_shape
     assert display.std() > 0, "rendered as a flat image"
-    assert png_size(preview.display_png) == (header.Columns, header.Rows)
-    thumb_w, thumb_h = png_size(preview.thumbnail_png)
+    assert image_size(preview.display_image) == (header.Columns, header.Rows)
+    thumb_w, thumb_h = image_size(preview.thumbnail_image)
     assert max(thumb_w, thumb_h) <= 256
     assert max(thumb_w, thumb_h) == min(256, max(header.Columns, header.Rows))
 
@@ -545,8 +545,8 @@ def test_thumbnail_fits_thumb_size_and_display_fits_max_size(
 ) -> None:
     pixels = ramp(*shape, 0, 4095, np.uint16)
     preview = render(write_image(tmp_path, pixels, bits_stored=12), max_size=max_size)
-    assert png_size(preview.display_png) == display_size
-    assert png_size(preview.thumbnail_png) == thumb_size
+    assert image_size(preview.display_image) == display_size
+    assert image_size(preview.thumbnail_image) == thumb_size
     assert (preview.height, preview.width) == shape
 
 

@@ -17,7 +17,9 @@ from tests.integration.dicom_files import write_instance
 
 pytestmark = [pytest.mark.integration]
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+def is_webp(data: bytes) -> bool:
+    return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
 
 
 @pytest.fixture
@@ -63,7 +65,7 @@ def test_pipeline_stores_encrypted_objects_in_s3(practice, s3_settings, s3_serve
     assert instance.preview_error == ""
     keys = {instance.storage_key, instance.preview_key, instance.thumbnail_key}
     prefix = f"{practice.pk}/{instance.study_id}/{instance.series_id}/{instance.pk}-v1"
-    assert keys == {f"{prefix}.dcm", f"{prefix}.png", f"{prefix}.thumb.png"}
+    assert keys == {f"{prefix}.dcm", f"{prefix}.webp", f"{prefix}.thumb.webp"}
     assert _bucket_keys(client, bucket) == keys
     for key in keys:
         head = client.head_object(Bucket=bucket, Key=key)
@@ -72,7 +74,7 @@ def test_pipeline_stores_encrypted_objects_in_s3(practice, s3_settings, s3_serve
     assert hashlib.sha256(body).hexdigest() == instance.sha256
     assert body == source.read_bytes()
     for key in (instance.preview_key, instance.thumbnail_key):
-        assert client.get_object(Bucket=bucket, Key=key)["Body"].read().startswith(PNG_MAGIC)
+        assert is_webp(client.get_object(Bucket=bucket, Key=key)["Body"].read())
     assert spool_path and not Path(spool_path).exists()  # the spool copy is dropped
 
     study = DicomStudy.objects.get(pk=instance.study_id)
