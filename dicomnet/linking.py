@@ -7,7 +7,7 @@ import logging
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext
 
 from dicomnet.models import DicomInstance, DicomStudy
 from patients.matching import match_patient
@@ -101,7 +101,7 @@ def notify_new_images(study: DicomStudy) -> Notification:
         "%(count)d new X-ray for %(who)s", "%(count)d new X-rays for %(who)s", count
     ) % {"count": count, "who": who or "?"}
     if study.status == DicomStudy.Status.NEEDS_REVIEW:
-        message += " (needs review)"
+        message += " " + gettext("(needs review)")
     with transaction.atomic():
         notification, _ = Notification.objects.update_or_create(
             study=study,

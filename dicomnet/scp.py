@@ -44,6 +44,16 @@ def handle_store(event: evt.Event) -> int:
     return result
 
 
+def _peers(assoc, grant: AssociationGrant) -> tuple[Practice, DicomServer | None]:
+    """The practice and device the association was granted for, read once per association."""
+    if not hasattr(assoc, "nexrel_peers"):
+        assoc.nexrel_peers = (
+            Practice.objects.get(pk=grant.practice_id),
+            DicomServer.objects.filter(pk=grant.server_id).first(),
+        )
+    return assoc.nexrel_peers
+
+
 def _next_position(assoc) -> int:
     """The rank of this object in its association (one thread per association: no lock)."""
     assoc.nexrel_objects = getattr(assoc, "nexrel_objects", 0) + 1
@@ -57,13 +67,13 @@ def _store(event: evt.Event, grant: AssociationGrant, path: Path, sop_uid: str) 
         if write_error is not None:
             reason = "disk full" if write_error.errno == errno.ENOSPC else "spool not writable"
             raise OutOfResources(f"{reason} while receiving: {write_error}")
-        server = DicomServer.objects.filter(pk=grant.server_id).first()
+        practice, server = _peers(event.assoc, grant)
         if server is not None and not server.allow_store:
             log.warning("C-STORE from %s refused: device may not store", grant.calling_ae)
-            return status.PROCESSING_FAILURE
+            return status.NOT_AUTHORIZED
         outcome = store_instance(
             path,
-            practice=Practice.objects.get(pk=grant.practice_id),
+            practice=practice,
             server=server,
             calling_ae=grant.calling_ae,
             peer_address=grant.peer_address,

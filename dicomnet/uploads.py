@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from dicomnet.ingest import IngestError, store_instance
 from dicomnet.storage import copy_into_spool_tmp
@@ -43,16 +44,18 @@ def _ingest_zip(name: str, fileobj: BinaryIO, *, user: User) -> Iterable[UploadR
     try:
         archive = zipfile.ZipFile(fileobj)
     except zipfile.BadZipFile as exc:
-        yield UploadResult(name, False, f"damaged zip file: {exc}")
+        yield UploadResult(name, False, _("damaged zip file: %(error)s") % {"error": exc})
         return
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
         members = [m for m in members if not m.filename.startswith("__MACOSX/")]
         if sum(m.file_size for m in members) > budget:
-            yield UploadResult(name, False, f"zip expands beyond {budget} bytes; refused")
+            yield UploadResult(
+                name, False, _("zip expands beyond %(budget)d bytes; refused") % {"budget": budget}
+            )
             return
         if not members:
-            yield UploadResult(name, False, "the zip file is empty")
+            yield UploadResult(name, False, _("the zip file is empty"))
             return
         for position, member in enumerate(members, start=1):
             member_name = f"{name}/{member.filename}"
@@ -62,7 +65,9 @@ def _ingest_zip(name: str, fileobj: BinaryIO, *, user: User) -> Iterable[UploadR
             except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 # Raised while reading (a CRC is checked at the member's end): report this
                 # member and go on with the others.
-                result = UploadResult(member_name, False, f"damaged zip member: {exc}")
+                result = UploadResult(
+                    member_name, False, _("damaged zip member: %(error)s") % {"error": exc}
+                )
             yield result
 
 
@@ -81,16 +86,19 @@ def _ingest_one(name: str, src: BinaryIO, *, user: User, position: int = 1) -> U
     except IngestError as exc:
         message = str(exc)
         if "not a readable DICOM" in message:
-            message = "not a DICOM file"
+            message = _("not a DICOM file")
         return UploadResult(name, False, message)
     except OSError as exc:
         log.error("upload %s: cannot write spool: %s", name, exc)
-        return UploadResult(name, False, "the server could not store the file; try again")
+        return UploadResult(name, False, _("the server could not store the file; try again"))
     finally:
         if path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(path)
     if outcome.duplicate:
-        return UploadResult(name, True, "already received (identical)", outcome.instance.pk)
-    note = " (same UID as an earlier image, kept as a new version)" if outcome.conflict else ""
-    return UploadResult(name, True, "received" + note, outcome.instance.pk)
+        return UploadResult(name, True, _("already received (identical)"), outcome.instance.pk)
+    if outcome.conflict:
+        message = _("received (same UID as an earlier image, kept as a new version)")
+    else:
+        message = _("received")
+    return UploadResult(name, True, message, outcome.instance.pk)

@@ -222,7 +222,9 @@ DICOM_SOCKET_TIMEOUT = envint("DICOM_SOCKET_TIMEOUT", "30")
 DICOM_ACSE_TIMEOUT = envint("DICOM_ACSE_TIMEOUT", "30")
 DICOM_DIMSE_TIMEOUT = envint("DICOM_DIMSE_TIMEOUT", "60")
 DICOM_NETWORK_TIMEOUT = envint("DICOM_NETWORK_TIMEOUT", "120")
-DICOM_LISTENER_PROCESSES = envint("DICOM_LISTENER_PROCESSES", "1")
+# Listener processes sharing the port (SO_REUSEPORT): pynetdicom spends its time in Python,
+# so parallel associations in one process share one core (docs/benchmarks.md).
+DICOM_LISTENER_PROCESSES = envint("DICOM_LISTENER_PROCESSES", "2")
 if DICOM_MAX_PDU < 16384:
     raise ImproperlyConfigured("DICOM_MAX_PDU must be at least 16384 bytes")
 

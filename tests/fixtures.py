@@ -22,6 +22,12 @@ PYDICOM_TEST_FILES = Path(__import__("pydicom").__file__).parent / "data" / "tes
 
 
 @pytest.fixture(autouse=True)
+def english_by_default(settings) -> None:
+    """Tests read English text; the French default is proven in patients/tests/test_i18n.py."""
+    settings.LANGUAGE_CODE = "en"
+
+
+@pytest.fixture(autouse=True)
 def isolated_data(settings, tmp_path: Path) -> Path:
     """Each test gets its own spool and storage; nothing touches var/."""
     data = tmp_path / "data"
@@ -73,6 +79,9 @@ class ManagedProcess:
             "NEXREL_SPOOL_DIR": str(data_dir / "spool"),
             "NEXREL_S3_BUCKET": "",
             "PYTHONUNBUFFERED": "1",
+            "LANGUAGE_CODE": "en",
+            # One listener process unless a test asks for more: limits and logs are per process.
+            "DICOM_LISTENER_PROCESSES": "1",
             **(env or {}),
         }
         self.log_path = data_dir / f"{args[0]}-{time.monotonic_ns()}.log"

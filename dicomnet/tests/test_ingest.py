@@ -324,6 +324,17 @@ def test_handler_answers_a700_when_the_spool_cannot_take_the_object(practice, de
     assert not DicomInstance.objects.exists()
 
 
+def test_device_not_allowed_to_store_is_refused_not_authorized(practice, device, receiving, caplog):
+    DicomServer.objects.filter(pk=device.pk).update(allow_store=False)
+
+    result, temp = c_store(practice, device, dicomfiles.intraoral())
+
+    assert result == status.NOT_AUTHORIZED == 0x0124
+    assert "device may not store" in caplog.text
+    assert not temp.exists()
+    assert not DicomInstance.objects.exists()
+
+
 def test_handler_bug_answers_c211_and_logs_the_traceback(db, receiving, caplog):
     """An unexpected failure (here: the practice vanished mid-association) is not a refusal
     we planned for: 0xC211, the traceback in the log, and the received bytes removed."""

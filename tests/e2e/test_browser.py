@@ -68,7 +68,7 @@ def browser_page(web_server, monkeypatch) -> Iterator[tuple]:
     problems: list[str] = []
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-        page = browser.new_page()
+        page = browser.new_page(locale="en-CA")
         page.set_default_timeout(10_000)
         page.add_init_script(RECORD_CSP_VIOLATIONS)
         page.on(

@@ -1,0 +1,35 @@
+"""The interface speaks French by default (Quebec) and English on request."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from dicomnet.linking import notify_new_images
+from dicomnet.models import DicomStudy
+
+
+def test_french_by_default_english_when_the_browser_asks(client, practice, settings):
+    settings.LANGUAGE_CODE = "fr-ca"
+    login = reverse("login")
+    assert "Mot de passe" in client.get(login).content.decode()
+    english = client.get(login, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Password" in english and "Mot de passe" not in english
+
+
+def test_language_switch_is_remembered(client, practice, settings):
+    settings.LANGUAGE_CODE = "fr-ca"
+    client.login(username="clinician", password="nexrel-demo")
+    assert "Téléverser" in client.get(reverse("patient_list")).content.decode()
+    client.post(reverse("set_language"), {"language": "en", "next": "/patients/"})
+    page = client.get(reverse("patient_list")).content.decode()
+    assert "Upload DICOM" in page and "Téléverser" not in page
+
+
+def test_notifications_are_written_in_the_practice_language(practice, settings):
+    settings.LANGUAGE_CODE = "fr-ca"
+    study = DicomStudy.objects.create(
+        practice=practice, study_instance_uid="1.2.3", patient_name="COTE^ZOE"
+    )
+    assert notify_new_images(study).message == "0 nouvelle radiographie pour COTE ZOE"
+    study.status = DicomStudy.Status.NEEDS_REVIEW
+    assert notify_new_images(study).message.endswith("(à vérifier)")
