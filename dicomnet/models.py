@@ -35,6 +35,22 @@ class DicomServer(models.Model):
     vendor_profile = models.CharField(
         max_length=20, choices=VendorProfile.choices, default=VendorProfile.GENERIC
     )
+    # Device profile for the modality worklist.
+    mwl_character_set = models.CharField(
+        _("worklist character set"),
+        max_length=16,
+        choices=[("ISO_IR 192", "UTF-8 (ISO_IR 192)"), ("ISO_IR 100", "Latin-1 (ISO_IR 100)")],
+        default="ISO_IR 192",
+        help_text=_("Latin-1 for devices that cannot read UTF-8."),
+    )
+    mwl_own_station_only = models.BooleanField(
+        _("worklist: own station only"),
+        default=False,
+        help_text=_(
+            "For devices that do not send their station AE title: answer only with items "
+            "scheduled on this device's operatories."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -92,6 +108,14 @@ class DicomStudy(models.Model):
     )
     appointment = models.ForeignKey(
         Appointment, null=True, blank=True, on_delete=models.SET_NULL, related_name="studies"
+    )
+    # Set when the study was linked exactly, through a worklist item's UID or accession number.
+    worklist_item = models.ForeignKey(
+        "worklist.WorklistItem",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="studies",
     )
     status = models.CharField(max_length=14, choices=Status.choices, default=Status.PENDING)
     status_reason = models.CharField(max_length=500, blank=True)

@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from dicomnet.models import DicomServer
 from patients.models import Appointment, Patient, Practice, User
+from worklist.models import OperatoryStation, WorklistItem
+from worklist.services import ensure_procedure_modalities
 
 DEMO_PASSWORD = "nexrel-demo"
 
@@ -61,8 +63,8 @@ def seed_demo(*, today: dt.date | None = None) -> Practice:
         user.set_password(DEMO_PASSWORD)
         user.save()
     user.groups.add(practice_admin_group())
-    for name, ae_title, profile, _op in DEVICES:
-        DicomServer.objects.update_or_create(
+    for name, ae_title, profile, operatory in DEVICES:
+        device, _ = DicomServer.objects.update_or_create(
             practice=practice,
             ae_title=ae_title,
             defaults=dict(
@@ -76,8 +78,15 @@ def seed_demo(*, today: dt.date | None = None) -> Practice:
                 allow_move=True,
                 allow_get=True,
                 vendor_profile=profile,
+                # Demo quirks: one device reads only Latin-1, one never sends its station AE.
+                mwl_character_set="ISO_IR 100" if ae_title == "SIRONA" else "ISO_IR 192",
+                mwl_own_station_only=ae_title == "VATECH",
             ),
         )
+        OperatoryStation.objects.update_or_create(
+            practice=practice, operatory=operatory, defaults={"device": device}
+        )
+    ensure_procedure_modalities(practice)
     patients = []
     for chart, family, given, dob, sex in PATIENTS:
         patient, _ = Patient.objects.update_or_create(
@@ -103,9 +112,11 @@ def practice_admin_group() -> Group:
 
 def _seed_appointments(practice: Practice, patients: list[Patient], today: dt.date) -> None:
     tz = timezone.get_current_timezone()
-    Appointment.objects.filter(practice=practice, procedure_code__startswith="D").filter(
+    window = Appointment.objects.filter(practice=practice, procedure_code__startswith="D").filter(
         start__date__gte=today - dt.timedelta(days=3), start__date__lte=today + dt.timedelta(days=3)
-    ).delete()
+    )
+    WorklistItem.objects.filter(appointment__in=window).delete()
+    window.delete()
     for offset in range(-3, 4):
         day = today + dt.timedelta(days=offset)
         for slot, patient in enumerate(patients):
@@ -127,6 +138,7 @@ def _seed_appointments(practice: Practice, patients: list[Patient], today: dt.da
                 procedure_code=code,
                 procedure_description=description,
                 needs_imaging=imaging,
+                provider="Dre Marie Gauthier",
                 status=Appointment.Status.CONFIRMED
                 if offset >= 0
                 else Appointment.Status.COMPLETED,

@@ -84,6 +84,10 @@ class Appointment(models.Model):
     procedure_code = models.CharField(max_length=20, blank=True)
     procedure_description = models.CharField(max_length=200, blank=True)
     needs_imaging = models.BooleanField(default=False)
+    provider = models.CharField(_("dentist"), max_length=100, blank=True)
+    # Where an imported appointment came from ("<AE title>:<accession number>"), so a
+    # re-import updates it instead of adding a duplicate.
+    external_ref = models.CharField(max_length=100, blank=True, db_index=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.BOOKED)
 
     class Meta:
