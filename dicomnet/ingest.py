@@ -24,7 +24,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, transacti
 from dicomnet import queues, status
 from dicomnet.models import DicomInstance, DicomServer
 from dicomnet.parsing import InvalidUids, UnreadableDicom, check_uids, read_header
-from dicomnet.storage import commit_to_spool, fsync_file
+from dicomnet.storage import commit_to_spool, fsync_path
 from patients.models import Practice
 
 log = logging.getLogger("dicomnet.ingest")
@@ -112,7 +112,7 @@ def store_instance(
     """
     # Flush the bytes to disk while we parse and hash them: fsync and hashing both run
     # without the GIL, so durability costs little extra time.
-    synced = _SYNC_POOL.submit(fsync_file, path)
+    synced = _SYNC_POOL.submit(fsync_path, path)
     try:
         ds = read_header(path)
         check_uids(

@@ -30,15 +30,8 @@ def spool_tmp_dir() -> Path:
     return settings.SPOOL_DIR / "tmp" / str(os.getpid())
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's bytes, or a directory's entries, to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -49,7 +42,7 @@ def fsync_file(path: Path) -> None:
 def commit_to_spool(src: Path, practice_id: int) -> Path:
     """Atomically rename ``src`` into the practice's spool and fsync the directory.
 
-    ``src`` must already be fsynced (``fsync_file``) and be on the same filesystem as the
+    ``src`` must already be fsynced (``fsync_path``) and be on the same filesystem as the
     spool (the listener puts its temp directory under the spool for this reason).
     Returns the new path.
     """
@@ -57,7 +50,7 @@ def commit_to_spool(src: Path, practice_id: int) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{uuid.uuid4().hex}.dcm"
     os.rename(src, dest)
-    fsync_dir(dest_dir)
+    fsync_path(dest_dir)
     return dest
 
 
