@@ -1,8 +1,9 @@
-"""Real DICOM files for page and admin tests: pydicom's CT_small with our patient and fresh UIDs."""
+"""Real DICOM files for tests: pydicom's CT_small with our patient and fresh UIDs."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import os
 from pathlib import Path
@@ -24,16 +25,22 @@ def dicom_bytes(
     patient_name: str,
     birth_date: str = "",
     study_uid: str | None = None,
-    study_date: str = "20240115",
+    series_uid: str | None = None,
+    study_date: str | dt.date = "20240115",
+    study_time: str = "101500",
+    instance_number: int = 1,
 ) -> bytes:
-    """A small CT image (decodable, so it gets a preview) for the given patient."""
+    """A small CT image (decodable, so it gets a preview) for the given patient, with a
+    fresh SOP Instance UID (and fresh study and series UIDs unless given)."""
     ds = pydicom.dcmread(PYDICOM_TEST_FILES / "CT_small.dcm")
     ds.PatientID = patient_id
     ds.PatientName = patient_name
     ds.PatientBirthDate = birth_date
-    ds.StudyDate = study_date
+    ds.StudyDate = study_date if isinstance(study_date, str) else study_date.strftime("%Y%m%d")
+    ds.StudyTime = study_time
+    ds.InstanceNumber = instance_number
     ds.StudyInstanceUID = study_uid or generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     out = io.BytesIO()

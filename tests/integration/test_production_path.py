@@ -18,8 +18,8 @@ import pytest
 from django.utils import timezone
 from pydicom.uid import generate_uid
 
+from tests.dicom_samples import write_dicom
 from tests.fixtures import ManagedProcess, free_port, wait_for_port, wait_until
-from tests.integration.dicom_files import write_instance
 
 pytestmark = [
     pytest.mark.integration,
@@ -60,7 +60,7 @@ def _make_batch(directory: Path) -> tuple[list[Path], str, str]:
     files = []
     for n in range(LINKED_FILES):
         files.append(
-            write_instance(
+            write_dicom(
                 directory / f"linked-{n:02d}.dcm",
                 study_uid=linked_study,
                 series_uid=linked_series[n % 2],
@@ -72,7 +72,7 @@ def _make_batch(directory: Path) -> tuple[list[Path], str, str]:
         )
     for n in range(UNKNOWN_FILES):
         files.append(
-            write_instance(
+            write_dicom(
                 directory / f"unknown-{n:02d}.dcm",
                 study_uid=unknown_study,
                 series_uid=unknown_series,

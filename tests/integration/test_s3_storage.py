@@ -13,7 +13,7 @@ from dicomnet.models import DicomInstance, DicomStudy
 from dicomnet.pipeline import process_instance
 from dicomnet.storage import copy_into_spool_tmp
 from nexrel.settings import s3_storage
-from tests.integration.dicom_files import write_instance
+from tests.dicom_samples import write_dicom
 
 pytestmark = [pytest.mark.integration]
 
@@ -45,7 +45,7 @@ def _bucket_keys(client, bucket: str) -> set[str]:
 
 def test_pipeline_stores_encrypted_objects_in_s3(practice, s3_settings, s3_server, tmp_path):
     bucket, client = s3_settings, s3_server.client()
-    source = write_instance(
+    source = write_dicom(
         tmp_path / "in.dcm",
         study_uid="1.2.826.0.1.3680043.8.498.1001",
         series_uid="1.2.826.0.1.3680043.8.498.1001.1",
