@@ -9,7 +9,7 @@ import threading
 
 from django.conf import settings
 from pydicom import uid
-from pynetdicom import AE, AllStoragePresentationContexts, _config
+from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification
 
 from dicomnet import incoming, network, scp, storage
@@ -64,6 +64,8 @@ def configure_pynetdicom() -> None:
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tempfile.tempdir = str(tmp_dir)
     network.install_pdu_guard()
+    # pynetdicom formats every C-FIND identifier for its log, even with that log off.
+    _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = False
 
 
 def build_ae(ae_title: str | None = None) -> AE:
@@ -86,7 +88,8 @@ def build_ae(ae_title: str | None = None) -> AE:
 
 
 # Services beyond C-ECHO/C-STORE. Each module may define ``HANDLERS`` (pynetdicom event
-# handler pairs) and ``configure_ae(ae)`` (to add its presentation contexts).
+# handler pairs), ``configure_ae(ae)`` (to add its presentation contexts) and
+# ``FIND_HANDLERS`` ({SOP class UID: handler}: one EVT_C_FIND handler dispatches to them).
 SERVICE_MODULES = ("worklist.mwl", "worklist.mpps", "dicomnet.qrscp")
 
 
@@ -101,8 +104,16 @@ def service_modules() -> list:
     return modules
 
 
+def find_handlers() -> dict[str, scp.FindHandler]:
+    handlers: dict[str, scp.FindHandler] = {}
+    for module in service_modules():
+        handlers.update(getattr(module, "FIND_HANDLERS", {}))
+    return handlers
+
+
 def event_handlers() -> list:
     handlers = network.HARDENING_HANDLERS + scp.STORE_HANDLERS
+    handlers = handlers + [(evt.EVT_C_FIND, scp.handle_find, [find_handlers()])]
     for module in service_modules():
         handlers = handlers + list(getattr(module, "HANDLERS", []))
     return handlers

@@ -6,8 +6,10 @@ import contextlib
 import errno
 import logging
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pydicom import Dataset
 from pynetdicom import evt
 
 from dicomnet import incoming, status
@@ -91,6 +93,48 @@ def _store(event: evt.Event, grant: AssociationGrant, path: Path, sop_uid: str) 
         return status.STORE_HANDLER_FAILURE
     log.debug("stored %s as instance %s", sop_uid, outcome.instance.pk)
     return status.SUCCESS
+
+
+# A C-FIND service: ``handler(event, grant=..., device=...)`` yields (status, identifier).
+FindHandler = Callable[..., Iterator[tuple[int, Dataset | None]]]
+
+
+def handle_find(
+    event: evt.Event, handlers: dict[str, FindHandler]
+) -> Iterator[tuple[int, Dataset | None]]:
+    """Dispatch a C-FIND to the service of its SOP class, once the device may query.
+
+    pynetdicom binds one EVT_C_FIND handler; services declare theirs in ``FIND_HANDLERS``
+    (``dicomnet.listener.find_handlers``).
+    """
+    grant = grant_of(event)
+    sop_class = str(event.request.AffectedSOPClassUID)
+    handler = handlers.get(sop_class)
+    if handler is None:
+        log.error(
+            "C-FIND from %s refused: no service for SOP class %s", grant.calling_ae, sop_class
+        )
+        yield status.SOP_CLASS_NOT_SUPPORTED, None
+        return
+    try:
+        _, server = _peers(event.assoc, grant)
+    except Exception:
+        log.exception("C-FIND from %s: device lookup failed", grant.calling_ae)
+        yield status.FIND_UNABLE_TO_PROCESS, None
+        return
+    if server is None or not server.allow_find:
+        log.warning(
+            "C-FIND from %s refused: device %s may not query (allow_find is off)",
+            grant.calling_ae,
+            server.name if server else "(deleted)",
+        )
+        yield status.NOT_AUTHORIZED, None
+        return
+    try:
+        yield from handler(event, grant=grant, device=server)
+    except Exception:
+        log.exception("C-FIND %s from %s: handler failure", sop_class, grant.calling_ae)
+        yield status.FIND_UNABLE_TO_PROCESS, None
 
 
 STORE_HANDLERS = [
