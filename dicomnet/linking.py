@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
 from dicomnet.models import DicomInstance, DicomStudy
-from patients.matching import match_patient
+from patients.matching import _candidate, match_patient
 from patients.models import Appointment, Notification, Patient
 
 log = logging.getLogger("dicomnet.linking")
@@ -41,19 +41,48 @@ def imaging_appointment_for(
 
 
 def link_study(study: DicomStudy) -> DicomStudy:
-    """Match the patient (unless a person already did), then the appointment; set status."""
+    """Match the patient (unless a person already did), then the appointment; set status.
+
+    1. A study carrying a worklist item's identifiers (``worklist.identify``) belongs to that
+       item's patient and appointment, with certainty, and records the item.
+    2. If its PatientID names someone else, it needs review: neither patient is linked.
+    3. Otherwise the patient is matched by PatientID or name (``patients.matching``) and the
+       appointment is the patient's imaging appointment of the study date.
+    A patient linked by hand is kept; the item's appointment follows only if it is theirs.
+    """
+    from worklist.identify import item_for_study  # worklist imports dicomnet's models
+
+    match = item_for_study(study)
+    conflict = match is not None and _contradicts(study, match)
     if not study.manually_linked:
-        result = match_patient(
-            practice=study.practice,
-            patient_id=study.patient_id,
-            patient_name=study.patient_name,
-            birth_date=study.patient_birth_date,
-        )
-        study.patient = result.patient
-        study.match_candidates = result.candidates
-        study.status_reason = result.reason
+        if match is not None and conflict:
+            study.patient = None
+            study.match_candidates = _conflict_candidates(study, match)
+            study.status_reason = _conflict_reason(study, match)[:500]
+        elif match is not None:
+            study.patient = match.item.patient
+            study.match_candidates = []
+            study.status_reason = match.describe()[:500]
+        else:
+            result = match_patient(
+                practice=study.practice,
+                patient_id=study.patient_id,
+                patient_name=study.patient_name,
+                birth_date=study.patient_birth_date,
+            )
+            study.patient = result.patient
+            study.match_candidates = result.candidates
+            study.status_reason = result.reason
+    exact = (
+        match is not None
+        and study.patient is not None
+        and match.item.linked_patient_id == study.linked_patient_id
+    )
+    study.worklist_item = match.item if exact else None
     if study.patient is not None:
-        if study.appointment is None or study.appointment.patient_id != study.linked_patient_id:
+        if exact and match.item.appointment is not None:
+            study.appointment = match.item.appointment
+        elif study.appointment is None or study.appointment.patient_id != study.linked_patient_id:
             study.appointment = imaging_appointment_for(
                 study.patient, study.study_date, study.study_time
             )
@@ -61,6 +90,13 @@ def link_study(study: DicomStudy) -> DicomStudy:
     else:
         study.appointment = None
         study.status = DicomStudy.Status.NEEDS_REVIEW
+    if exact or conflict:
+        log.info(
+            "study %s: %s -> %s",
+            study.study_instance_uid,
+            match.describe(),
+            "linked exactly" if exact else "needs review (patient contradicts the item)",
+        )
     if study.instances.filter(state=DicomInstance.State.ERROR).exists():
         study.status = DicomStudy.Status.ERROR
         study.status_reason = "; ".join(
@@ -72,6 +108,7 @@ def link_study(study: DicomStudy) -> DicomStudy:
         update_fields=[
             "patient",
             "appointment",
+            "worklist_item",
             "status",
             "status_reason",
             "match_candidates",
@@ -79,6 +116,37 @@ def link_study(study: DicomStudy) -> DicomStudy:
         ]
     )
     return study
+
+
+def _contradicts(study: DicomStudy, match) -> bool:
+    """The images name a patient (PatientID) other than the one the item was scheduled for."""
+    patient_id = study.patient_id.strip()
+    item = match.item
+    return bool(patient_id) and patient_id not in {item.patient_id, item.patient.chart_number}
+
+
+def _conflict_reason(study: DicomStudy, match) -> str:
+    item = match.item
+    return (
+        f"{match.describe()} is for {item.patient.full_name} (chart {item.patient.chart_number}), "
+        f"but the images carry PatientID {study.patient_id.strip()}: "
+        "check which patient these images belong to"
+    )
+
+
+def _conflict_candidates(study: DicomStudy, match) -> list[dict]:
+    item = match.item
+    candidates = [
+        _candidate(item.patient, f"scheduled on {match.describe()}"),
+    ]
+    named = (
+        Patient.objects.filter(practice_id=study.practice_id, chart_number=study.patient_id.strip())
+        .exclude(pk=item.linked_patient_id)
+        .first()
+    )
+    if named is not None:
+        candidates.append(_candidate(named, "PatientID of the images is their chart number"))
+    return candidates
 
 
 def link_to_patient(study: DicomStudy, patient: Patient) -> DicomStudy:

@@ -20,6 +20,7 @@ urlpatterns = [
     path("api/dental/dicom/", include("dicomnet.api.urls")),
     path("dicom/", include("dicomnet.qr_urls")),
     path("", include("worklist.urls")),
+    path("worklist/import/", include("worklist.scu_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]

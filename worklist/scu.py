@@ -1,0 +1,245 @@
+"""Ask another system's Modality Worklist (MWL C-FIND SCU) what is scheduled.
+
+``query_worklist`` returns plain ``WorklistRecord`` values, or raises ``WorklistQueryError``
+whose message says, in plain words, what went wrong: the association was rejected (and
+why), nothing answered in time, the connection was refused, or the remote answered with a
+failure status. The practice's own AE title is the calling AE.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.sop_class import ModalityWorklistInformationFind
+from pynetdicom.status import MODALITY_WORKLIST_SERVICE_CLASS_STATUS
+
+from dicomnet import status
+from dicomnet.models import DicomServer
+from dicomnet.parsing import parse_da, parse_tm
+from patients.models import Practice
+
+log = logging.getLogger("worklist.scu")
+
+# A-ASSOCIATE-RJ (source, diagnostic) in words, PS3.8 Table 9-21.
+REJECT_REASONS = {
+    (1, 1): "no reason given",
+    (1, 2): "application context not supported",
+    (1, 3): "our calling AE title is not recognised",
+    (1, 7): "the called AE title is not recognised",
+    (2, 1): "no reason given (ACSE)",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded (too many associations)",
+}
+
+
+class WorklistQueryError(Exception):
+    """The query failed; the message is meant for the person who asked."""
+
+
+@dataclass(frozen=True)
+class WorklistRecord:
+    """One Scheduled Procedure Step of a remote worklist, decoded."""
+
+    accession_number: str
+    patient_id: str
+    patient_name: str  # DICOM PN, Family^Given
+    family_name: str
+    given_name: str
+    birth_date: dt.date | None
+    sex: str
+    scheduled_start: dt.datetime | None
+    station_ae_title: str
+    modality: str
+    step_id: str
+    step_description: str
+    requested_procedure_id: str
+    requested_procedure_description: str
+    procedure_code: str
+    study_instance_uid: str
+    performing_physician: str
+
+    @property
+    def display_name(self) -> str:
+        return " ".join(filter(None, [self.given_name, self.family_name])) or "?"
+
+    @property
+    def description(self) -> str:
+        return self.step_description or self.requested_procedure_description
+
+
+def worklist_providers(practice: Practice) -> QuerySet[DicomServer]:
+    """The practice's peers that may be asked for a worklist."""
+    return DicomServer.objects.filter(practice=practice, is_active=True, allow_find=True)
+
+
+def worklist_query(
+    date_from: dt.date, date_to: dt.date, *, station_ae: str = "", modality: str = ""
+) -> Dataset:
+    """The C-FIND identifier: the date range and filters, and every key we read back."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "AccessionNumber",
+        "RequestedProcedureID",
+        "RequestedProcedureDescription",
+        "StudyInstanceUID",
+    ):
+        setattr(ds, keyword, "")
+    ds.RequestedProcedureCodeSequence = []
+    step = Dataset()
+    step.ScheduledStationAETitle = station_ae
+    step.ScheduledProcedureStepStartDate = f"{date_from:%Y%m%d}-{date_to:%Y%m%d}"
+    step.ScheduledProcedureStepStartTime = ""
+    step.Modality = modality
+    step.ScheduledPerformingPhysicianName = ""
+    step.ScheduledProcedureStepDescription = ""
+    step.ScheduledProcedureStepID = ""
+    step.ScheduledProtocolCodeSequence = []
+    ds.ScheduledProcedureStepSequence = [step]
+    return ds
+
+
+def query_worklist(
+    server: DicomServer,
+    *,
+    date_from: dt.date,
+    date_to: dt.date,
+    station_ae: str = "",
+    modality: str = "",
+    timeout: float | None = None,
+) -> list[WorklistRecord]:
+    """Query ``server``'s worklist for the steps scheduled from ``date_from`` to ``date_to``.
+
+    1. Associate as the practice's AE title (rejection, refusal, silence: explained).
+    2. Send one C-FIND; collect the pending answers; stop at the final status.
+    3. A failure status or a lost association raises; partial answers are not returned.
+    """
+    if date_from > date_to:
+        raise WorklistQueryError(f"the range starts ({date_from}) after it ends ({date_to})")
+    ae = AE(ae_title=server.practice.ae_title)
+    ae.add_requested_context(ModalityWorklistInformationFind)
+    ae.connection_timeout = ae.acse_timeout = timeout or settings.DICOM_ACSE_TIMEOUT
+    ae.dimse_timeout = ae.network_timeout = timeout or settings.DICOM_DIMSE_TIMEOUT
+    peer = f"{server.ae_title} at {server.host}:{server.port}"
+    started = time.monotonic()
+    assoc = ae.associate(server.host, server.port, ae_title=server.ae_title)
+    if not assoc.is_established:
+        waited = time.monotonic() - started
+        raise WorklistQueryError(_association_failure(assoc, server, peer, ae.acse_timeout, waited))
+    try:
+        if not assoc.accepted_contexts:
+            raise WorklistQueryError(f"{peer} does not offer the Modality Worklist service")
+        identifier = worklist_query(
+            date_from, date_to, station_ae=station_ae.strip(), modality=modality.strip()
+        )
+        records = []
+        started = time.monotonic()
+        for answer, found in assoc.send_c_find(identifier, ModalityWorklistInformationFind):
+            code = answer.get("Status") if answer else None
+            if code is None:
+                if time.monotonic() - started >= ae.dimse_timeout:
+                    raise WorklistQueryError(f"{peer} did not answer within {ae.dimse_timeout:g} s")
+                raise WorklistQueryError(f"{peer} closed the association before its last answer")
+            if code in (status.PENDING, status.PENDING_WARNING):
+                if found is not None:
+                    records.append(record_from(found))
+                continue
+            if code != status.SUCCESS:
+                meaning = MODALITY_WORKLIST_SERVICE_CLASS_STATUS.get(code, ("", "unknown"))[1]
+                comment = str(answer.get("ErrorComment", "") or "")
+                raise WorklistQueryError(
+                    f"{peer} answered with status 0x{code:04X} ({meaning})"
+                    + (f": {comment}" if comment else "")
+                )
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    log.info(
+        "worklist of %s from %s to %s: %d item(s)",
+        server.ae_title,
+        date_from,
+        date_to,
+        len(records),
+    )
+    return records
+
+
+def _association_failure(
+    assoc, server: DicomServer, peer: str, timeout: float, waited: float
+) -> str:
+    if assoc.is_rejected:
+        rj = assoc.acceptor.primitive
+        permanence = "permanently" if rj.result == 0x01 else "for now"
+        reason = REJECT_REASONS.get((rj.result_source, rj.diagnostic), "unknown reason")
+        return f"{peer} rejected the association {permanence}: {reason}"
+    # pynetdicom does not tell a refused connection from silence: ask the socket.
+    try:
+        with socket.create_connection((server.host, server.port), timeout=timeout):
+            pass
+    except ConnectionRefusedError:
+        return f"{peer} refused the connection: nothing listens on that port"
+    except TimeoutError:
+        return f"{peer} did not answer within {timeout:g} s"
+    except OSError as exc:
+        return f"{peer} cannot be reached: {exc.strerror or exc}"
+    if waited < timeout and assoc.is_aborted:
+        return f"{peer} aborted or closed the connection during the association request"
+    return f"{peer} did not accept the association within {timeout:g} s"
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword, "")
+    return str(value).strip() if value is not None else ""
+
+
+def _first_code(ds: Dataset, keyword: str) -> str:
+    for code in ds.get(keyword, None) or []:
+        if _text(code, "CodeValue"):
+            return _text(code, "CodeValue")
+    return ""
+
+
+def record_from(found: Dataset) -> WorklistRecord:
+    """Decode one answer (text decoded per its SpecificCharacterSet by pydicom)."""
+    steps = found.get("ScheduledProcedureStepSequence", None) or [Dataset()]
+    step = steps[0]
+    day = parse_da(step.get("ScheduledProcedureStepStartDate"))
+    time = parse_tm(step.get("ScheduledProcedureStepStartTime")) or dt.time.min
+    start = None
+    if day is not None:
+        start = timezone.make_aware(dt.datetime.combine(day, time.replace(microsecond=0)))
+    name = found.get("PatientName", None)
+    return WorklistRecord(
+        accession_number=_text(found, "AccessionNumber"),
+        patient_id=_text(found, "PatientID"),
+        patient_name=str(name or "").strip(),
+        family_name=(name.family_name if name else "").strip(),
+        given_name=(name.given_name if name else "").strip(),
+        birth_date=parse_da(found.get("PatientBirthDate")),
+        sex=_text(found, "PatientSex"),
+        scheduled_start=start,
+        station_ae_title=_text(step, "ScheduledStationAETitle"),
+        modality=_text(step, "Modality"),
+        step_id=_text(step, "ScheduledProcedureStepID"),
+        step_description=_text(step, "ScheduledProcedureStepDescription"),
+        requested_procedure_id=_text(found, "RequestedProcedureID"),
+        requested_procedure_description=_text(found, "RequestedProcedureDescription"),
+        procedure_code=_first_code(step, "ScheduledProtocolCodeSequence")
+        or _first_code(found, "RequestedProcedureCodeSequence"),
+        study_instance_uid=_text(found, "StudyInstanceUID"),
+        performing_physician=str(step.get("ScheduledPerformingPhysicianName", "") or "").strip(),
+    )
