@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# JavaScript the pages load, built from package-lock.json and served as static files (no CDN).
+VENDOR_JS := static/vendor/htmx.min.js
 
 .PHONY: run test setup system-deps venv migrate bench lint clean
 
@@ -15,7 +17,7 @@ test: setup system-deps
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-setup: $(STAMP)
+setup: $(STAMP) $(VENDOR_JS)
 
 $(STAMP): pyproject.toml
 	@PYBIN=$$(scripts/find-python.sh) && echo "using $$PYBIN" && \
@@ -24,11 +26,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+$(VENDOR_JS): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	mkdir -p $(@D)
+	cp node_modules/htmx.org/dist/htmx.min.js $@
+
 system-deps:
 	scripts/apt-deps.sh
 
 bench: setup system-deps
 	$(PY) bench/run_bench.py
+	$(PY) bench/bench_mwl.py
 
 lint: setup
 	$(PY) -m ruff check .

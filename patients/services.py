@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from django.utils import timezone
+import datetime as dt
 
-from patients.models import AccessLog, Notification, Patient, User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from patients.models import AccessLog, Appointment, Notification, Patient, Practice, User
+
+LONGEST_APPOINTMENT = dt.timedelta(hours=12)
+# Appointments that are over: they are neither moved nor cancelled any more.
+CLOSED_STATUSES = (
+    Appointment.Status.CANCELLED,
+    Appointment.Status.COMPLETED,
+    Appointment.Status.NO_SHOW,
+)
 
 
 def audit(user: User, action: str, *, patient: Patient | None = None, ref: str = "") -> None:
@@ -24,3 +37,115 @@ def mark_notifications_read(patient: Patient) -> int:
     return Notification.objects.filter(
         practice_id=patient.practice_id, patient=patient, read_at__isnull=True
     ).update(read_at=timezone.now())
+
+
+# Appointments. Saving one also brings its worklist item in line (worklist.apps connects
+# worklist.services.sync_appointment to post_save): created, moved or discontinued with it.
+
+
+@transaction.atomic
+def create_appointment(
+    *,
+    practice: Practice,
+    patient: Patient,
+    start: dt.datetime,
+    end: dt.datetime,
+    operatory: str = "",
+    procedure_code: str = "",
+    procedure_description: str = "",
+    needs_imaging: bool = False,
+    provider: str = "",
+) -> Appointment:
+    """Book an appointment; raises ValidationError (a message for the user) if it can't be."""
+    if patient.practice_id != practice.pk:
+        raise ValidationError(_("This patient is not a patient of your practice."))
+    _check_slot(practice, start=start, end=end, operatory=operatory)
+    return Appointment.objects.create(
+        practice=practice,
+        patient=patient,
+        start=start,
+        end=end,
+        operatory=operatory,
+        procedure_code=procedure_code,
+        procedure_description=procedure_description,
+        needs_imaging=needs_imaging,
+        provider=provider,
+    )
+
+
+@transaction.atomic
+def move_appointment(
+    appointment: Appointment,
+    *,
+    start: dt.datetime,
+    end: dt.datetime | None = None,
+    operatory: str | None = None,
+) -> Appointment:
+    """Move to another time (same length unless ``end`` is given) and/or operatory."""
+    appointment = Appointment.objects.select_for_update().get(pk=appointment.pk)
+    if appointment.status in CLOSED_STATUSES:
+        raise ValidationError(
+            _("A %(status)s appointment cannot be moved.")
+            % {"status": appointment.get_status_display().lower()}
+        )
+    end = end or start + (appointment.end - appointment.start)
+    operatory = appointment.operatory if operatory is None else operatory
+    _check_slot(
+        appointment.practice, start=start, end=end, operatory=operatory, exclude=appointment
+    )
+    appointment.start, appointment.end, appointment.operatory = start, end, operatory
+    appointment.save(update_fields=["start", "end", "operatory"])
+    return appointment
+
+
+@transaction.atomic
+def cancel_appointment(appointment: Appointment) -> Appointment:
+    """Cancel; cancelling twice is harmless. A completed appointment stays completed."""
+    appointment = Appointment.objects.select_for_update().get(pk=appointment.pk)
+    if appointment.status == Appointment.Status.CANCELLED:
+        return appointment
+    if appointment.status in CLOSED_STATUSES:
+        raise ValidationError(
+            _("A %(status)s appointment cannot be cancelled.")
+            % {"status": appointment.get_status_display().lower()}
+        )
+    appointment.status = Appointment.Status.CANCELLED
+    appointment.save(update_fields=["status"])
+    return appointment
+
+
+def _check_slot(
+    practice: Practice,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    operatory: str,
+    exclude: Appointment | None = None,
+) -> None:
+    """The times make sense and the operatory is free then."""
+    if end <= start:
+        raise ValidationError(_("The appointment must end after it starts."))
+    if end - start > LONGEST_APPOINTMENT:
+        raise ValidationError(_("An appointment cannot last more than 12 hours."))
+    if not operatory:
+        return
+    overlapping = (
+        Appointment.objects.filter(
+            practice=practice, operatory=operatory, start__lt=end, end__gt=start
+        )
+        .exclude(status__in=(Appointment.Status.CANCELLED, Appointment.Status.NO_SHOW))
+        .select_related("patient")
+    )
+    if exclude is not None:
+        overlapping = overlapping.exclude(pk=exclude.pk)
+    taken = overlapping.first()
+    if taken is not None:
+        raise ValidationError(
+            _("%(operatory)s is already booked from %(start)s to %(end)s (%(patient)s).")
+            % {
+                "operatory": operatory,
+                "start": timezone.localtime(taken.start).strftime("%H:%M"),
+                "end": timezone.localtime(taken.end).strftime("%H:%M"),
+                "patient": taken.patient.full_name,
+            }
+        )

@@ -126,8 +126,12 @@ def sync_appointment(appointment: Appointment) -> WorklistItem | None:
         return item
     for name, value in fields.items():
         setattr(item, name, value)
-    if item.status == WorklistItem.Status.DISCONTINUED and "status" not in fields:
-        item.status = WorklistItem.Status.SCHEDULED  # re-booked
+    if (
+        item.status == WorklistItem.Status.DISCONTINUED
+        and "status" not in fields
+        and not item.mpps.exists()  # a device discontinued it: that stands
+    ):
+        item.status = WorklistItem.Status.SCHEDULED  # re-booked after a cancellation
     item.save()
     return item
 

@@ -43,6 +43,17 @@ def test_pages_require_login(client, practice):
         assert response["Location"].startswith("/accounts/login/?next="), url
 
 
+def test_expired_session_sends_htmx_polls_to_the_login_page(client, practice):
+    """A polling fragment must not swap the login form into the page."""
+    response = client.get(
+        reverse("calendar_body"),
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/calendar/?day=2026-11-25",
+    )
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == "/accounts/login/?next=%2Fcalendar%2F%3Fday%3D2026-11-25"
+
+
 def test_login_page_logs_in_the_demo_clinician(client, practice):
     response = client.post(reverse("login"), {"username": "clinician", "password": "nexrel-demo"})
     assert response.status_code == 302
