@@ -12,7 +12,7 @@ run: setup
 	$(PY) manage.py seed_demo
 	$(PY) -m nexrel.supervisor
 
-test: setup system-deps
+test: system-deps setup
 	$(PY) -m ruff check .
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
@@ -34,7 +34,7 @@ $(VENDOR_JS): package.json package-lock.json
 system-deps:
 	scripts/apt-deps.sh
 
-bench: setup system-deps
+bench: system-deps setup
 	$(PY) bench/run_bench.py
 	$(PY) bench/bench_mwl.py
 

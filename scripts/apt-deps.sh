@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the system packages Nexrel's tests use (DCMTK, Orthanc, Redis, Chromium, PostgreSQL),
+# Install the system packages Nexrel's tests use (DCMTK, Orthanc, Redis, Chromium, PostgreSQL, npm),
 # if missing. Needs root or sudo; never starts the packages' system services.
 set -eu
 need=()
@@ -7,6 +7,7 @@ command -v storescu >/dev/null || need+=(dcmtk)
 command -v Orthanc >/dev/null || need+=(orthanc)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
+command -v npm >/dev/null || need+=(npm)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
