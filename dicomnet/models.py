@@ -225,3 +225,103 @@ class DicomInstance(models.Model):
     @property
     def has_preview(self) -> bool:
         return bool(self.preview_key)
+
+
+class RetrieveJob(models.Model):
+    """An import of studies from a remote DICOM system (C-MOVE or C-GET), run as a task."""
+
+    class Method(models.TextChoices):
+        MOVE = "move", "C-MOVE"
+        GET = "get", "C-GET"
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", _("Pending")
+        RUNNING = "RUNNING", _("Running")
+        COMPLETED = "COMPLETED", _("Completed")
+        WARNING = "WARNING", _("Completed with warnings or failures")
+        FAILED = "FAILED", _("Failed")
+        CANCELLED = "CANCELLED", _("Cancelled")
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    server = models.ForeignKey(DicomServer, on_delete=models.CASCADE, related_name="jobs")
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by = models.ForeignKey(
+        "patients.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    method = models.CharField(max_length=4, choices=Method.choices, default=Method.MOVE)
+    study_instance_uids = models.JSONField(default=list)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # Sub-operation counts as the remote reports them (PS3.4 C.4.2.1.6).
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    warning = models.PositiveIntegerField(default=0)
+    remaining = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="what went wrong, in plain words")
+    cancel_requested = models.BooleanField(default=False)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["practice", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_method_display()} {len(self.study_instance_uids)} studies: {self.status}"
+
+
+class ApiKey(models.Model):
+    """A key for machine callers (Orthanc's webhook). Only its SHA-256 is stored."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, db_index=True, help_text="first characters, shown")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class OrthancNotification(models.Model):
+    """One 'instance stored' call from Orthanc: fetched once, retried on failure."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", _("Pending")
+        FETCHED = "FETCHED", _("Fetched")
+        FAILED = "FAILED", _("Failed")
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    server = models.ForeignKey(
+        DicomServer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    orthanc_instance_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    instance = models.ForeignKey(
+        DicomInstance, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["practice", "orthanc_instance_id"], name="uniq_orthanc_instance"
+            )
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Orthanc {self.orthanc_instance_id}: {self.status}"
