@@ -6,10 +6,12 @@ import datetime as dt
 import logging
 
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 
-from dicomnet.models import DicomInstance, DicomStudy
+from dicomnet.models import DicomInstance, DicomStudy, RetrieveJob
 from patients.matching import _candidate, match_patient
 from patients.models import Appointment, Notification, Patient
 
@@ -49,13 +51,21 @@ def link_study(study: DicomStudy) -> DicomStudy:
     3. Otherwise the patient is matched by PatientID or name (``patients.matching``) and the
        appointment is the patient's imaging appointment of the study date.
     A patient linked by hand is kept; the item's appointment follows only if it is theirs.
+    Before all that, a study an import job fetched for a patient (``dicomnet.retrieve``)
+    belongs to that patient: a person chose the chart when asking for it.
     """
     from worklist.identify import item_for_study  # worklist imports dicomnet's models
 
     match = item_for_study(study)
     conflict = match is not None and _contradicts(study, match)
+    retrieved = None if study.manually_linked else _retrieved_for(study)
     if not study.manually_linked:
-        if match is not None and conflict:
+        if retrieved is not None:
+            study.patient = retrieved.patient
+            study.match_candidates = []
+            study.status_reason = f"imported from {retrieved.server.name} for this patient"[:500]
+            conflict = False
+        elif match is not None and conflict:
             study.patient = None
             study.match_candidates = _conflict_candidates(study, match)
             study.status_reason = _conflict_reason(study, match)[:500]
@@ -116,6 +126,18 @@ def link_study(study: DicomStudy) -> DicomStudy:
         ]
     )
     return study
+
+
+def _retrieved_for(study: DicomStudy) -> RetrieveJob | None:
+    """The latest import job of the practice that asked for this study for a patient."""
+    jobs = (
+        RetrieveJob.objects.filter(practice_id=study.practice_id, patient__isnull=False)
+        .annotate(uids_text=Cast("study_instance_uids", TextField()))
+        .filter(uids_text__contains=f'"{study.study_instance_uid}"')
+        .select_related("patient", "server")
+        .order_by("-created_at")
+    )
+    return next((j for j in jobs if study.study_instance_uid in j.study_instance_uids), None)
 
 
 def _contradicts(study: DicomStudy, match) -> bool:

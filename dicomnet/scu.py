@@ -1,0 +1,620 @@
+"""Talk to other DICOM systems as a user: C-ECHO, C-FIND, C-MOVE and C-GET (SCU).
+
+Plain functions over pynetdicom. Failures become messages a person can act on: the
+connection was refused, nothing answered in time, the association was rejected (and why),
+or the remote answered with a failure status. The practice's AE title is the calling AE
+and, for C-MOVE, the destination: the listener receives the images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from django.conf import settings
+from pydicom.dataset import Dataset
+from pynetdicom import AE, StoragePresentationContexts, build_role, evt
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+from pynetdicom.status import QR_FIND_SERVICE_CLASS_STATUS, QR_MOVE_SERVICE_CLASS_STATUS
+
+from dicomnet import status
+from dicomnet.listener import ALL_TRANSFER_SYNTAXES, DENTAL_STORAGE_CLASSES
+from dicomnet.models import DicomServer, DicomStudy
+from dicomnet.parsing import parse_da, parse_tm
+from dicomnet.storage import spool_tmp_dir
+
+log = logging.getLogger("dicomnet.scu")
+
+LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+FIND_MODELS = {
+    "study": StudyRootQueryRetrieveInformationModelFind,
+    "patient": PatientRootQueryRetrieveInformationModelFind,
+}
+MOVE_MODELS = {
+    "study": StudyRootQueryRetrieveInformationModelMove,
+    "patient": PatientRootQueryRetrieveInformationModelMove,
+}
+GET_MODELS = {
+    "study": StudyRootQueryRetrieveInformationModelGet,
+    "patient": PatientRootQueryRetrieveInformationModelGet,
+}
+
+# A-ASSOCIATE-RJ (source, diagnostic) in words, PS3.8 Table 9-21.
+REJECT_REASONS = {
+    (1, 1): "no reason given",
+    (1, 2): "application context not supported",
+    (1, 3): "our calling AE title is not recognised",
+    (1, 7): "the called AE title is not recognised",
+    (2, 1): "no reason given (ACSE)",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded (too many associations)",
+}
+
+
+class ScuError(Exception):
+    """The operation failed; the message is meant for the person who asked."""
+
+
+# --- association -----------------------------------------------------------------------
+
+
+def our_ae_title(server: DicomServer) -> str:
+    return server.practice.ae_title or settings.DICOM_AE_TITLE
+
+
+def _peer(server: DicomServer) -> str:
+    return f"{server.ae_title} at {server.host}:{server.port}"
+
+
+def _new_ae(server: DicomServer, timeout: float | None) -> AE:
+    ae = AE(ae_title=our_ae_title(server))
+    ae.connection_timeout = ae.acse_timeout = timeout or settings.DICOM_ACSE_TIMEOUT
+    ae.dimse_timeout = ae.network_timeout = timeout or settings.DICOM_DIMSE_TIMEOUT
+    return ae
+
+
+def _associate(ae: AE, server: DicomServer, **kwargs):
+    started = time.monotonic()
+    assoc = ae.associate(server.host, server.port, ae_title=server.ae_title, **kwargs)
+    if not assoc.is_established:
+        raise ScuError(
+            association_failure(assoc, server, ae.acse_timeout, time.monotonic() - started)
+        )
+    return assoc
+
+
+def association_failure(assoc, server: DicomServer, timeout: float, waited: float) -> str:
+    """Why the association was not established, in words."""
+    peer = _peer(server)
+    if assoc.is_rejected:
+        rj = assoc.acceptor.primitive
+        permanence = "permanently" if rj.result == 0x01 else "for now"
+        reason = REJECT_REASONS.get((rj.result_source, rj.diagnostic), "unknown reason")
+        return f"{peer} rejected the association {permanence}: {reason}"
+    # pynetdicom does not tell a refused connection from silence: ask the socket.
+    try:
+        with socket.create_connection((server.host, server.port), timeout=timeout):
+            pass
+    except ConnectionRefusedError:
+        return f"{peer} refused the connection: nothing listens on that port"
+    except TimeoutError:
+        return f"{peer} did not answer within {timeout:g} s"
+    except OSError as exc:
+        return f"{peer} cannot be reached: {exc.strerror or exc}"
+    if waited >= timeout:
+        return f"{peer} did not answer the association request within {timeout:g} s"
+    return f"{peer} aborted or closed the connection during the association request"
+
+
+# --- C-ECHO ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EchoResult:
+    ok: bool
+    round_trip_ms: float | None
+    error: str = ""
+
+
+def echo(server: DicomServer, *, timeout: float | None = 10) -> EchoResult:
+    """ "Test connection": associate, C-ECHO, release; the round trip or why it failed."""
+    ae = _new_ae(server, timeout)
+    ae.add_requested_context(Verification)
+    started = time.monotonic()
+    try:
+        assoc = _associate(ae, server)
+    except ScuError as exc:
+        return EchoResult(False, None, str(exc))
+    try:
+        answer = assoc.send_c_echo()
+        elapsed = (time.monotonic() - started) * 1000
+        code = answer.get("Status") if answer else None
+        if code is None:
+            return EchoResult(False, None, f"{_peer(server)} did not answer the C-ECHO")
+        if code != status.SUCCESS:
+            return EchoResult(False, None, f"{_peer(server)} answered C-ECHO with 0x{code:04X}")
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return EchoResult(True, round(elapsed, 1))
+
+
+# --- C-FIND ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FindRecord:
+    """One C-FIND answer, decoded by the remote's SpecificCharacterSet."""
+
+    level: str
+    patient_name: str  # DICOM PN, Family^Given
+    patient_id: str
+    patient_birth_date: dt.date | None
+    patient_sex: str
+    study_instance_uid: str = ""
+    study_date: dt.date | None = None
+    study_time: dt.time | None = None
+    study_description: str = ""
+    accession_number: str = ""
+    modalities: list[str] = field(default_factory=list)
+    series_count: int | None = None
+    instance_count: int | None = None
+    series_instance_uid: str = ""
+    series_number: int | None = None
+    series_description: str = ""
+    sop_instance_uid: str = ""
+    sop_class_uid: str = ""
+    instance_number: int | None = None
+    already_imported: bool = False
+    nexrel_study_id: int | None = None
+
+
+def _date_range(value: str | tuple[dt.date | None, dt.date | None] | None) -> str:
+    if not value:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    start, end = value
+    first = f"{start:%Y%m%d}" if start else ""
+    last = f"{end:%Y%m%d}" if end else ""
+    return f"{first}-{last}"
+
+
+def find_identifier(
+    level: str,
+    *,
+    patient_name: str = "",
+    patient_id: str = "",
+    study_date: str = "",
+    modality: str = "",
+    accession: str = "",
+    study_instance_uid: str = "",
+    series_instance_uid: str = "",
+) -> Dataset:
+    """The identifier: the matching keys and every key read back, in UTF-8."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.QueryRetrieveLevel = level
+    ds.PatientName = patient_name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = ""
+    ds.PatientSex = ""
+    if level == "PATIENT":
+        ds.NumberOfPatientRelatedStudies = ""
+        return ds
+    ds.StudyInstanceUID = study_instance_uid
+    ds.StudyDate = study_date
+    ds.StudyTime = ""
+    ds.AccessionNumber = accession
+    ds.StudyDescription = ""
+    if level == "STUDY":
+        ds.ModalitiesInStudy = modality
+        ds.NumberOfStudyRelatedSeries = ""
+        ds.NumberOfStudyRelatedInstances = ""
+        return ds
+    ds.SeriesInstanceUID = series_instance_uid
+    ds.Modality = modality
+    ds.SeriesNumber = ""
+    ds.SeriesDescription = ""
+    if level == "SERIES":
+        ds.NumberOfSeriesRelatedInstances = ""
+        return ds
+    ds.SOPInstanceUID = ""
+    ds.SOPClassUID = ""
+    ds.InstanceNumber = ""
+    return ds
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return "" if value is None else str(value).strip()
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    try:
+        return int(str(ds.get(keyword, "")).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def record_from(ds: Dataset, level: str) -> FindRecord:
+    modalities = ds.get("ModalitiesInStudy") or ds.get("Modality") or []
+    if isinstance(modalities, str):
+        modalities = [modalities]
+    count = _int(ds, "NumberOfStudyRelatedInstances")
+    if level == "SERIES":
+        count = _int(ds, "NumberOfSeriesRelatedInstances")
+    return FindRecord(
+        level=level,
+        patient_name=_text(ds, "PatientName"),
+        patient_id=_text(ds, "PatientID"),
+        patient_birth_date=parse_da(_text(ds, "PatientBirthDate")),
+        patient_sex=_text(ds, "PatientSex"),
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        study_date=parse_da(_text(ds, "StudyDate")),
+        study_time=parse_tm(_text(ds, "StudyTime")),
+        study_description=_text(ds, "StudyDescription"),
+        accession_number=_text(ds, "AccessionNumber"),
+        modalities=[str(m) for m in modalities if str(m)],
+        series_count=_int(ds, "NumberOfStudyRelatedSeries"),
+        instance_count=count,
+        series_instance_uid=_text(ds, "SeriesInstanceUID"),
+        series_number=_int(ds, "SeriesNumber"),
+        series_description=_text(ds, "SeriesDescription"),
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        sop_class_uid=_text(ds, "SOPClassUID"),
+        instance_number=_int(ds, "InstanceNumber"),
+    )
+
+
+def find_studies(
+    server: DicomServer,
+    *,
+    patient_name: str = "",
+    patient_id: str = "",
+    study_date: str | tuple[dt.date | None, dt.date | None] | None = "",
+    modality: str = "",
+    accession: str = "",
+    level: str = "STUDY",
+    root: str | None = None,
+    study_instance_uid: str = "",
+    series_instance_uid: str = "",
+    timeout: float | None = None,
+) -> list[FindRecord]:
+    """Ask ``server`` what it holds; mark the studies the practice already has.
+
+    1. Study Root by default; Patient Root when asked, and always at PATIENT level.
+    2. The identifier is sent in UTF-8 (ISO_IR 192); answers are decoded by their own
+       SpecificCharacterSet (pydicom does so on access).
+    3. A failure status or a lost association raises ``ScuError``; partial answers are
+       not returned.
+    """
+    level = level.upper()
+    if level not in LEVELS:
+        raise ScuError(f"unknown query level {level!r}: use one of {', '.join(LEVELS)}")
+    root = "patient" if level == "PATIENT" else (root or "study")
+    if root not in FIND_MODELS:
+        raise ScuError(f"unknown query root {root!r}: use 'study' or 'patient'")
+    model = FIND_MODELS[root]
+    identifier = find_identifier(
+        level,
+        patient_name=patient_name.strip(),
+        patient_id=patient_id.strip(),
+        study_date=_date_range(study_date),
+        modality=modality.strip(),
+        accession=accession.strip(),
+        study_instance_uid=study_instance_uid.strip(),
+        series_instance_uid=series_instance_uid.strip(),
+    )
+    ae = _new_ae(server, timeout)
+    ae.add_requested_context(model)
+    assoc = _associate(ae, server)
+    peer = _peer(server)
+    records: list[FindRecord] = []
+    try:
+        if not assoc.accepted_contexts:
+            raise ScuError(f"{peer} does not offer the {root} root query service")
+        started = time.monotonic()
+        for answer, found in assoc.send_c_find(identifier, model):
+            code = answer.get("Status") if answer else None
+            if code is None:
+                if time.monotonic() - started >= ae.dimse_timeout:
+                    raise ScuError(f"{peer} did not answer within {ae.dimse_timeout:g} s")
+                raise ScuError(f"{peer} closed the association before its last answer")
+            if code in (status.PENDING, status.PENDING_WARNING):
+                if found is not None:
+                    records.append(record_from(found, level))
+                continue
+            if code != status.SUCCESS:
+                raise ScuError(_status_message(peer, code, answer, QR_FIND_SERVICE_CLASS_STATUS))
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    log.info("C-FIND %s level on %s: %d answer(s)", level, server.ae_title, len(records))
+    return mark_imported(server, records)
+
+
+def mark_imported(server: DicomServer, records: list[FindRecord]) -> list[FindRecord]:
+    """Set ``already_imported`` on records whose study the practice already holds."""
+    uids = {r.study_instance_uid for r in records if r.study_instance_uid}
+    held = dict(
+        DicomStudy.objects.filter(
+            practice_id=server.practice_id, study_instance_uid__in=uids
+        ).values_list("study_instance_uid", "pk")
+    )
+    return [
+        replace(r, already_imported=True, nexrel_study_id=held[r.study_instance_uid])
+        if r.study_instance_uid in held
+        else r
+        for r in records
+    ]
+
+
+def _status_message(peer: str, code: int, answer: Dataset, table: dict) -> str:
+    meaning = table.get(code, ("", "unknown status"))[1]
+    comment = str(answer.get("ErrorComment", "") or "")
+    return f"{peer} answered with status 0x{code:04X} ({meaning})" + (
+        f": {comment}" if comment else ""
+    )
+
+
+# --- C-MOVE / C-GET --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetrieveProgress:
+    """Sub-operation counts (PS3.4 C.4.2.1.6) so far, over all the studies asked for.
+
+    ``final`` is set on the last report, with ``status`` the last final DIMSE status and
+    ``error`` a message when the retrieve failed.
+    """
+
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    remaining: int = 0
+    final: bool = False
+    status: int | None = None
+    error: str = ""
+    cancelled: bool = False
+    missing: tuple[str, ...] = ()  # studies for which the remote had nothing to send
+
+
+def move_destination_unknown_message(server: DicomServer, destination: str) -> str:
+    return (
+        f"remote system does not know our AE title {destination}: "
+        f"add it as a move destination on the remote side ({server.name}, {server.ae_title})"
+    )
+
+
+def move(
+    server: DicomServer,
+    study_uids: list[str],
+    *,
+    destination: str | None = None,
+    should_cancel: Callable[[], bool] = lambda: False,
+    timeout: float | None = None,
+) -> Iterator[RetrieveProgress]:
+    """C-MOVE the studies to ``destination`` (our own AE): the listener receives them."""
+    destination = destination or our_ae_title(server)
+    ae = _new_ae(server, timeout)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    yield from _retrieve(
+        ae,
+        server,
+        study_uids,
+        lambda assoc, ds: assoc.send_c_move(
+            ds, destination, StudyRootQueryRetrieveInformationModelMove, msg_id=1
+        ),
+        StudyRootQueryRetrieveInformationModelMove,
+        should_cancel,
+        destination=destination,
+    )
+
+
+def get(
+    server: DicomServer,
+    study_uids: list[str],
+    *,
+    store: Callable[[Path, str, str], int],
+    should_cancel: Callable[[], bool] = lambda: False,
+    timeout: float | None = None,
+) -> Iterator[RetrieveProgress]:
+    """C-GET the studies over this association; each object goes to ``store``.
+
+    ``store(path, sop_instance_uid, sop_class_uid)`` consumes the file written for one
+    received object and returns the C-STORE status to answer. The storage contexts are
+    proposed with the SCP role (PS3.7 D.3.3.4), so the remote may send on our association.
+    """
+    ae = _new_ae(server, timeout)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    roles = []
+    for sop_class in storage_classes_for_get():
+        # Dental images may be held compressed: accept them as they are, not only decoded.
+        if sop_class in DENTAL_STORAGE_CLASSES:
+            ae.add_requested_context(sop_class, ALL_TRANSFER_SYNTAXES)
+        else:
+            ae.add_requested_context(sop_class)
+        roles.append(build_role(sop_class, scp_role=True))
+
+    def handle_store(event: evt.Event) -> int:
+        return _receive(event, store)
+
+    yield from _retrieve(
+        ae,
+        server,
+        study_uids,
+        lambda assoc, ds: assoc.send_c_get(ds, StudyRootQueryRetrieveInformationModelGet, msg_id=1),
+        StudyRootQueryRetrieveInformationModelGet,
+        should_cancel,
+        associate_kwargs={"ext_neg": roles, "evt_handlers": [(evt.EVT_C_STORE, handle_store)]},
+    )
+
+
+def storage_classes_for_get() -> list[str]:
+    """The dental classes first, then the common ones: 127 contexts besides the C-GET one."""
+    classes = list(DENTAL_STORAGE_CLASSES)
+    classes += [cx.abstract_syntax for cx in StoragePresentationContexts]
+    return list(dict.fromkeys(classes))[:127]
+
+
+def _receive(event: evt.Event, store: Callable[[Path, str, str], int]) -> int:
+    tmp_dir = spool_tmp_dir()
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    path = tmp_dir / f"cget-{uuid.uuid4().hex}.dcm"
+    try:
+        path.write_bytes(event.encoded_dataset())
+        result = store(
+            path, str(event.request.AffectedSOPInstanceUID), str(event.request.AffectedSOPClassUID)
+        )
+    except Exception:
+        log.exception("C-GET: storing %s failed", event.request.AffectedSOPInstanceUID)
+        result = status.STORE_HANDLER_FAILURE
+    if result != status.SUCCESS:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return result
+
+
+def _retrieve(
+    ae: AE,
+    server: DicomServer,
+    study_uids: list[str],
+    send: Callable,
+    model,
+    should_cancel: Callable[[], bool],
+    *,
+    destination: str = "",
+    associate_kwargs: dict | None = None,
+) -> Iterator[RetrieveProgress]:
+    """One association, one request per study; counts add up over the studies.
+
+    1. Each pending answer yields the counts so far (finished studies plus this one).
+    2. When ``should_cancel()`` turns true, a C-CANCEL is sent and the remote's final
+       answer (normally 0xFE00 Cancel) is awaited; no further study is asked for.
+    3. A failure status stops the retrieve; its message names the cause.
+    """
+    peer = _peer(server)
+    try:
+        assoc = _associate(ae, server, **(associate_kwargs or {}))
+    except ScuError as exc:
+        yield RetrieveProgress(final=True, error=str(exc))
+        return
+    done = {"completed": 0, "failed": 0, "warning": 0}
+    last = RetrieveProgress()
+    final_code: int | None = None
+    error = ""
+    cancelled = False
+    missing: list[str] = []
+    try:
+        if not any(cx.abstract_syntax == model for cx in assoc.accepted_contexts):
+            yield RetrieveProgress(final=True, error=f"{peer} does not offer {model.name}")
+            return
+        for uid in study_uids:
+            ds = Dataset()
+            ds.QueryRetrieveLevel = "STUDY"
+            ds.StudyInstanceUID = uid
+            current = {"completed": 0, "failed": 0, "warning": 0, "remaining": 0}
+            cancel_sent = False
+            for answer, _identifier in send(assoc, ds):
+                code = answer.get("Status") if answer else None
+                if code is None:
+                    error = (
+                        f"{peer} closed the association or stopped answering during the retrieve"
+                    )
+                    break
+                current = _counts(answer, current)
+                if code in (status.PENDING, status.PENDING_WARNING):
+                    last = _progress(done, current)
+                    yield last
+                    if not cancel_sent and should_cancel():
+                        assoc.send_c_cancel(1, query_model=model)
+                        cancel_sent = True
+                    continue
+                final_code = code
+                if code == status.SUCCESS and "NumberOfCompletedSuboperations" not in answer:
+                    # A final Success may omit the counts: every remaining one completed.
+                    current["completed"] += current["remaining"]
+                    current["remaining"] = 0
+                break
+            for key in done:
+                done[key] += current[key]
+            if final_code == status.SUCCESS and not any(current[k] for k in done):
+                missing.append(uid)
+            if error:
+                break
+            if final_code == status.CANCEL or cancel_sent:
+                cancelled = True
+                break
+            if final_code == status.MOVE_DESTINATION_UNKNOWN:
+                error = move_destination_unknown_message(server, destination)
+                break
+            if final_code not in (status.SUCCESS, status.SUBOPS_COMPLETE_WITH_FAILURES):
+                error = _status_message(peer, final_code, answer, QR_MOVE_SERVICE_CLASS_STATUS)
+                break
+            if should_cancel():
+                cancelled = True
+                break
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    yield RetrieveProgress(
+        **done,
+        remaining=0 if not (error or cancelled) else last.remaining,
+        final=True,
+        status=final_code,
+        error=error or _missing_message(peer, missing, len(study_uids)),
+        cancelled=cancelled,
+        missing=tuple(missing),
+    )
+
+
+def _missing_message(peer: str, missing: list[str], asked: int) -> str:
+    """Only when the remote had none of the studies: some missing is a warning, not this."""
+    if not missing or len(missing) < asked:
+        return ""
+    if asked == 1:
+        return f"{peer} has no images for this study (Study Instance UID {missing[0]})"
+    return f"{peer} has no images for any of the {asked} studies asked for"
+
+
+def _counts(answer: Dataset, previous: dict) -> dict:
+    """The counts of this answer; a final answer may omit those it has no news of."""
+    keys = {
+        "completed": "NumberOfCompletedSuboperations",
+        "failed": "NumberOfFailedSuboperations",
+        "warning": "NumberOfWarningSuboperations",
+        "remaining": "NumberOfRemainingSuboperations",
+    }
+    counts = dict(previous)
+    for name, keyword in keys.items():
+        value = answer.get(keyword)
+        if value is not None and value != "":
+            counts[name] = int(value)
+    return counts
+
+
+def _progress(done: dict, current: dict) -> RetrieveProgress:
+    return RetrieveProgress(
+        completed=done["completed"] + current["completed"],
+        failed=done["failed"] + current["failed"],
+        warning=done["warning"] + current["warning"],
+        remaining=current["remaining"],
+    )
