@@ -1,0 +1,168 @@
+"""Matches as C-FIND answers (PS3.4 C.4.1.1.3.2): the keys asked for, at the asked level.
+
+Every level is answered from the index rows (DicomStudy, DicomSeries, DicomInstance), never
+from the stored objects. An answer carries the level's unique keys (and, for Study Root's
+hierarchy, those above) even when not asked, and every asked key, empty when Nexrel holds no
+value for it, in the device profile's SpecificCharacterSet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydicom import Dataset
+from pydicom.datadict import keyword_for_tag
+
+from dicomnet.qr_matching import (
+    BATCH,
+    QrQuery,
+    matching_instances,
+    matching_series,
+    matching_studies,
+)
+
+
+def _date(value) -> str:
+    return value.strftime("%Y%m%d") if value else ""
+
+
+def _time(value) -> str:
+    return value.strftime("%H%M%S") if value else ""
+
+
+def _patient_values(row: dict) -> dict[str, object]:
+    return {
+        "PatientName": row["patient_name"],
+        "PatientID": row["patient_id"],
+        "PatientBirthDate": _date(row["patient_birth_date"]),
+        "PatientSex": row["patient_sex"],
+    }
+
+
+STUDY_FIELDS = (
+    "pk", "patient_name", "patient_id", "patient_birth_date", "patient_sex",
+    "study_instance_uid", "study_date", "study_time", "accession_number",
+    "study_description", "modality", "series_count", "instance_count",
+)  # fmt: skip
+
+
+def _study_values(row: dict) -> dict[str, object]:
+    modalities = [m for m in (row["modality"] or "").split("\\") if m]
+    return {
+        **_patient_values(row),
+        "StudyInstanceUID": row["study_instance_uid"],
+        "StudyDate": _date(row["study_date"]),
+        "StudyTime": _time(row["study_time"]),
+        "AccessionNumber": row["accession_number"],
+        "StudyDescription": row["study_description"],
+        "ModalitiesInStudy": modalities,
+        "NumberOfStudyRelatedSeries": row["series_count"],
+        "NumberOfStudyRelatedInstances": row["instance_count"],
+    }
+
+
+def _prefixed(row: dict, prefix: str) -> dict:
+    return {key.removeprefix(prefix): value for key, value in row.items()}
+
+
+def _patients(query: QrQuery, practice_id: int) -> Iterator[dict[str, object]]:
+    """One answer per PatientID, its counts summed over the matching studies."""
+    patients: dict[str, dict] = {}
+    for studies in matching_studies(query, practice_id=practice_id):
+        for row in studies.values(*STUDY_FIELDS).iterator(chunk_size=BATCH):
+            known = patients.get(row["patient_id"])
+            if known is None:
+                patients[row["patient_id"]] = known = {
+                    **_patient_values(row),
+                    "NumberOfPatientRelatedStudies": 0,
+                    "NumberOfPatientRelatedSeries": 0,
+                    "NumberOfPatientRelatedInstances": 0,
+                }
+            known["NumberOfPatientRelatedStudies"] += 1
+            known["NumberOfPatientRelatedSeries"] += row["series_count"]
+            known["NumberOfPatientRelatedInstances"] += row["instance_count"]
+    yield from patients.values()
+
+
+def _studies(query: QrQuery, practice_id: int) -> Iterator[dict[str, object]]:
+    for studies in matching_studies(query, practice_id=practice_id):
+        for row in studies.values(*STUDY_FIELDS).iterator(chunk_size=BATCH):
+            yield _study_values(row)
+
+
+SERIES_FIELDS = (
+    "series_instance_uid", "modality", "series_number", "series_description",
+    "body_part_examined", "instance_count", *(f"study__{f}" for f in STUDY_FIELDS[1:]),
+)  # fmt: skip
+
+
+def _series(query: QrQuery, practice_id: int) -> Iterator[dict[str, object]]:
+    for series in matching_series(query, practice_id=practice_id):
+        for row in series.values(*SERIES_FIELDS).iterator(chunk_size=BATCH):
+            yield {
+                **_study_values(_prefixed(row, "study__")),
+                "SeriesInstanceUID": row["series_instance_uid"],
+                "Modality": row["modality"],
+                "SeriesNumber": row["series_number"],
+                "SeriesDescription": row["series_description"],
+                "BodyPartExamined": row["body_part_examined"],
+                "NumberOfSeriesRelatedInstances": row["instance_count"],
+            }
+
+
+def _images(query: QrQuery, practice_id: int) -> Iterator[dict[str, object]]:
+    for instance in matching_instances(query, practice_id=practice_id):
+        study = instance.study
+        yield {
+            **_study_values({f: getattr(study, f) for f in STUDY_FIELDS}),
+            "SeriesInstanceUID": instance.series.series_instance_uid,
+            "Modality": instance.series.modality,
+            "SeriesNumber": instance.series.series_number,
+            "SOPInstanceUID": instance.sop_instance_uid,
+            "SOPClassUID": instance.sop_class_uid,
+            "InstanceNumber": instance.instance_number,
+            "Rows": instance.rows,
+            "Columns": instance.columns,
+            "NumberOfFrames": instance.frames,
+        }
+
+
+LEVEL_ANSWERS = {"PATIENT": _patients, "STUDY": _studies, "SERIES": _series, "IMAGE": _images}
+
+
+def level_answers(query: QrQuery, *, practice_id: int) -> Iterator[dict[str, object]]:
+    """Each match at the query's level, as {keyword: value}."""
+    return LEVEL_ANSWERS[query.level](query, practice_id)
+
+
+# The unique keys of each level (and above, Study Root's hierarchy): always answered.
+UNIQUE_KEYS = {
+    "PATIENT": ("PatientID",),
+    "STUDY": ("StudyInstanceUID",),
+    "SERIES": ("StudyInstanceUID", "SeriesInstanceUID"),
+    "IMAGE": ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
+}
+
+
+def build_answer(
+    values: dict[str, object], query: QrQuery, *, character_set: str, retrieve_ae: str
+) -> Dataset:
+    """The keys the query asked for (empty when Nexrel holds no value) and the unique keys."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = character_set
+    ds.QueryRetrieveLevel = query.level
+    for keyword in UNIQUE_KEYS[query.level]:
+        ds.update({keyword: values.get(keyword, "")})
+    for tag, vr in query.keys:
+        if tag in ds:
+            continue
+        keyword = keyword_for_tag(tag)
+        if keyword == "RetrieveAETitle":
+            value: object = retrieve_ae
+        else:
+            value = values.get(keyword)
+        if value in (None, "", []):
+            ds.add_new(tag, vr, [] if vr == "SQ" else None)
+        else:
+            ds.add_new(tag, vr, value)
+    return ds

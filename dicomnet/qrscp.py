@@ -1,0 +1,273 @@
+"""Query/Retrieve SCP (PS3.4 Annex C): the practice's devices query and retrieve our archive.
+
+C-FIND (Patient and Study Root, every level) is answered through ``dicomnet.scp.handle_find``
+(which checks ``allow_find``):
+1. the identifier is read in its SpecificCharacterSet (the device profile's when it declares
+   none) and parsed (``qr_matching.parse_identifier``); a malformed one is answered 0xA900;
+2. the practice's matches at the asked level are selected (``qr_matching``);
+3. each is answered with the keys asked for, in the device profile's character set; a
+   C-CANCEL seen between two responses ends the stream with 0xFE00. Any other failure is
+   0xC311, logged with its traceback.
+
+C-MOVE and C-GET (``allow_move``/``allow_get``) send the latest processed version of every
+instance under the matches. pynetdicom runs the C-STORE sub-operations (over a new
+association to the move destination, or over the same association for C-GET) and counts
+them in the pending and final responses (0xB000 when some failed); a C-CANCEL stops them
+with 0xFE00. Move destinations are only the practice's active devices: any other is 0xA801.
+A device without ``allow_get`` gets 0x0124. pynetdicom's C-MOVE handler protocol has no way
+to refuse before naming a destination, so a device without ``allow_move`` gets 0xC514
+(unable to process) after our log line; no association to the destination is opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from pydicom import Dataset, dcmread
+from pydicom.charset import convert_encodings
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, build_context, evt
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+
+from dicomnet import status
+from dicomnet.access import AssociationGrant
+from dicomnet.models import DicomInstance, DicomServer
+from dicomnet.qr_matching import MalformedIdentifier, matching_instances, parse_identifier
+from dicomnet.qr_responses import build_answer, level_answers
+from dicomnet.storage import local_copy
+
+log = logging.getLogger("dicomnet.qrscp")
+
+DEFAULT_CHARACTER_SET = "ISO_IR 192"
+PATIENT_ROOT = {
+    str(PatientRootQueryRetrieveInformationModelFind),
+    str(PatientRootQueryRetrieveInformationModelMove),
+    str(PatientRootQueryRetrieveInformationModelGet),
+}
+UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+MAX_CONTEXTS = 128  # PS3.8: odd presentation context ids 1..255
+
+
+class RetrieveRefused(PermissionError):
+    """The calling device may not retrieve (pynetdicom answers a C-MOVE refusal 0xC514)."""
+
+
+def _assume_character_set(identifier: Dataset, character_set: str) -> None:
+    """Read an identifier that declares no character set as its device profile's."""
+    implicit, little = identifier.original_encoding
+    identifier.set_original_encoding(implicit, little, convert_encodings(character_set))
+    identifier.SpecificCharacterSet = character_set
+
+
+def _read_identifier(read_identifier: Callable[[], Dataset], character_set: str) -> Dataset:
+    try:
+        identifier = read_identifier()
+    except Exception as exc:
+        raise MalformedIdentifier(f"undecodable identifier: {exc}") from exc
+    if "SpecificCharacterSet" not in identifier:
+        _assume_character_set(identifier, character_set)
+    return identifier
+
+
+def answer_find(
+    read_identifier: Callable[[], Dataset],
+    *,
+    practice_id: int,
+    patient_root: bool,
+    character_set: str,
+    calling_ae: str,
+    retrieve_ae: str,
+    is_cancelled: Callable[[], bool],
+) -> Iterator[tuple[int, Dataset | None]]:
+    """The C-FIND response stream for one query (steps in the module docstring)."""
+    sent = 0
+    try:
+        identifier = _read_identifier(read_identifier, character_set)
+        query = parse_identifier(identifier, patient_root=patient_root)
+        for values in level_answers(query, practice_id=practice_id):
+            if is_cancelled():
+                log.info("C-FIND from %s cancelled after %d match(es)", calling_ae, sent)
+                yield status.CANCEL, None
+                return
+            yield (
+                status.PENDING,
+                build_answer(values, query, character_set=character_set, retrieve_ae=retrieve_ae),
+            )
+            sent += 1
+    except MalformedIdentifier as exc:
+        log.warning("C-FIND from %s refused with 0xA900: %s", calling_ae, exc)
+        yield status.IDENTIFIER_DOES_NOT_MATCH, None
+        return
+    except Exception:
+        log.exception("C-FIND from %s failed after %d match(es)", calling_ae, sent)
+        yield status.FIND_UNABLE_TO_PROCESS, None
+        return
+    log.info("C-FIND from %s: %d match(es)", calling_ae, sent)
+
+
+def handle_find(
+    event: evt.Event, *, grant: AssociationGrant, device: DicomServer
+) -> Iterator[tuple[int, Dataset | None]]:
+    """EVT_C_FIND for both roots, reached through ``dicomnet.scp.handle_find``."""
+    return answer_find(
+        lambda: event.identifier,
+        practice_id=grant.practice_id,
+        patient_root=str(event.request.AffectedSOPClassUID) in PATIENT_ROOT,
+        character_set=device.mwl_character_set or DEFAULT_CHARACTER_SET,
+        calling_ae=grant.calling_ae,
+        retrieve_ae=event.assoc.ae.ae_title,
+        is_cancelled=lambda: event.is_cancelled,
+    )
+
+
+# ---------------------------------------------------------------------- C-MOVE / C-GET
+
+
+def retrieve_contexts(instances: list[DicomInstance]) -> list[PresentationContext]:
+    """Contexts to send ``instances`` as stored: uncompressed ones may be re-encoded."""
+    wanted: dict[tuple[str, str], list[str]] = {}
+    for instance in instances:
+        syntax = instance.transfer_syntax_uid or ExplicitVRLittleEndian
+        if syntax in UNCOMPRESSED:
+            wanted[(instance.sop_class_uid, "uncompressed")] = list(UNCOMPRESSED)
+        else:
+            wanted[(instance.sop_class_uid, syntax)] = [syntax]
+    return [build_context(sop, syntaxes) for (sop, _), syntaxes in wanted.items()][:MAX_CONTEXTS]
+
+
+def load_dataset(instance: DicomInstance) -> Dataset:
+    """The stored object, or a stand-in that makes its C-STORE sub-operation fail (counted)."""
+    try:
+        with local_copy(instance) as path:
+            return dcmread(path)
+    except Exception:
+        log.exception("instance %s could not be read for retrieval", instance.pk)
+        failed = Dataset()
+        failed.SOPInstanceUID = instance.sop_instance_uid
+        return failed
+
+
+def _send(
+    instances: list[DicomInstance], is_cancelled: Callable[[], bool], what: str
+) -> Iterator[tuple[int, Dataset | None]]:
+    yield len(instances)
+    for position, instance in enumerate(instances):
+        if is_cancelled():
+            log.info("%s cancelled after %d of %d instance(s)", what, position, len(instances))
+            yield status.CANCEL, None
+            return
+        yield status.PENDING, load_dataset(instance)
+    log.info("%s: %d instance(s) sent", what, len(instances))
+
+
+def _device(grant: AssociationGrant) -> DicomServer | None:
+    return DicomServer.objects.filter(pk=grant.server_id, practice_id=grant.practice_id).first()
+
+
+def _instances(event: evt.Event, grant: AssociationGrant, character_set: str):
+    identifier = _read_identifier(lambda: event.identifier, character_set)
+    patient_root = str(event.request.AffectedSOPClassUID) in PATIENT_ROOT
+    query = parse_identifier(identifier, patient_root=patient_root)
+    return matching_instances(query, practice_id=grant.practice_id)
+
+
+def handle_move(event: evt.Event) -> Iterator:
+    """EVT_C_MOVE: destination, number of sub-operations, then the datasets to send."""
+    grant: AssociationGrant = event.assoc.nexrel
+    device = _device(grant)
+    if device is None or not device.allow_move:
+        log.warning("C-MOVE from %s refused: device may not retrieve (allow_move is off)",
+                    grant.calling_ae)  # fmt: skip
+        raise RetrieveRefused(f"calling AE {grant.calling_ae!r} may not move")
+    destination_ae = str(event.move_destination).strip()
+    destination = DicomServer.objects.filter(
+        practice_id=grant.practice_id, ae_title=destination_ae, is_active=True
+    ).first()
+    if destination is None:
+        log.warning(
+            "C-MOVE from %s refused with 0xA801: destination %r is not an active device "
+            "of this practice",
+            grant.calling_ae,
+            destination_ae,
+        )
+        yield None, None
+        return
+    try:
+        instances = _instances(event, grant, device.mwl_character_set or DEFAULT_CHARACTER_SET)
+    except MalformedIdentifier as exc:
+        log.warning("C-MOVE from %s refused: %s", grant.calling_ae, exc)
+        raise
+    log.info(
+        "C-MOVE from %s: %d instance(s) to %s (%s:%s)",
+        grant.calling_ae,
+        len(instances),
+        destination_ae,
+        destination.host,
+        destination.port,
+    )
+    yield destination.host, destination.port, {"contexts": retrieve_contexts(instances)}
+    yield from _send(instances, lambda: event.is_cancelled, f"C-MOVE to {destination_ae}")
+
+
+def handle_get(event: evt.Event) -> Iterator:
+    """EVT_C_GET: number of sub-operations, then the datasets to send on this association."""
+    grant: AssociationGrant = event.assoc.nexrel
+    device = _device(grant)
+    if device is None or not device.allow_get:
+        log.warning("C-GET from %s refused: device may not retrieve (allow_get is off)",
+                    grant.calling_ae)  # fmt: skip
+        yield 1
+        yield status.NOT_AUTHORIZED, None
+        return
+    try:
+        instances = _instances(event, grant, device.mwl_character_set or DEFAULT_CHARACTER_SET)
+    except MalformedIdentifier as exc:
+        log.warning("C-GET from %s refused with 0xA900: %s", grant.calling_ae, exc)
+        yield 1
+        yield status.IDENTIFIER_DOES_NOT_MATCH, None
+        return
+    log.info("C-GET from %s: %d instance(s)", grant.calling_ae, len(instances))
+    yield from _send(instances, lambda: event.is_cancelled, f"C-GET by {grant.calling_ae}")
+
+
+# ---------------------------------------------------------------------- pynetdicom edge
+
+QR_CLASSES = (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelMove,
+    PatientRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelGet,
+)
+
+
+def configure_ae(ae: AE) -> None:
+    """The Q/R models, and role selection on the storage contexts for C-GET.
+
+    A C-GET requestor proposes the SCP role for each storage class it accepts; accepting
+    both roles keeps plain C-STORE senders (no role item: default roles) working.
+    """
+    for sop_class in QR_CLASSES:
+        ae.add_supported_context(sop_class)
+    for cx in list(ae.supported_contexts):
+        if cx.abstract_syntax.startswith("1.2.840.10008.5.1.4.1.1."):
+            ae.add_supported_context(
+                cx.abstract_syntax, cx.transfer_syntax, scu_role=True, scp_role=True
+            )
+
+
+HANDLERS = [(evt.EVT_C_MOVE, handle_move), (evt.EVT_C_GET, handle_get)]
+FIND_HANDLERS = {
+    str(PatientRootQueryRetrieveInformationModelFind): handle_find,
+    str(StudyRootQueryRetrieveInformationModelFind): handle_find,
+}
