@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 
 from dicomnet import views as dicom_views
 from patients import views as patient_views
@@ -18,6 +19,7 @@ urlpatterns = [
         name="instance_image",
     ),
     path("api/dental/dicom/", include("dicomnet.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("dicom/", include("dicomnet.qr_urls")),
     path("", include("worklist.urls")),
     path("worklist/import/", include("worklist.scu_urls")),

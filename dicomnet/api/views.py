@@ -1,0 +1,120 @@
+"""Query/retrieve over REST. Each view translates HTTP into one call: ``qr_remote.find`` (C-FIND),
+``retrieve.start_import``, ``retrieve.cancel_job``; reads go through ``qr_selectors``.
+
+Another practice's servers, patients and jobs are 404: they do not exist for the caller.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dicomnet import qr_remote, retrieve
+from dicomnet.api.serializers import (
+    ErrorSerializer,
+    ImportSerializer,
+    QueryResultSerializer,
+    QuerySerializer,
+    RetrieveJobSerializer,
+)
+from dicomnet.qr_selectors import jobs_of, query_refusal, servers_of
+from patients.selectors import patients_of
+
+BAD_INPUT = OpenApiResponse(ErrorSerializer, description="invalid input, or not allowed")
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="no such object in your practice")
+REMOTE_FAILED = OpenApiResponse(
+    ErrorSerializer, description="the remote system failed: refused, timeout, rejected"
+)
+
+
+class InPractice(BasePermission):
+    """Logged in and attached to a practice: every read below is scoped to it."""
+
+    message = "This account does not belong to a practice."
+
+    def has_permission(self, request: Request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.practice_id)
+
+
+class PracticeAPIView(APIView):
+    permission_classes = [IsAuthenticated, InPractice]
+
+
+class QueryView(PracticeAPIView):
+    @extend_schema(
+        operation_id="dicom_query",
+        summary="Search a remote DICOM system for studies (C-FIND)",
+        parameters=[QuerySerializer],
+        responses={200: QueryResultSerializer, 400: BAD_INPUT, 404: NOT_FOUND, 502: REMOTE_FAILED},
+    )
+    def get(self, request: Request) -> Response:
+        params = QuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        filters = dict(params.validated_data)
+        server = get_object_or_404(servers_of(request.user.practice), pk=filters.pop("server"))
+        refusal = query_refusal(server)
+        if refusal:
+            return Response({"detail": refusal}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            studies = qr_remote.find(server, **filters)
+        except qr_remote.RemoteError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_502_BAD_GATEWAY)
+        body = {"server": server.pk, "count": len(studies), "studies": studies}
+        return Response(QueryResultSerializer(body).data)
+
+
+class ImportView(PracticeAPIView):
+    @extend_schema(
+        operation_id="dicom_import",
+        summary="Import remote studies into a patient's chart (C-MOVE or C-GET job)",
+        request=ImportSerializer,
+        responses={201: RetrieveJobSerializer, 400: BAD_INPUT, 404: NOT_FOUND},
+    )
+    def post(self, request: Request) -> Response:
+        body = ImportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        practice = request.user.practice
+        server = get_object_or_404(servers_of(practice), pk=data["server"])
+        patient = get_object_or_404(patients_of(practice), pk=data["patient"])
+        try:
+            job = retrieve.start_import(
+                practice,
+                server,
+                data["study_instance_uids"],
+                patient,
+                data["method"],
+                request.user,
+            )
+        except retrieve.ImportRefused as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(RetrieveJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class JobView(PracticeAPIView):
+    @extend_schema(
+        operation_id="dicom_job",
+        summary="Progress of an import job",
+        responses={200: RetrieveJobSerializer, 404: NOT_FOUND},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        job = get_object_or_404(jobs_of(request.user.practice), pk=pk)
+        return Response(RetrieveJobSerializer(job).data)
+
+
+class JobCancelView(PracticeAPIView):
+    @extend_schema(
+        operation_id="dicom_job_cancel",
+        summary="Cancel an import job",
+        request=None,
+        responses={200: RetrieveJobSerializer, 404: NOT_FOUND},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        job = get_object_or_404(jobs_of(request.user.practice), pk=pk)
+        job = retrieve.cancel_job(job)
+        return Response(RetrieveJobSerializer(job).data)
