@@ -1,9 +1,19 @@
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import render
+from django.template.response import TemplateResponse
+from django.urls import reverse
 
+from dicomnet import apikeys, orthanc, scu
 from dicomnet.linking import link_study, link_to_patient, notify_new_images
-from dicomnet.models import DicomInstance, DicomSeries, DicomServer, DicomStudy
+from dicomnet.models import (
+    ApiKey,
+    DicomInstance,
+    DicomSeries,
+    DicomServer,
+    DicomStudy,
+    OrthancNotification,
+)
 from dicomnet.pipeline import reprocess
 from patients.admin_scoping import PracticeScopedAdmin
 from patients.models import Patient
@@ -14,6 +24,16 @@ class DicomServerAdmin(PracticeScopedAdmin):
     list_display = ["name", "ae_title", "host", "port", "is_active", "vendor_profile", "practice"]
     list_filter = ["practice", "is_active", "vendor_profile"]
     search_fields = ["name", "ae_title", "host"]
+    actions = ["test_connection"]
+
+    @admin.action(description="Test connection (C-ECHO)")
+    def test_connection(self, request, queryset):
+        for server in queryset:
+            result = scu.echo(server)
+            if result.ok:
+                self.message_user(request, f"{server}: {result.round_trip_ms} ms round trip.")
+            else:
+                self.message_user(request, f"{server}: {result.error}", messages.ERROR)
 
 
 class SeriesInline(admin.TabularInline):
@@ -129,3 +149,84 @@ class DicomInstanceAdmin(PracticeScopedAdmin):
         for instance in queryset:
             reprocess(instance)
         self.message_user(request, f"{queryset.count()} instances queued for reprocessing.")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(PracticeScopedAdmin):
+    """Keys are created here and shown once; only their prefix and hash are kept."""
+
+    list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at", "practice"]
+    list_filter = ["practice", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    fields = ["practice", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_keys"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            key = apikeys.new_key()
+            obj.prefix, obj.key_hash = key[: apikeys.PREFIX_LENGTH], apikeys.hash_key(key)
+            request._nexrel_clear_key = key
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """Show the clear key once, on its own page (never in a message cookie)."""
+        return TemplateResponse(
+            request,
+            "admin/dicomnet/apikey_created.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "API key created",
+                "api_key": obj,
+                "clear_key": request._nexrel_clear_key,
+                "list_url": reverse("admin:dicomnet_apikey_changelist"),
+            },
+        )
+
+    @admin.action(description="Revoke")
+    def revoke_keys(self, request, queryset):
+        revoked = sum(apikeys.revoke(key) for key in queryset)
+        self.message_user(request, f"{revoked} API keys revoked.")
+
+
+@admin.register(OrthancNotification)
+class OrthancNotificationAdmin(PracticeScopedAdmin):
+    list_display = [
+        "orthanc_instance_id",
+        "status",
+        "attempts",
+        "error",
+        "server",
+        "instance",
+        "created_at",
+        "practice",
+    ]
+    list_filter = ["status", "practice"]
+    search_fields = ["orthanc_instance_id", "error"]
+    readonly_fields = [
+        "practice",
+        "server",
+        "orthanc_instance_id",
+        "status",
+        "attempts",
+        "error",
+        "instance",
+        "claimed_at",
+        "created_at",
+        "updated_at",
+    ]
+    actions = ["retry_fetch"]
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    @admin.action(description="Retry the fetch from Orthanc")
+    def retry_fetch(self, request, queryset):
+        count = 0
+        for notification in queryset.filter(status=OrthancNotification.Status.FAILED):
+            _, queued = orthanc.record_notification(
+                practice=notification.practice,
+                orthanc_instance_id=notification.orthanc_instance_id,
+            )
+            count += queued
+        self.message_user(request, f"{count} failed fetches queued again.")

@@ -228,6 +228,12 @@ DICOM_LISTENER_PROCESSES = envint("DICOM_LISTENER_PROCESSES", "2")
 if DICOM_MAX_PDU < 16384:
     raise ImproperlyConfigured("DICOM_MAX_PDU must be at least 16384 bytes")
 
+# Orthanc as a front end (deploy/orthanc/): where the webhook's instances are fetched from.
+ORTHANC_URL = env("ORTHANC_URL", "http://127.0.0.1:8042")
+ORTHANC_USERNAME = env("ORTHANC_USERNAME", "nexrel")
+ORTHANC_PASSWORD = envsecret("ORTHANC_PASSWORD")
+ORTHANC_TIMEOUT = envint("ORTHANC_TIMEOUT", "60")
+
 # Processing pipeline.
 NEXREL_TASK_MAX_ATTEMPTS = envint("NEXREL_TASK_MAX_ATTEMPTS", "4")
 NEXREL_ANALYZERS = envlist("NEXREL_ANALYZERS", "dicomnet.analysis.exposure_check")
