@@ -86,6 +86,9 @@ class DicomStudy(models.Model):
     study_instance_uid = models.CharField(max_length=64)
     patient_id = models.CharField(max_length=64, blank=True)
     patient_name = models.CharField(max_length=200, blank=True)
+    # normalise_name(patient_name): accent- and case-insensitive PatientName queries (C-FIND)
+    # narrow on an index range of this key.
+    patient_name_key = models.CharField(max_length=220, blank=True, editable=False)
     patient_birth_date = models.DateField(null=True, blank=True)
     patient_sex = models.CharField(max_length=16, blank=True)
     accession_number = models.CharField(max_length=16, blank=True, db_index=True)
@@ -132,12 +135,26 @@ class DicomStudy(models.Model):
                 fields=["practice", "study_instance_uid"], name="uniq_study_uid"
             )
         ]
-        indexes = [models.Index(fields=["practice", "status"])]
+        indexes = [
+            models.Index(fields=["practice", "status"]),
+            models.Index(fields=["practice", "patient_name_key"]),
+            models.Index(fields=["practice", "patient_id"]),
+            models.Index(fields=["practice", "study_date"]),
+        ]
         ordering = ["-study_date", "-created_at"]
         verbose_name_plural = "DICOM studies"
 
     def __str__(self) -> str:
         return f"{self.patient_name or '?'} {self.study_date} {self.modality}"
+
+    def save(self, *args, **kwargs) -> None:
+        from patients.matching import normalise_name
+
+        self.patient_name_key = normalise_name(self.patient_name.split("=")[0])
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "patient_name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "patient_name_key"}
+        super().save(*args, **kwargs)
 
 
 class DicomSeries(models.Model):
