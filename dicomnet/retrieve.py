@@ -9,10 +9,12 @@ retrieved study to the job's patient.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from dicomnet import scu, status
@@ -101,12 +103,19 @@ def cancel_job(job: RetrieveJob) -> RetrieveJob:
 
 
 def claim(job_id: int) -> bool:
-    """Take the job if nobody has: one conditional update, true for exactly one caller."""
+    """Take the job if nobody has: one conditional update, true for exactly one caller.
+
+    A job still RUNNING after the task timeout lost its worker (django-q2 kills a task at
+    its timeout and delivers it again): that claim is stale and may be taken over.
+    """
     now = timezone.now()
+    stale = now - dt.timedelta(seconds=RETRIEVE_TASK_TIMEOUT + 60)
+    fresh = Q(status=RetrieveJob.Status.PENDING, claimed_at=None)
+    abandoned = Q(status=RetrieveJob.Status.RUNNING, claimed_at__lt=stale)
     return (
-        RetrieveJob.objects.filter(
-            pk=job_id, status=RetrieveJob.Status.PENDING, claimed_at=None
-        ).update(status=RetrieveJob.Status.RUNNING, claimed_at=now, started_at=now)
+        RetrieveJob.objects.filter(fresh | abandoned, pk=job_id).update(
+            status=RetrieveJob.Status.RUNNING, claimed_at=now, started_at=now
+        )
         == 1
     )
 

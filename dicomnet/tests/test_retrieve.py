@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.utils import timezone
 from pydicom.uid import generate_uid
 
 from dicomnet import retrieve, scu, status
@@ -70,6 +71,19 @@ def test_claim_is_taken_once(db, practice, server) -> None:
     assert retrieve.run_job(job.pk) == "skipped"
     job.refresh_from_db()
     assert job.status == RetrieveJob.Status.RUNNING and job.started_at is not None
+
+
+def test_a_job_whose_worker_died_is_taken_over_after_the_task_timeout(db, practice, server) -> None:
+    job = RetrieveJob.objects.create(practice=practice, server=server, study_instance_uids=["1"])
+    assert retrieve.claim(job.pk) is True
+    recent = timezone.now() - dt.timedelta(seconds=60)
+    RetrieveJob.objects.filter(pk=job.pk).update(claimed_at=recent)
+    assert retrieve.claim(job.pk) is False, "a live run keeps its job"
+    lost = timezone.now() - dt.timedelta(seconds=retrieve.RETRIEVE_TASK_TIMEOUT + 61)
+    RetrieveJob.objects.filter(pk=job.pk).update(claimed_at=lost)
+    assert retrieve.claim(job.pk) is True
+    job.refresh_from_db()
+    assert job.status == RetrieveJob.Status.RUNNING and job.claimed_at > recent
 
 
 def test_cancel_pending_and_running(db, practice, server) -> None:
