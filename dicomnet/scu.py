@@ -79,11 +79,11 @@ def our_ae_title(server: DicomServer) -> str:
     return server.practice.ae_title or settings.DICOM_AE_TITLE
 
 
-def _peer(server: DicomServer) -> str:
+def peer_name(server: DicomServer) -> str:
     return f"{server.ae_title} at {server.host}:{server.port}"
 
 
-def _new_ae(server: DicomServer, timeout: float | None) -> AE:
+def new_ae(server: DicomServer, timeout: float | None) -> AE:
     ae = AE(ae_title=our_ae_title(server))
     ae.connection_timeout = ae.acse_timeout = timeout or settings.DICOM_ACSE_TIMEOUT
     ae.dimse_timeout = ae.network_timeout = timeout or settings.DICOM_DIMSE_TIMEOUT
@@ -102,7 +102,7 @@ def _associate(ae: AE, server: DicomServer, **kwargs):
 
 def association_failure(assoc, server: DicomServer, timeout: float, waited: float) -> str:
     """Why the association was not established, in words."""
-    peer = _peer(server)
+    peer = peer_name(server)
     if assoc.is_rejected:
         rj = assoc.acceptor.primitive
         permanence = "permanently" if rj.result == 0x01 else "for now"
@@ -135,7 +135,7 @@ class EchoResult:
 
 def echo(server: DicomServer, *, timeout: float | None = 10) -> EchoResult:
     """ "Test connection": associate, C-ECHO, release; the round trip or why it failed."""
-    ae = _new_ae(server, timeout)
+    ae = new_ae(server, timeout)
     ae.add_requested_context(Verification)
     started = time.monotonic()
     try:
@@ -147,9 +147,9 @@ def echo(server: DicomServer, *, timeout: float | None = 10) -> EchoResult:
         elapsed = (time.monotonic() - started) * 1000
         code = answer.get("Status") if answer else None
         if code is None:
-            return EchoResult(False, None, f"{_peer(server)} did not answer the C-ECHO")
+            return EchoResult(False, None, f"{peer_name(server)} did not answer the C-ECHO")
         if code != status.SUCCESS:
-            return EchoResult(False, None, f"{_peer(server)} answered C-ECHO with 0x{code:04X}")
+            return EchoResult(False, None, f"{peer_name(server)} answered C-ECHO with 0x{code:04X}")
     finally:
         if assoc.is_established:
             assoc.release()
@@ -323,10 +323,10 @@ def find_studies(
         study_instance_uid=study_instance_uid.strip(),
         series_instance_uid=series_instance_uid.strip(),
     )
-    ae = _new_ae(server, timeout)
+    ae = new_ae(server, timeout)
     ae.add_requested_context(model)
     assoc = _associate(ae, server)
-    peer = _peer(server)
+    peer = peer_name(server)
     records: list[FindRecord] = []
     try:
         if not assoc.accepted_contexts:
@@ -414,7 +414,7 @@ def move(
 ) -> Iterator[RetrieveProgress]:
     """C-MOVE the studies to ``destination`` (our own AE): the listener receives them."""
     destination = destination or our_ae_title(server)
-    ae = _new_ae(server, timeout)
+    ae = new_ae(server, timeout)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     yield from _retrieve(
         ae,
@@ -443,7 +443,7 @@ def get(
     received object and returns the C-STORE status to answer. The storage contexts are
     proposed with the SCP role (PS3.7 D.3.3.4), so the remote may send on our association.
     """
-    ae = _new_ae(server, timeout)
+    ae = new_ae(server, timeout)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
     roles = []
     for sop_class in storage_classes_for_get():
@@ -511,7 +511,7 @@ def _retrieve(
        answer (normally 0xFE00 Cancel) is awaited; no further study is asked for.
     3. A failure status stops the retrieve; its message names the cause.
     """
-    peer = _peer(server)
+    peer = peer_name(server)
     try:
         assoc = _associate(ae, server, **(associate_kwargs or {}))
     except ScuError as exc:

@@ -10,36 +10,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import socket
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 from pydicom.dataset import Dataset
-from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 from pynetdicom.status import MODALITY_WORKLIST_SERVICE_CLASS_STATUS
 
 from dicomnet import status
 from dicomnet.models import DicomServer
 from dicomnet.parsing import parse_da, parse_tm
+from dicomnet.scu import association_failure, new_ae, peer_name
 from patients.models import Practice
 
 log = logging.getLogger("worklist.scu")
-
-# A-ASSOCIATE-RJ (source, diagnostic) in words, PS3.8 Table 9-21.
-REJECT_REASONS = {
-    (1, 1): "no reason given",
-    (1, 2): "application context not supported",
-    (1, 3): "our calling AE title is not recognised",
-    (1, 7): "the called AE title is not recognised",
-    (2, 1): "no reason given (ACSE)",
-    (2, 2): "protocol version not supported",
-    (3, 1): "temporary congestion",
-    (3, 2): "local limit exceeded (too many associations)",
-}
 
 
 class WorklistQueryError(Exception):
@@ -130,16 +116,14 @@ def query_worklist(
     """
     if date_from > date_to:
         raise WorklistQueryError(f"the range starts ({date_from}) after it ends ({date_to})")
-    ae = AE(ae_title=server.practice.ae_title)
+    ae = new_ae(server, timeout)
     ae.add_requested_context(ModalityWorklistInformationFind)
-    ae.connection_timeout = ae.acse_timeout = timeout or settings.DICOM_ACSE_TIMEOUT
-    ae.dimse_timeout = ae.network_timeout = timeout or settings.DICOM_DIMSE_TIMEOUT
-    peer = f"{server.ae_title} at {server.host}:{server.port}"
+    peer = peer_name(server)
     started = time.monotonic()
     assoc = ae.associate(server.host, server.port, ae_title=server.ae_title)
     if not assoc.is_established:
         waited = time.monotonic() - started
-        raise WorklistQueryError(_association_failure(assoc, server, peer, ae.acse_timeout, waited))
+        raise WorklistQueryError(association_failure(assoc, server, ae.acse_timeout, waited))
     try:
         if not assoc.accepted_contexts:
             raise WorklistQueryError(f"{peer} does not offer the Modality Worklist service")
@@ -176,29 +160,6 @@ def query_worklist(
         len(records),
     )
     return records
-
-
-def _association_failure(
-    assoc, server: DicomServer, peer: str, timeout: float, waited: float
-) -> str:
-    if assoc.is_rejected:
-        rj = assoc.acceptor.primitive
-        permanence = "permanently" if rj.result == 0x01 else "for now"
-        reason = REJECT_REASONS.get((rj.result_source, rj.diagnostic), "unknown reason")
-        return f"{peer} rejected the association {permanence}: {reason}"
-    # pynetdicom does not tell a refused connection from silence: ask the socket.
-    try:
-        with socket.create_connection((server.host, server.port), timeout=timeout):
-            pass
-    except ConnectionRefusedError:
-        return f"{peer} refused the connection: nothing listens on that port"
-    except TimeoutError:
-        return f"{peer} did not answer within {timeout:g} s"
-    except OSError as exc:
-        return f"{peer} cannot be reached: {exc.strerror or exc}"
-    if waited < timeout and assoc.is_aborted:
-        return f"{peer} aborted or closed the connection during the association request"
-    return f"{peer} did not accept the association within {timeout:g} s"
 
 
 def _text(ds: Dataset, keyword: str) -> str:
