@@ -37,6 +37,7 @@ system-deps:
 bench: system-deps setup
 	$(PY) bench/run_bench.py
 	$(PY) bench/bench_mwl.py
+	$(PY) bench/bench_qr.py
 
 lint: setup
 	$(PY) -m ruff check .
