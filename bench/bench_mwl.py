@@ -38,29 +38,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from run_bench import free_port, wait_port  # noqa: E402
+
 PY = sys.executable
 NODELAY = {"TCP_NODELAY": "1"}  # DCMTK (and Orthanc, built on it) read this
 STATION = "CARESTREAM"
 WL_AET = "WLMSCPFS"
 ORTHANC_PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc")
 MWL_FIND = "1.2.840.10008.5.1.4.31"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on {port}")
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -177,7 +163,7 @@ class Server:
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT
         )
-        wait_port(self.port)
+        wait_port(self.port, timeout=60)
         time.sleep(0.5)  # Orthanc opens its DICOM port before its plugins are ready
 
     def _command(self, wl_dir: Path) -> tuple[list[str], dict, str]:
