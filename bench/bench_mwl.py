@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from run_bench import free_port, wait_port  # noqa: E402
+from stats import percentile  # noqa: E402
 
 PY = sys.executable
 NODELAY = {"TCP_NODELAY": "1"}  # DCMTK (and Orthanc, built on it) read this
@@ -47,14 +48,6 @@ STATION = "CARESTREAM"
 WL_AET = "WLMSCPFS"
 ORTHANC_PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc")
 MWL_FIND = "1.2.840.10008.5.1.4.31"
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 # ------------------------------------------------------------------ data
@@ -84,8 +77,8 @@ def make_database(work: Path, items: int, days: int) -> tuple[int, str]:
     from django.utils import timezone
     from pydicom.uid import generate_uid
 
-    from patients.matching import normalise_name
     from patients.models import Patient, Practice
+    from patients.names import normalise_name
     from worklist.models import WorklistItem
 
     practice = Practice.objects.get()
@@ -289,7 +282,7 @@ def summarise(runs: list[dict]) -> dict[str, dict]:
         lat = entry["latencies_ms"]
         entry.update(
             queries=len(lat),
-            p50_ms=statistics.median(lat),
+            p50_ms=percentile(lat, 50),
             p95_ms=percentile(lat, 95),
             mean_ms=statistics.fmean(lat),
             max_ms=max(lat),
@@ -351,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
             lat = run["latencies_ms"]
             print(
                 f"round {rep + 1} {name}: {len(lat)} queries, {len(run['accessions'])} items, "
-                f"p50 {statistics.median(lat):.2f} ms, p95 {percentile(lat, 95):.2f} ms",
+                f"p50 {percentile(lat, 50):.2f} ms, p95 {percentile(lat, 95):.2f} ms",
                 flush=True,
             )
     answers = {tuple(r["accessions"]) for r in runs}

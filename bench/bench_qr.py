@@ -9,7 +9,7 @@ find  C-FIND latency, STUDY level, Study Root, PatientName wildcard, against N s
       response, after warm-up queries; p50/p95 per pattern.
 move  C-MOVE of the 300-slice CBCT series (bench/corpus/cbct) out of Orthanc into a fresh Nexrel
       listener (DCMTK movescu asks Orthanc to move to NEXREL-CRM; and Nexrel's own
-      dicomnet.scu.move), against movescu moving it to DCMTK storescp; and, for reference, the
+      dicomnet.qr.scu.move), against movescu moving it to DCMTK storescp; and, for reference, the
       same files sent straight to Nexrel with storescu (plain C-STORE ingest). Files/s.
 
 Usage: bench_qr.py [--phases find,move] [--studies 100000] [--reps 30] [--work DIR]
@@ -42,6 +42,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_bench import NODELAY, PY, ROOT, free_port, wait_port  # noqa: E402
+from stats import percentile  # noqa: E402
 
 HERE = ROOT / "bench"
 CALLING_AE = "CARESTREAM"  # a demo-practice device with allow_find
@@ -183,7 +184,7 @@ import sys, datetime as dt
 sys.path.insert(0, {here!r})
 from bench_qr import study_row
 from dicomnet.models import DicomStudy
-from patients.matching import normalise_name
+from patients.names import normalise_name
 from patients.models import Practice
 practice = Practice.objects.get()
 rows = (study_row(i) for i in range({n}))
@@ -289,11 +290,6 @@ class Postgres:
 # ------------------------------------------------------------------ C-FIND latency
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def find_latency(port: int, aec: str, reps: int, warmup: int = 3) -> dict:
     # pynetdicom pretty-prints every identifier for its log even when the log is off
     _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = False
@@ -333,8 +329,8 @@ def find_latency(port: int, aec: str, reps: int, warmup: int = 3) -> dict:
                     times.append(elapsed * 1000)
                 matches = count
             results[pattern] = {
-                "matches": matches, "n": len(times), "p50_ms": percentile(times, 0.5),
-                "p95_ms": percentile(times, 0.95), "mean_ms": statistics.mean(times),
+                "matches": matches, "n": len(times), "p50_ms": percentile(times, 50),
+                "p95_ms": percentile(times, 95), "mean_ms": statistics.mean(times),
             }  # fmt: skip
             print(f"  {aec:10} {pattern:12} {matches:5} matches  p50 "
                   f"{results[pattern]['p50_ms']:8.1f} ms  p95 {results[pattern]['p95_ms']:8.1f} ms",
@@ -393,7 +389,7 @@ DicomServer.objects.update_or_create(practice=Practice.objects.get(), ae_title="
 
 SCU_MOVE = """
 import time
-from dicomnet import scu
+from dicomnet.qr import scu
 from dicomnet.models import DicomServer
 server = DicomServer.objects.get(ae_title="ORTHANC")
 start = time.perf_counter()

@@ -38,6 +38,9 @@ import pydicom
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))  # for bench/stats.py when imported from another script
+from stats import percentile  # noqa: E402
+
 PY = sys.executable
 NODELAY = {"TCP_NODELAY": "1"}  # DCMTK tools read this; without it Nagle costs ~20x
 CALLING_AE = "CARESTREAM"  # a device of the demo practice, so Nexrel accepts it
@@ -306,11 +309,6 @@ def phase_store(cfg, corpora, template, record) -> None:
                     )
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
 def phase_latency(cfg, corpora, template, record) -> None:
     """IO images sent one by one while the panoramics and the CBCT stream in; a worker runs.
 
@@ -380,7 +378,7 @@ def phase_latency(cfg, corpora, template, record) -> None:
         rec = {
             "phase": "latency", "what": label, "n": len(lat), "processed": done,
             "linked": sum(1 for r in subset if r[3]),
-            "p50_s": statistics.median(lat) if lat else float("nan"),
+            "p50_s": percentile(lat, 50) if lat else float("nan"),
             "p95_s": percentile(lat, 95) if lat else float("nan"),
             "workers": cfg.workers,
         }  # fmt: skip

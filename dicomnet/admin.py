@@ -4,8 +4,9 @@ from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from dicomnet import apikeys, orthanc, scu
-from dicomnet.linking import link_study, link_to_patient, notify_new_images
+from dicomnet.ingest import apikeys, orthanc
+from dicomnet.ingest.linking import link_study, link_to_patient, notify_new_images
+from dicomnet.ingest.pipeline import reprocess
 from dicomnet.models import (
     ApiKey,
     DicomInstance,
@@ -14,7 +15,7 @@ from dicomnet.models import (
     DicomStudy,
     OrthancNotification,
 )
-from dicomnet.pipeline import reprocess
+from dicomnet.net import association
 from patients.admin_scoping import PracticeScopedAdmin
 from patients.models import Patient
 
@@ -29,7 +30,7 @@ class DicomServerAdmin(PracticeScopedAdmin):
     @admin.action(description="Test connection (C-ECHO)")
     def test_connection(self, request, queryset):
         for server in queryset:
-            result = scu.echo(server)
+            result = association.echo(server)
             if result.ok:
                 self.message_user(request, f"{server}: {result.round_trip_ms} ms round trip.")
             else:

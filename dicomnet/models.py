@@ -6,6 +6,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from patients.models import Appointment, Patient, Practice
+from patients.names import normalise_name
 
 
 class DicomServer(models.Model):
@@ -148,8 +149,6 @@ class DicomStudy(models.Model):
         return f"{self.patient_name or '?'} {self.study_date} {self.modality}"
 
     def save(self, *args, **kwargs) -> None:
-        from patients.matching import normalise_name
-
         self.patient_name_key = normalise_name(self.patient_name.split("=")[0])
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "patient_name" in update_fields:

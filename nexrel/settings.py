@@ -225,6 +225,17 @@ DICOM_NETWORK_TIMEOUT = envint("DICOM_NETWORK_TIMEOUT", "120")
 # Listener processes sharing the port (SO_REUSEPORT): pynetdicom spends its time in Python,
 # so parallel associations in one process share one core (docs/benchmarks.md).
 DICOM_LISTENER_PROCESSES = envint("DICOM_LISTENER_PROCESSES", "2")
+# The DIMSE services the listener binds besides C-ECHO (dicomnet.net.listener.service_modules).
+# Every one must import, or the listener refuses to start.
+DICOM_SERVICE_MODULES = (
+    "dicomnet.ingest.scp",  # C-STORE
+    "dicomnet.qr.scp",  # query/retrieve: C-FIND, C-MOVE, C-GET
+    "worklist.mwl",  # modality worklist C-FIND
+    "worklist.mpps",  # MPPS N-CREATE, N-SET
+)
+# Which scheduled work (worklist item) a received study names: called by dicomnet's linking,
+# provided by the worklist app, which dicomnet does not import (docs/architecture.md).
+NEXREL_SCHEDULED_WORK_FINDER = "worklist.identify.item_for_study"
 if DICOM_MAX_PDU < 16384:
     raise ImproperlyConfigured("DICOM_MAX_PDU must be at least 16384 bytes")
 
@@ -236,7 +247,7 @@ ORTHANC_TIMEOUT = envint("ORTHANC_TIMEOUT", "60")
 
 # Processing pipeline.
 NEXREL_TASK_MAX_ATTEMPTS = envint("NEXREL_TASK_MAX_ATTEMPTS", "4")
-NEXREL_ANALYZERS = envlist("NEXREL_ANALYZERS", "dicomnet.analysis.exposure_check")
+NEXREL_ANALYZERS = envlist("NEXREL_ANALYZERS", "dicomnet.ingest.analysis.exposure_check")
 NEXREL_THUMBNAIL_SIZE = envint("NEXREL_THUMBNAIL_SIZE", "256")
 NEXREL_PREVIEW_MAX_SIZE = envint("NEXREL_PREVIEW_MAX_SIZE", "2048")
 
@@ -258,10 +269,10 @@ Q_CLUSTER: dict = {
 # Brokers with an interactive and a bulk lane (dicomnet/queues.py).
 if env("REDIS_URL"):
     Q_CLUSTER["redis"] = env("REDIS_URL")
-    Q_CLUSTER["broker_class"] = "dicomnet.queues.PriorityRedis"
+    Q_CLUSTER["broker_class"] = "dicomnet.ingest.queues.PriorityRedis"
 else:
     Q_CLUSTER["orm"] = "default"
-    Q_CLUSTER["broker_class"] = "dicomnet.queues.PriorityORM"
+    Q_CLUSTER["broker_class"] = "dicomnet.ingest.queues.PriorityORM"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from dicomnet import views as dicom_views
+from dicomnet import urls as dicomnet_urls
 from patients import views as patient_views
 
 urlpatterns = [
@@ -12,17 +12,10 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("patients/", patient_views.patient_list, name="patient_list"),
     path("patients/<int:pk>/", patient_views.patient_detail, name="patient_detail"),
-    path("dicom/upload/", dicom_views.upload, name="dicom_upload"),
-    path(
-        "dicom/instances/<int:pk>/<str:kind>.webp",
-        dicom_views.instance_image,
-        name="instance_image",
-    ),
-    path("api/dental/dicom/", include("dicomnet.api.urls")),
+    path("api/dental/dicom/", include(dicomnet_urls.api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
-    path("dicom/", include("dicomnet.qr_urls")),
+    path("dicom/", include("dicomnet.urls")),
     path("", include("worklist.urls")),
-    path("worklist/import/", include("worklist.scu_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]

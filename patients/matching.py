@@ -11,43 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from patients.models import Patient, Practice
+from patients.names import normalise_name, split_person_name
 
 log = logging.getLogger("patients.matching")
-
-# French particles written in several ways on devices and charts.
-_PARTICLES = {"st": "saint", "ste": "sainte"}
-_SEPARATORS = re.compile(r"[\^\-_,.'’\s]+")
-
-
-def strip_accents(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
-def normalise_name(name: str) -> str:
-    """Fold a person name for comparison: "Côté^Zoé" and "COTE ZOE" give "cote zoe".
-
-    Accents and case are dropped; ``^``, hyphens, apostrophes and spaces are alike;
-    "St"/"Ste" become "saint"/"sainte". Empty DICOM PN components are dropped.
-    """
-    folded = strip_accents(name).casefold()
-    tokens = [t for t in _SEPARATORS.split(folded) if t]
-    return " ".join(_PARTICLES.get(t, t) for t in tokens)
-
-
-def split_person_name(pn: str) -> tuple[str, str]:
-    """Family and given names of a DICOM PN (alphabetic group only)."""
-    alphabetic = pn.split("=")[0]
-    parts = alphabetic.split("^")
-    family = parts[0] if parts else ""
-    given = parts[1] if len(parts) > 1 else ""
-    return family.strip(), given.strip()
-
 
 @dataclass
 class MatchResult:
@@ -61,7 +30,7 @@ class MatchResult:
         return self.patient is not None
 
 
-def _candidate(p: Patient, why: str) -> dict:
+def candidate(p: Patient, why: str) -> dict:
     return {
         "id": p.pk,
         "chart_number": p.chart_number,
@@ -123,7 +92,7 @@ def _match(
             None,
             "",
             "no PatientID match and no birth date to confirm the name",
-            [_candidate(p, "same name") for p in same_name],
+            [candidate(p, "same name") for p in same_name],
         )
     exact = [p for p in same_name if p.birth_date == birth_date]
     if len(exact) == 1:
@@ -133,11 +102,11 @@ def _match(
             None,
             "",
             f"{len(exact)} patients share this name and date of birth",
-            [_candidate(p, "same name and date of birth") for p in exact],
+            [candidate(p, "same name and date of birth") for p in exact],
         )
-    others = [_candidate(p, "same name, different date of birth") for p in same_name]
+    others = [candidate(p, "same name, different date of birth") for p in same_name]
     others += [
-        _candidate(p, "same date of birth")
+        candidate(p, "same date of birth")
         for p in patients.filter(birth_date=birth_date).exclude(pk__in=[p.pk for p in same_name])[
             :10
         ]

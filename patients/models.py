@@ -6,6 +6,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from patients.names import normalise_name
+
 
 class Practice(models.Model):
     name = models.CharField(max_length=200)
@@ -57,8 +59,6 @@ class Patient(models.Model):
         return f"{self.given_name} {self.family_name} ({self.chart_number})"
 
     def save(self, *args, **kwargs) -> None:
-        from patients.matching import normalise_name
-
         self.name_key = normalise_name(f"{self.family_name}^{self.given_name}")
         super().save(*args, **kwargs)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db.models import Prefetch, Q, QuerySet
 
 from dicomnet.models import DicomInstance, DicomStudy
-from patients.matching import normalise_name
 from patients.models import Notification, Patient, Practice
+from patients.names import normalise_name
 
 
 def patients_of(practice: Practice) -> QuerySet[Patient]:

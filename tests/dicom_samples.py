@@ -11,10 +11,10 @@ from pathlib import Path
 import pydicom
 from pydicom.uid import generate_uid
 
-from dicomnet.ingest import store_instance
+from dicomnet.ingest.pipeline import process_instance
+from dicomnet.ingest.storage import copy_into_spool_tmp
+from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomInstance
-from dicomnet.pipeline import process_instance
-from dicomnet.storage import copy_into_spool_tmp
 from patients.models import Practice
 from tests.fixtures import PYDICOM_TEST_FILES
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from dicomnet.models import DicomServer
-from patients.matching import split_person_name
 from patients.models import Appointment, Patient, Practice
+from patients.names import split_person_name
 from worklist.models import OperatoryStation, WorklistItem
 from worklist.scu import WorklistRecord
 

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from dicomnet.models import LinkedPatientField
 from patients.models import Appointment, Patient, Practice
+from patients.names import normalise_name
 
 
 class ProcedureModality(models.Model):
@@ -115,8 +116,6 @@ class WorklistItem(models.Model):
         return f"{self.accession_number} {self.patient_name} {self.scheduled_start:%Y-%m-%d %H:%M}"
 
     def save(self, *args, **kwargs) -> None:
-        from patients.matching import normalise_name
-
         self.patient_name_key = normalise_name(self.patient_name)
         super().save(*args, **kwargs)
 

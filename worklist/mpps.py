@@ -23,9 +23,9 @@ from pydicom.uid import (
 from pynetdicom import evt
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
-from dicomnet import status
-from dicomnet.parsing import json_metadata
-from dicomnet.scp import grant_of
+from dicomnet.dimse import status
+from dicomnet.ingest.parsing import json_metadata
+from dicomnet.net.dispatch import grant_of
 from patients.models import Practice
 from worklist.identify import item_for_identifiers
 from worklist.models import PerformedProcedureStep, WorklistItem

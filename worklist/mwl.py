@@ -29,9 +29,9 @@ from pydicom.uid import UID
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from dicomnet import status
-from dicomnet.access import AssociationGrant
+from dicomnet.dimse import status
 from dicomnet.models import DicomServer
+from dicomnet.net.access import AssociationGrant
 from worklist.models import WorklistItem, WorklistQuery
 from worklist.mwl_matching import MalformedIdentifier, parse_identifier, select_items
 from worklist.mwl_responses import DEFAULT_CHARACTER_SET, encoded_response
@@ -177,7 +177,7 @@ def _record(practice_id, device, calling_ae, asked, sent, outcome, started) -> N
 def handle_find(
     event: evt.Event, *, grant: AssociationGrant, device: DicomServer
 ) -> Iterator[tuple[int, Dataset | None]]:
-    """EVT_C_FIND for the MWL model, reached through ``dicomnet.scp.handle_find``."""
+    """EVT_C_FIND for the MWL model, reached through ``dicomnet.net.dispatch.handle_find``."""
     syntax = UID(event.context.transfer_syntax)
     return answer_query(
         lambda: event.identifier,

@@ -29,7 +29,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from dicomnet.models import DicomServer
-from patients.matching import normalise_name, split_person_name
+from patients.names import normalise_name, split_person_name
 from worklist.models import WorklistItem
 
 _WILDCARD = re.compile(r"[*?]")

@@ -19,10 +19,10 @@ from pydicom.dataset import Dataset
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 from pynetdicom.status import MODALITY_WORKLIST_SERVICE_CLASS_STATUS
 
-from dicomnet import status
+from dicomnet.dimse import status
+from dicomnet.ingest.parsing import parse_da, parse_tm
 from dicomnet.models import DicomServer
-from dicomnet.parsing import parse_da, parse_tm
-from dicomnet.scu import association_failure, new_ae, peer_name
+from dicomnet.net.association import association_failure, new_ae, peer_name
 from patients.models import Practice
 
 log = logging.getLogger("worklist.scu")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from worklist import views
+from worklist import scu_views, views
 
 urlpatterns = [
     path("calendar/", views.calendar, name="calendar"),
@@ -13,4 +13,5 @@ urlpatterns = [
         views.appointment_cancel,
         name="appointment_cancel",
     ),
+    path("worklist/import/", scu_views.import_worklist, name="worklist_import"),
 ]

@@ -14,9 +14,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dicomnet import apikeys
+from dicomnet.ingest import apikeys
+from dicomnet.ingest.orthanc import INSTANCE_ID, record_notification
 from dicomnet.models import ApiKey
-from dicomnet.orthanc import INSTANCE_ID, record_notification
 
 
 class ApiKeyUser:

@@ -1,5 +1,5 @@
 """Shapes of the query/retrieve API. Only shape checks here: the rules live in
-``dicomnet.qr_selectors`` and ``dicomnet.retrieve``."""
+``dicomnet.qr.selectors`` and ``dicomnet.qr.retrieve``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from rest_framework import serializers
 
 from dicomnet.models import RetrieveJob
-from dicomnet.qr_selectors import is_finished
+from dicomnet.qr.selectors import is_finished
 
 DATE_RANGE = re.compile(r"^(\d{8})?(-(\d{8})?)?$")
 

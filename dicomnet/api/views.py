@@ -1,4 +1,4 @@
-"""Query/retrieve over REST. Each view translates HTTP into one call: ``qr_remote.find`` (C-FIND),
+"""Query/retrieve over REST. Each view translates HTTP into one call: ``remote.find`` (C-FIND),
 ``retrieve.start_import``, ``retrieve.cancel_job``; reads go through ``qr_selectors``.
 
 Another practice's servers, patients and jobs are 404: they do not exist for the caller.
@@ -14,7 +14,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dicomnet import qr_remote, retrieve
 from dicomnet.api.serializers import (
     ErrorSerializer,
     ImportSerializer,
@@ -22,7 +21,8 @@ from dicomnet.api.serializers import (
     QuerySerializer,
     RetrieveJobSerializer,
 )
-from dicomnet.qr_selectors import jobs_of, query_refusal, servers_of
+from dicomnet.qr import remote, retrieve
+from dicomnet.qr.selectors import jobs_of, query_refusal, servers_of
 from patients.selectors import patients_of
 
 BAD_INPUT = OpenApiResponse(ErrorSerializer, description="invalid input, or not allowed")
@@ -61,8 +61,8 @@ class QueryView(PracticeAPIView):
         if refusal:
             return Response({"detail": refusal}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            studies = qr_remote.find(server, **filters)
-        except qr_remote.RemoteError as exc:
+            studies = remote.find(server, **filters)
+        except remote.RemoteError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_502_BAD_GATEWAY)
         body = {"server": server.pk, "count": len(studies), "studies": studies}
         return Response(QueryResultSerializer(body).data)

@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 
 def fill_name_keys(apps, schema_editor):
-    from patients.matching import normalise_name
+    from patients.names import normalise_name
 
     DicomStudy = apps.get_model("dicomnet", "DicomStudy")
     for study in DicomStudy.objects.only("pk", "patient_name").iterator():

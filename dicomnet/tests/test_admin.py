@@ -186,7 +186,7 @@ def test_reprocess_requeues_every_instance_of_the_study(staff_a, practice):
 
     instance.refresh_from_db()
     assert instance.state == DicomInstance.State.RECEIVED
-    assert queued_since(before) == [("dicomnet.pipeline.process_instance", (instance.pk,))]
+    assert queued_since(before) == [("dicomnet.ingest.pipeline.process_instance", (instance.pk,))]
 
 
 def test_reprocess_instances_action(staff_a, practice):
@@ -195,7 +195,7 @@ def test_reprocess_instances_action(staff_a, practice):
     run_action(staff_a, DicomInstance, "reprocess_instances", [instance.pk])
     instance.refresh_from_db()
     assert instance.state == DicomInstance.State.RECEIVED
-    assert queued_since(before) == [("dicomnet.pipeline.process_instance", (instance.pk,))]
+    assert queued_since(before) == [("dicomnet.ingest.pipeline.process_instance", (instance.pk,))]
 
 
 def test_link_to_patient_asks_then_links_by_hand(staff_a, practice, practice_b):
@@ -220,7 +220,7 @@ def test_link_to_patient_asks_then_links_by_hand(staff_a, practice, practice_b):
     assert (study.patient, study.manually_linked) == (helene, True)
     assert study.status == DicomStudy.Status.PROCESSED
     # Matching no longer overrides a person's decision.
-    from dicomnet.linking import link_study
+    from dicomnet.ingest.linking import link_study
 
     assert link_study(study).patient == helene
 

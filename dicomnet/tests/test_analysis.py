@@ -1,4 +1,4 @@
-"""dicomnet.analysis: the exposure check on synthetic images, and the configurable hook."""
+"""dicomnet.ingest.analysis: the exposure check on synthetic images, and the configurable hook."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from dicomnet.analysis import exposure_check, run_analyzers
+from dicomnet.ingest.analysis import exposure_check, run_analyzers
+from dicomnet.ingest.parsing import read_header
+from dicomnet.ingest.previews import render_preview
 from dicomnet.models import DicomInstance
-from dicomnet.parsing import read_header
-from dicomnet.previews import render_preview
 
 rng = np.random.default_rng(11)
 
@@ -118,7 +118,7 @@ def fast_password_hashing(settings) -> None:
 
 
 def test_default_configuration_runs_the_exposure_check(instance, settings) -> None:
-    assert settings.NEXREL_ANALYZERS == ["dicomnet.analysis.exposure_check"]
+    assert settings.NEXREL_ANALYZERS == ["dicomnet.ingest.analysis.exposure_check"]
     results = run_analyzers(instance, np.zeros((8, 8), dtype=np.uint8))
     assert results == {"exposure_check": check(np.zeros((8, 8), dtype=np.uint8))}
 
@@ -128,11 +128,11 @@ def test_configured_analyzers_all_run_and_a_failing_one_is_recorded(
 ) -> None:
     settings.NEXREL_ANALYZERS = [
         f"{HERE}.broken_analyzer",
-        "dicomnet.analysis.exposure_check",
+        "dicomnet.ingest.analysis.exposure_check",
         f"{HERE}.size_analyzer",
     ]
     display = np.zeros((8, 12), dtype=np.uint8)
-    with caplog.at_level(logging.ERROR, logger="dicomnet.analysis"):
+    with caplog.at_level(logging.ERROR, logger="dicomnet.ingest.analysis"):
         results = run_analyzers(instance, display)
 
     assert list(results) == ["broken_analyzer", "exposure_check", "size_analyzer"]
@@ -141,7 +141,7 @@ def test_configured_analyzers_all_run_and_a_failing_one_is_recorded(
     }
     assert results["exposure_check"]["verdict"] == "blank"
     assert results["size_analyzer"] == {"shape": [8, 12], "sop": "1.2.3.4"}
-    [record] = [r for r in caplog.records if r.name == "dicomnet.analysis"]
+    [record] = [r for r in caplog.records if r.name == "dicomnet.ingest.analysis"]
     assert "broken_analyzer failed" in record.getMessage() and record.exc_info
 
     # The findings are storable as they are.

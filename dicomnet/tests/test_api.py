@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from pydicom.uid import generate_uid
 
-from dicomnet import retrieve
 from dicomnet.models import DicomInstance, DicomServer, RetrieveJob
+from dicomnet.qr import retrieve
 from dicomnet.tests.qr_peers import (  # noqa: F401 (fixtures)
     clinician,
     closed_port,

@@ -1,4 +1,4 @@
-"""The one EVT_C_FIND handler dispatches by SOP class (``dicomnet.scp.handle_find``).
+"""The one EVT_C_FIND handler dispatches by SOP class (``dicomnet.net.dispatch.handle_find``).
 
 A real pynetdicom server in this process, with the listener's hardening (association
 authorisation) and the dispatcher bound to a services table: a class with no service is
@@ -17,8 +17,9 @@ from pynetdicom.sop_class import ColorPaletteInformationModelFind as UNSERVED
 from pynetdicom.sop_class import HangingProtocolInformationModelFind as BROKEN
 from pynetdicom.sop_class import ModalityWorklistInformationFind as MWL
 
-from dicomnet import network, scp, status
-from dicomnet.listener import build_ae, find_handlers
+from dicomnet.dimse import status
+from dicomnet.net import dispatch, hardening
+from dicomnet.net.listener import build_ae, find_handlers
 from tests.fixtures import free_port
 
 
@@ -36,7 +37,7 @@ def server(transactional_db, practice):
         ae.add_supported_context(sop_class)
     handlers = {**find_handlers(), str(BROKEN): broken_service}
     port = free_port()
-    bound = network.HARDENING_HANDLERS + [(evt.EVT_C_FIND, scp.handle_find, [handlers])]
+    bound = hardening.HARDENING_HANDLERS + [(evt.EVT_C_FIND, dispatch.handle_find, [handlers])]
     running = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=bound)
     yield port
     running.shutdown()
@@ -56,7 +57,7 @@ def statuses(port: int, sop_class: str) -> list[int]:
 
 
 def test_find_is_dispatched_by_sop_class(server, caplog):
-    with caplog.at_level(logging.WARNING, logger="dicomnet.scp"):
+    with caplog.at_level(logging.WARNING, logger="dicomnet.net.dispatch"):
         assert statuses(server, UNSERVED) == [status.SOP_CLASS_NOT_SUPPORTED]
         assert statuses(server, BROKEN) == [status.PENDING, status.FIND_UNABLE_TO_PROCESS]
         mwl = statuses(server, MWL)

@@ -27,10 +27,12 @@ from pynetdicom.dimse_messages import C_STORE_RQ, DIMSEMessage
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.presentation import build_context
 
-from dicomnet import incoming, scp, status
-from dicomnet.access import AssociationGrant
-from dicomnet.ingest import InvalidDataset, OutOfResources, Unreadable, store_instance
+from dicomnet.dimse import status
+from dicomnet.ingest import scp
+from dicomnet.ingest.store import InvalidDataset, OutOfResources, Unreadable, store_instance
 from dicomnet.models import DicomInstance, DicomServer
+from dicomnet.net import incoming
+from dicomnet.net.access import AssociationGrant
 from dicomnet.tests import dicomfiles
 from patients.models import Practice
 
@@ -87,7 +89,7 @@ def test_success_spools_commits_and_enqueues_with_the_commit(practice, device, t
     assert row.version == 1
 
     (task,) = queued_tasks()
-    assert task["func"] == "dicomnet.pipeline.process_instance"
+    assert task["func"] == "dicomnet.ingest.pipeline.process_instance"
     assert tuple(task["args"]) == (row.pk,)
 
 
@@ -347,7 +349,7 @@ def test_handler_bug_answers_c211_and_logs_the_traceback(db, receiving, caplog):
     result, temp = c_store(granted, SimpleNamespace(pk=device.pk), ds)
 
     assert result == status.STORE_HANDLER_FAILURE == 0xC211
-    (record,) = [r for r in caplog.records if r.name == "dicomnet.scp" and r.exc_info]
+    (record,) = [r for r in caplog.records if r.name == "dicomnet.ingest.scp" and r.exc_info]
     assert "handler failure" in record.getMessage()
     assert record.exc_info[0].__name__ == "DoesNotExist"
     assert not temp.exists()
@@ -375,7 +377,7 @@ def full_disk_spool(tmp_path) -> Path:
 
 
 def test_stock_pynetdicom_aborts_on_a_full_disk(practice, device, full_disk_spool, monkeypatch):
-    """Why ``dicomnet.incoming`` exists: ENOSPC happens while pynetdicom writes the received
+    """Why ``dicomnet.net.incoming`` exists: ENOSPC happens while pynetdicom writes the received
     bytes (the rename later needs no space), raising in its reactor: an abort, no status."""
     monkeypatch.setattr(_config, "STORE_RECV_CHUNKED_DATASET", True)
     monkeypatch.setattr(tempfile, "tempdir", str(full_disk_spool))

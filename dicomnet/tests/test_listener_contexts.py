@@ -6,7 +6,7 @@ import pytest
 from pydicom import uid
 from pynetdicom.presentation import build_context, negotiate_as_acceptor
 
-from dicomnet.listener import DENTAL_STORAGE_CLASSES, build_ae
+from dicomnet.net.listener import DENTAL_STORAGE_CLASSES, build_ae
 
 IO_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.3"
 

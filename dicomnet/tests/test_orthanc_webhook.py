@@ -20,7 +20,7 @@ from django.urls import reverse
 from django_q.models import OrmQ, Schedule
 from rest_framework.test import APIClient
 
-from dicomnet import apikeys, orthanc
+from dicomnet.ingest import apikeys, orthanc
 from dicomnet.models import ApiKey, DicomInstance, DicomServer, OrthancNotification
 from patients.models import Practice, User
 from tests.dicom_samples import dicom_bytes
@@ -223,7 +223,7 @@ def test_failed_fetch_is_retried_then_failed_with_reason(practice, fake_orthanc,
     assert "refused our credentials (HTTP 401)" in notification.error
     assert Schedule.objects.filter(func=orthanc.TASK, args=str((notification.pk,))).exists()
 
-    with caplog.at_level(logging.ERROR, logger="dicomnet.orthanc"):
+    with caplog.at_level(logging.ERROR, logger="dicomnet.ingest.orthanc"):
         orthanc.fetch_notification(notification.pk)
     notification.refresh_from_db()
     assert notification.status == OrthancNotification.Status.FAILED

@@ -1,4 +1,4 @@
-"""dicomnet.parsing: reading headers, refusing bad bytes and bad UIDs, and the fields we index."""
+"""dicomnet.ingest.parsing: reading headers, refusing bad bytes and bad UIDs, indexed fields."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
 
-from dicomnet.parsing import (
+from dicomnet.ingest.parsing import (
     InvalidUids,
     UnreadableDicom,
     check_uids,

@@ -14,9 +14,9 @@ from django_q.models import OrmQ, Schedule
 from PIL import Image
 from pydicom.uid import generate_uid
 
-from dicomnet.ingest import store_instance
+from dicomnet.ingest.pipeline import process_instance, reprocess, run_pipeline
+from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomInstance, DicomSeries, DicomStudy
-from dicomnet.pipeline import process_instance, reprocess, run_pipeline
 from dicomnet.tests import dicomfiles
 from patients.models import Appointment, Notification, Patient
 
@@ -184,7 +184,7 @@ def test_unmatched_patient_needs_review_with_candidates(practice, tmp_path):
 def retries_of(instance_id: int) -> list[Schedule]:
     return [
         s
-        for s in Schedule.objects.filter(func="dicomnet.pipeline.process_instance")
+        for s in Schedule.objects.filter(func="dicomnet.ingest.pipeline.process_instance")
         if s.args in {repr((instance_id,)), str((instance_id,))}
     ]
 
@@ -220,7 +220,7 @@ def test_failures_are_retried_then_marked_error_with_the_reason(practice, tmp_pa
     assert (instance.state, instance.attempts, instance.error) == ("RECEIVED", 0, "")
     (task,) = [row.task for row in OrmQ.objects.all()]
     assert (task["func"], tuple(task["args"])) == (
-        "dicomnet.pipeline.process_instance",
+        "dicomnet.ingest.pipeline.process_instance",
         (instance.pk,),
     )
     assert process_instance(instance.pk) == "processed"

@@ -36,8 +36,9 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from dicomnet.parsing import UnreadableDicom, read_header
-from dicomnet.previews import NoPreview, RenderedPreview, render_preview
+from dicomnet.ingest import gdcm_jpeg12
+from dicomnet.ingest.parsing import UnreadableDicom, read_header
+from dicomnet.ingest.previews import NoPreview, RenderedPreview, render_preview
 from tests.fixtures import PYDICOM_TEST_FILES
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -68,9 +69,6 @@ NO_PIXELS = {
 # Images pydicom itself cannot decode (see the test_files README and pydicom's own tests);
 # the value is why, as it appears in the NoPreview reason.
 UNDECODABLE = {
-    # 12-bit lossy JPEG with a misplaced marker: libjpeg error -1038 ("scan start must
-    # follow a frame header"); pydicom's own tests expect it to fail without GDCM.
-    "JPEG-lossy.dcm": "libjpeg error",
     # "4 of the encoded pixel data bytes replaced with the Sequence Delimiter" (README).
     "JPEG2000-embedded-sequence-delimiter.dcm": "J2K",
     # Pixel data cut short: fewer bytes than Rows x Columns.
@@ -138,6 +136,9 @@ LOSSLESS_TWINS = {
     "liver_1frame.dcm": ["liver_expb_1frame.dcm"],
     "SC_rgb_small_odd.dcm": ["SC_rgb_small_odd_big_endian.dcm"],
     "SC_rgb_jpeg_app14_dcmd.dcm": ["SC_jpeg_no_color_transform_2.dcm"],
+    # 12-bit lossy JPEG, the same stream with a misplaced marker ("Fixed version of
+    # JPEG-lossy.dcm", README): pylibjpeg-libjpeg refused it, GDCM reads it all the same.
+    "JPGExtended.dcm": ["JPEG-lossy.dcm"],
 }
 
 # Every compressed or unusual syntax the bundled files cover must render at least once.
@@ -297,6 +298,22 @@ def test_colour_reference_image_keeps_its_colours(name: str) -> None:
             # The second (middle) frame of these files is the first one inverted.
             colour = tuple(255 - c for c in colour)
         assert np.abs(display[row, 50] - colour).max() <= 8, (row, display[row, 50], colour)
+
+
+def test_12_bit_jpeg_extended_decodes_through_gdcm_like_libjpeg() -> None:
+    """pydicom's own plugins refuse 12-bit JPEG Extended; gdcm_jpeg12 decodes it. The values
+    below are pylibjpeg-libjpeg's decode of the file (the GPL decoder this replaced): a lossy
+    JPEG decoder may differ by a rounding step, no more."""
+    path = PYDICOM_TEST_FILES / "JPGExtended.dcm"
+    assert gdcm_jpeg12.plugin_for(read_header(path)) == gdcm_jpeg12.PLUGIN
+    pixels = pydicom.pixels.pixel_array(path, decoding_plugin=gdcm_jpeg12.PLUGIN).astype(int)
+    assert pixels.shape == (1024, 256) and (pixels.min(), pixels.max()) == (0, 264)
+    libjpeg_grid = [[1, 0, 44, 1], [17, 41, 51, 15], [1, 31, 36, 1], [1, 1, 1, 1]]
+    assert np.abs(pixels[128::256, 32::64] - libjpeg_grid).max() <= 1
+    assert (pixels[420, 140], pixels[512, 128]) == (244, 14)
+    assert abs(pixels.mean() - 14.383) < 0.05
+    # Any other file is left to the plugins pydicom picks.
+    assert gdcm_jpeg12.plugin_for(read_header(PYDICOM_TEST_FILES / "MR_small.dcm")) == ""
 
 
 def test_deflated_file_renders_like_its_uncompressed_source(tmp_path: Path) -> None:

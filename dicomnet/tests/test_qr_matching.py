@@ -10,9 +10,9 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
-from dicomnet import status
+from dicomnet.dimse import status
 from dicomnet.models import DicomInstance, DicomSeries, DicomStudy
-from dicomnet.qr_matching import (
+from dicomnet.qr.matching import (
     MalformedIdentifier,
     matching_instances,
     matching_series,
@@ -20,7 +20,7 @@ from dicomnet.qr_matching import (
     name_matcher,
     parse_identifier,
 )
-from dicomnet.qrscp import answer_find
+from dicomnet.qr.scp import answer_find
 from patients.models import Practice
 
 
@@ -206,19 +206,19 @@ def test_malformed_and_failing_queries(archive, monkeypatch, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr("dicomnet.qrscp.level_answers", broken)
+    monkeypatch.setattr("dicomnet.qr.scp.level_answers", broken)
     answers = stream(archive, QueryRetrieveLevel="STUDY")
     assert answers == [(status.FIND_UNABLE_TO_PROCESS, None)]
     assert "database gone" in caplog.text
 
 
 def test_retrieve_counts_then_stops_on_cancel(archive, monkeypatch):
-    from dicomnet import qrscp
+    from dicomnet.qr import scp
 
-    monkeypatch.setattr(qrscp, "load_dataset", lambda instance: Dataset())
+    monkeypatch.setattr(scp, "load_dataset", lambda instance: Dataset())
     query = parse_identifier(identifier(QueryRetrieveLevel="STUDY"), patient_root=False)
     instances = matching_instances(query, practice_id=archive.pk)
     calls = iter([False, True])
-    sent = list(qrscp._send(instances, lambda: next(calls), "C-GET"))
+    sent = list(scp._send(instances, lambda: next(calls), "C-GET"))
     assert sent[0] == 2  # the number of sub-operations first
     assert [code for code, _ in sent[1:]] == [status.PENDING, status.CANCEL]

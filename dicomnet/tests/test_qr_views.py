@@ -15,8 +15,8 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from pydicom.uid import generate_uid
 
-from dicomnet import retrieve
 from dicomnet.models import DicomServer, RetrieveJob
+from dicomnet.qr import retrieve
 from dicomnet.tests.qr_peers import (  # noqa: F401 (fixtures)
     clinician,
     closed_port,

@@ -7,8 +7,8 @@ import redis
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
-from dicomnet import queues
-from dicomnet.ingest import enqueue_processing, store_instance
+from dicomnet.ingest import queues
+from dicomnet.ingest.store import enqueue_processing, store_instance
 from dicomnet.tests import dicomfiles
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"

@@ -14,9 +14,9 @@ import pytest
 from django.conf import settings
 from django_q.models import OrmQ
 
-from dicomnet.ingest import store_instance
+from dicomnet.ingest.reconcile import reconcile_spool
+from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomInstance
-from dicomnet.reconcile import reconcile_spool
 from dicomnet.tests import dicomfiles
 
 
@@ -87,7 +87,7 @@ def test_requeues_instances_whose_processing_never_finished(practice, tmp_path):
 
     assert report.requeued == 1
     assert queued_instance_ids() == [ids[2]]
-    assert OrmQ.objects.get().task["func"] == "dicomnet.pipeline.process_instance"
+    assert OrmQ.objects.get().task["func"] == "dicomnet.ingest.pipeline.process_instance"
 
 
 def test_recovers_an_orphan_spool_file(practice, tmp_path, django_capture_on_commit_callbacks):
@@ -130,7 +130,7 @@ def test_orphan_identical_to_a_stored_object_is_dropped(practice, tmp_path):
 def test_bad_orphan_is_set_aside_as_bad_with_an_error(practice, caplog):
     bad = orphan(practice.pk, b"not a DICOM object at all")
 
-    with caplog.at_level(logging.ERROR, logger="dicomnet.reconcile"):
+    with caplog.at_level(logging.ERROR, logger="dicomnet.ingest.reconcile"):
         report = reconcile_spool()
 
     assert report.recovered_orphans == 0
@@ -146,7 +146,7 @@ def test_bad_orphan_is_set_aside_as_bad_with_an_error(practice, caplog):
 def test_orphan_of_an_unknown_practice_is_left_in_place(db, tmp_path, caplog):
     stray = orphan(9999, dicom_bytes(tmp_path))
 
-    with caplog.at_level(logging.ERROR, logger="dicomnet.reconcile"):
+    with caplog.at_level(logging.ERROR, logger="dicomnet.ingest.reconcile"):
         assert reconcile_spool().recovered_orphans == 0
 
     assert stray.exists()

@@ -9,9 +9,10 @@ import pytest
 from django.utils import timezone
 from pydicom.uid import generate_uid
 
-from dicomnet import retrieve, scu, status
-from dicomnet.linking import link_study, link_to_patient
+from dicomnet.dimse import status
+from dicomnet.ingest.linking import link_study, link_to_patient
 from dicomnet.models import DicomServer, RetrieveJob
+from dicomnet.qr import retrieve, scu
 from patients.models import Patient, Practice
 from tests.dicom_samples import ingest_processed
 

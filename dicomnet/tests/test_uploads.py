@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from dicomnet.ingest.uploads import ingest_upload
 from dicomnet.models import DicomInstance
 from dicomnet.tests import dicomfiles
-from dicomnet.uploads import ingest_upload
 from patients.models import User
 
 

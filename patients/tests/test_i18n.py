@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 
-from dicomnet.linking import notify_new_images
+from dicomnet.ingest.linking import notify_new_images
 from dicomnet.models import DicomStudy
 
 

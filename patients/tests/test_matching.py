@@ -11,8 +11,9 @@ import logging
 
 import pytest
 
-from patients.matching import match_patient, normalise_name
+from patients.matching import match_patient
 from patients.models import Patient, Practice
+from patients.names import normalise_name
 
 ZOE_DOB = dt.date(1988, 3, 14)
 

@@ -21,7 +21,7 @@ from pynetdicom import AE, _config
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import SecondaryCaptureImageStorage
 
-from dicomnet import status
+from dicomnet.dimse import status
 from dicomnet.models import DicomInstance
 from tests.fixtures import PYDICOM_TEST_FILES, wait_until
 

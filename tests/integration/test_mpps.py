@@ -11,7 +11,7 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
-from dicomnet import status
+from dicomnet.dimse import status
 from tests.fixtures import wait_until
 from worklist.models import PerformedProcedureStep, WorklistItem
 

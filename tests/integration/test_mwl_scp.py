@@ -20,7 +20,7 @@ from pydicom.valuerep import PersonName
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind as MWL
 
-from dicomnet import status
+from dicomnet.dimse import status
 from dicomnet.models import DicomServer
 from patients.models import Patient
 from tests.fixtures import wait_until

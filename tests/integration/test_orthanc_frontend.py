@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from pydicom.uid import generate_uid
 
-from dicomnet import apikeys
+from dicomnet.ingest import apikeys
 from dicomnet.models import DicomInstance, DicomStudy, OrthancNotification
 from tests.dicom_samples import write_dicom
 from tests.fixtures import ROOT, ManagedProcess, free_port, wait_for_port, wait_until

@@ -46,7 +46,7 @@ print(json.dumps({
         "patient__chart_number", "appointment__start__date")),
     "notifications": list(Notification.objects.values("study_id", "count")),
     "tasks": [[t.name, t.result, t.success] for t in Task.objects.filter(
-        func="dicomnet.pipeline.process_instance")],
+        func="dicomnet.ingest.pipeline.process_instance")],
 }, default=str))
 """
 
@@ -150,7 +150,7 @@ def test_scale_out_ingest(broker, request, postgres_database, s3_server, s3_buck
                     and _count(
                         db,
                         "select count(*) from django_q_task"
-                        " where func = 'dicomnet.pipeline.process_instance'",
+                        " where func = 'dicomnet.ingest.pipeline.process_instance'",
                     )
                     >= TOTAL
                 ),
@@ -229,7 +229,7 @@ CONCURRENT_COUNTS = """
 import threading
 from django.db import connection, transaction
 from dicomnet.models import DicomInstance, DicomSeries, DicomStudy
-from dicomnet.pipeline import refresh_counts
+from dicomnet.ingest.pipeline import refresh_counts
 from patients.models import Practice
 
 practice = Practice.objects.get()

@@ -24,7 +24,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from dicomnet import status
+from dicomnet.dimse import status
 from dicomnet.models import DicomInstance, DicomServer
 from tests.dicom_samples import ingest_processed
 from tests.fixtures import free_port, wait_for_port

@@ -19,8 +19,9 @@ import pytest
 from django.conf import settings
 from pydicom.uid import generate_uid
 
-from dicomnet import retrieve, scu
 from dicomnet.models import DicomServer, DicomStudy, RetrieveJob
+from dicomnet.net import association
+from dicomnet.qr import retrieve, scu
 from patients.models import Patient
 from tests.dicom_samples import dicom_bytes, ingest_processed
 from tests.fixtures import free_port, wait_for_port, wait_until
@@ -325,13 +326,13 @@ def test_move_to_a_destination_the_remote_does_not_know(db, dcmqr_server, chart,
 
 
 def test_echo_success(db, dcmqr_server) -> None:
-    result = scu.echo(dcmqr_server)
+    result = association.echo(dcmqr_server)
     assert result.ok and result.round_trip_ms is not None and result.error == ""
 
 
 def test_echo_refused(db, practice) -> None:
     server = DicomServer(practice=practice, ae_title="NOBODY", host="127.0.0.1", port=free_port())
-    result = scu.echo(server)
+    result = association.echo(server)
     assert not result.ok
     assert "refused the connection" in result.error
 
@@ -342,14 +343,14 @@ def test_echo_timeout(db, practice) -> None:
         silent.listen(1)
         port = silent.getsockname()[1]
         server = DicomServer(practice=practice, ae_title="SILENT", host="127.0.0.1", port=port)
-        result = scu.echo(server, timeout=1)
+        result = association.echo(server, timeout=1)
     assert not result.ok
     assert "did not answer" in result.error and "1 s" in result.error
 
 
 def test_echo_rejected_with_reason(db, dcmqr_server) -> None:
     dcmqr_server.ae_title = "NOT-DCMQR"
-    result = scu.echo(dcmqr_server)
+    result = association.echo(dcmqr_server)
     assert not result.ok
     assert "rejected the association" in result.error
     assert "called AE title is not recognised" in result.error

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from dicomnet.ingest import store_instance
+from dicomnet.ingest.pipeline import process_instance
+from dicomnet.ingest.storage import copy_into_spool_tmp
+from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomInstance, DicomStudy
-from dicomnet.pipeline import process_instance
-from dicomnet.storage import copy_into_spool_tmp
 from nexrel.settings import s3_storage
 from tests.dicom_samples import write_dicom
 

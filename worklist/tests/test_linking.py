@@ -13,10 +13,10 @@ from django.utils import timezone
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from dicomnet.ingest import store_instance
-from dicomnet.linking import link_study, link_to_patient
+from dicomnet.ingest.linking import link_study, link_to_patient
+from dicomnet.ingest.pipeline import process_instance
+from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomStudy
-from dicomnet.pipeline import process_instance
 from dicomnet.tests import dicomfiles
 from patients.models import Appointment, Patient, Practice
 from worklist.models import WorklistItem

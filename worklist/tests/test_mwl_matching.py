@@ -17,7 +17,7 @@ from pydicom import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom.dsutils import decode, encode
 
-from dicomnet import status
+from dicomnet.dimse import status
 from dicomnet.models import DicomServer
 from patients.models import Patient, Practice
 from worklist.models import WorklistItem, WorklistQuery

@@ -11,8 +11,8 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from dicomnet.listener import serve
-from dicomnet.reconcile import reconcile_spool
+from dicomnet.ingest.reconcile import reconcile_spool
+from dicomnet.net.listener import serve
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand
 
-from dicomnet.reconcile import reconcile_spool
+from dicomnet.ingest.reconcile import reconcile_spool
 
 
 class Command(BaseCommand):

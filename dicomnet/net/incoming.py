@@ -23,7 +23,13 @@ import uuid
 import weakref
 from pathlib import Path
 
-from dicomnet.storage import spool_tmp_dir
+from django.conf import settings
+
+
+def spool_tmp_dir() -> Path:
+    """Per-process directory for objects still arriving (pynetdicom's temp files)."""
+    return settings.SPOOL_DIR / "tmp" / str(os.getpid())
+
 
 _lock = threading.Lock()
 _files: weakref.WeakValueDictionary[str, IncomingFile] = weakref.WeakValueDictionary()

@@ -12,9 +12,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dicomnet import qr_remote, retrieve
 from dicomnet.models import DicomServer, RetrieveJob
-from dicomnet.qr_selectors import (
+from dicomnet.qr import remote, retrieve
+from dicomnet.qr.selectors import (
     is_finished,
     jobs_of,
     query_servers,
@@ -142,8 +142,8 @@ def find_prior(request: HttpRequest, pk: int) -> HttpResponse:
             if not retrieve_refusal(server, value)
         ]
         try:
-            context["studies"] = qr_remote.find(server, **form.filters())
-        except qr_remote.RemoteError as exc:
+            context["studies"] = remote.find(server, **form.filters())
+        except remote.RemoteError as exc:
             context["error"], status = str(exc), 502
     elif data is not None:
         status = 400
@@ -246,7 +246,7 @@ def server_test(request: HttpRequest, pk: int) -> HttpResponse:
     """C-ECHO: the round-trip time, or why it failed."""
     _require(request, "view")
     server = get_object_or_404(servers_of(request.user.practice), pk=pk)
-    result = {"server": server, "echo": qr_remote.echo(server)}
+    result = {"server": server, "echo": remote.echo(server)}
     if request.htmx:
         return render(request, "dicomnet/qr_echo_result.html", result)
     servers = servers_of(request.user.practice)

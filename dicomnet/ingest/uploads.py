@@ -15,11 +15,11 @@ from typing import BinaryIO
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from dicomnet.ingest import IngestError, store_instance
-from dicomnet.storage import copy_into_spool_tmp
+from dicomnet.ingest.storage import copy_into_spool_tmp
+from dicomnet.ingest.store import IngestError, store_instance
 from patients.models import User
 
-log = logging.getLogger("dicomnet.uploads")
+log = logging.getLogger("dicomnet.ingest.uploads")
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Query/Retrieve SCP (PS3.4 Annex C): the practice's devices query and retrieve our archive.
 
-C-FIND (Patient and Study Root, every level) is answered through ``dicomnet.scp.handle_find``
-(which checks ``allow_find``):
+C-FIND (Patient and Study Root, every level) is answered through
+``dicomnet.net.dispatch.handle_find`` (which checks ``allow_find``):
 1. the identifier is read in its SpecificCharacterSet (the device profile's when it declares
    none) and parsed (``qr_matching.parse_identifier``); a malformed one is answered 0xA900;
 2. the practice's matches at the asked level are selected (``qr_matching``);
@@ -38,14 +38,14 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
-from dicomnet import status
-from dicomnet.access import AssociationGrant
+from dicomnet.dimse import status
+from dicomnet.ingest.storage import local_copy
 from dicomnet.models import DicomInstance, DicomServer
-from dicomnet.qr_matching import MalformedIdentifier, matching_instances, parse_identifier
-from dicomnet.qr_responses import build_answer, level_answers
-from dicomnet.storage import local_copy
+from dicomnet.net.access import AssociationGrant
+from dicomnet.qr.matching import MalformedIdentifier, matching_instances, parse_identifier
+from dicomnet.qr.responses import build_answer, level_answers
 
-log = logging.getLogger("dicomnet.qrscp")
+log = logging.getLogger("dicomnet.qr.scp")
 
 DEFAULT_CHARACTER_SET = "ISO_IR 192"
 PATIENT_ROOT = {
@@ -117,7 +117,7 @@ def answer_find(
 def handle_find(
     event: evt.Event, *, grant: AssociationGrant, device: DicomServer
 ) -> Iterator[tuple[int, Dataset | None]]:
-    """EVT_C_FIND for both roots, reached through ``dicomnet.scp.handle_find``."""
+    """EVT_C_FIND for both roots, reached through ``dicomnet.net.dispatch.handle_find``."""
     return answer_find(
         lambda: event.identifier,
         practice_id=grant.practice_id,

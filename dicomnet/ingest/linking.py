@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext, ngettext
 
 from dicomnet.models import DicomInstance, DicomStudy, RetrieveJob
-from patients.matching import _candidate, match_patient
+from patients.matching import candidate, match_patient
 from patients.models import Appointment, Notification, Patient
 
-log = logging.getLogger("dicomnet.linking")
+log = logging.getLogger("dicomnet.ingest.linking")
+
+
+@functools.cache
+def _scheduled_work_finder() -> Callable[[DicomStudy], Any]:
+    return import_string(settings.NEXREL_SCHEDULED_WORK_FINDER)
+
+
+def scheduled_work_for(study: DicomStudy) -> Any:
+    """The scheduled work (a worklist item match) whose identifiers the study carries, or None.
+
+    The worklist app provides the finder (``settings.NEXREL_SCHEDULED_WORK_FINDER``): the
+    worklist imports dicomnet, so dicomnet names it only by setting (docs/architecture.md).
+    """
+    return _scheduled_work_finder()(study)
 
 
 def imaging_appointment_for(
@@ -45,18 +64,16 @@ def imaging_appointment_for(
 def link_study(study: DicomStudy) -> DicomStudy:
     """Match the patient (unless a person already did), then the appointment; set status.
 
-    1. A study carrying a worklist item's identifiers (``worklist.identify``) belongs to that
+    1. A study carrying a worklist item's identifiers (``scheduled_work_for``) belongs to that
        item's patient and appointment, with certainty, and records the item.
     2. If its PatientID names someone else, it needs review: neither patient is linked.
     3. Otherwise the patient is matched by PatientID or name (``patients.matching``) and the
        appointment is the patient's imaging appointment of the study date.
     A patient linked by hand is kept; the item's appointment follows only if it is theirs.
-    Before all that, a study an import job fetched for a patient (``dicomnet.retrieve``)
+    Before all that, a study an import job fetched for a patient (``dicomnet.qr.retrieve``)
     belongs to that patient: a person chose the chart when asking for it.
     """
-    from worklist.identify import item_for_study  # worklist imports dicomnet's models
-
-    match = item_for_study(study)
+    match = scheduled_work_for(study)
     conflict = match is not None and _contradicts(study, match)
     retrieved = None if study.manually_linked else _retrieved_for(study)
     if not study.manually_linked:
@@ -159,7 +176,7 @@ def _conflict_reason(study: DicomStudy, match) -> str:
 def _conflict_candidates(study: DicomStudy, match) -> list[dict]:
     item = match.item
     candidates = [
-        _candidate(item.patient, f"scheduled on {match.describe()}"),
+        candidate(item.patient, f"scheduled on {match.describe()}"),
     ]
     named = (
         Patient.objects.filter(practice_id=study.practice_id, chart_number=study.patient_id.strip())
@@ -167,7 +184,7 @@ def _conflict_candidates(study: DicomStudy, match) -> list[dict]:
         .first()
     )
     if named is not None:
-        candidates.append(_candidate(named, "PatientID of the images is their chart number"))
+        candidates.append(candidate(named, "PatientID of the images is their chart number"))
     return candidates
 
 

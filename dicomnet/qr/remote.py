@@ -1,6 +1,6 @@
 """The seam between the query/retrieve edges (REST API, pages) and the SCU.
 
-``dicomnet.scu`` does the DICOM work; this module turns its answers into plain dicts the
+``dicomnet.qr.scu`` does the DICOM work; this module turns its answers into plain dicts the
 serializers and templates share, and its failures into one ``RemoteError`` whose message is
 the plain reason ("connection refused", "did not answer within 30 s").
 """
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dicomnet import scu
 from dicomnet.models import DicomServer
+from dicomnet.net import association
+from dicomnet.qr import scu
 
 
 class RemoteError(Exception):
@@ -63,7 +64,7 @@ def find(
             modality=modality,
             accession=accession_number,
         )
-    except scu.ScuError as exc:
+    except association.ScuError as exc:
         raise RemoteError(str(exc)) from exc
     studies = [remote_study(record) for record in records]
     if patient_birth_date:
@@ -72,6 +73,6 @@ def find(
     return studies
 
 
-def echo(server: DicomServer) -> scu.EchoResult:
+def echo(server: DicomServer) -> association.EchoResult:
     """C-ECHO: ``ok``, ``round_trip_ms``, or the ``error`` in plain words."""
-    return scu.echo(server)
+    return association.echo(server)

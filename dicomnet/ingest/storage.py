@@ -19,15 +19,11 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from dicomnet.models import DicomInstance
+from dicomnet.net.incoming import spool_tmp_dir
 
 
 def spool_objects_dir(practice_id: int) -> Path:
     return settings.SPOOL_DIR / "objects" / str(practice_id)
-
-
-def spool_tmp_dir() -> Path:
-    """Per-process directory for objects still arriving (pynetdicom's temp files)."""
-    return settings.SPOOL_DIR / "tmp" / str(os.getpid())
 
 
 def fsync_path(path: Path) -> None:

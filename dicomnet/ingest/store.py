@@ -21,13 +21,14 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, transaction
 
-from dicomnet import queues, status
+from dicomnet.dimse import status
+from dicomnet.ingest import queues
+from dicomnet.ingest.parsing import InvalidUids, UnreadableDicom, check_uids, read_header
+from dicomnet.ingest.storage import commit_to_spool, fsync_path
 from dicomnet.models import DicomInstance, DicomServer
-from dicomnet.parsing import InvalidUids, UnreadableDicom, check_uids, read_header
-from dicomnet.storage import commit_to_spool, fsync_path
 from patients.models import Practice
 
-log = logging.getLogger("dicomnet.ingest")
+log = logging.getLogger("dicomnet.ingest.store")
 
 
 class IngestError(Exception):
@@ -71,7 +72,7 @@ def enqueue_processing(instance_id: int, *, lane: queues.Lane = queues.Lane.INTE
     from django_q.tasks import async_task
 
     async_task(
-        "dicomnet.pipeline.process_instance",
+        "dicomnet.ingest.pipeline.process_instance",
         instance_id,
         task_name=f"process-instance-{instance_id}",
         group="ingest",

@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from dicomnet.uids import is_valid_uid
+from dicomnet.dimse.uids import is_valid_uid
 
 
 class UnreadableDicom(Exception):

@@ -5,8 +5,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
-from dicomnet.previews import IMAGE_CONTENT_TYPE
-from dicomnet.uploads import ingest_upload
+from dicomnet.ingest.previews import IMAGE_CONTENT_TYPE
+from dicomnet.ingest.uploads import ingest_upload
 from patients.selectors import instances_of
 from patients.services import audit
 from patients.views import practice_required

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from dicomnet.models import DicomServer
 from patients.models import Practice
 
-log = logging.getLogger("dicomnet.access")
+log = logging.getLogger("dicomnet.net.access")
 
 # A-ASSOCIATE-RJ (result, source, reason), PS3.8 9.3.4
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)  # permanent, service user, calling AE not recognised

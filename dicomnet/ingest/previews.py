@@ -1,8 +1,12 @@
 """Pixels to images: a display image and a thumbnail (WebP) from one DICOM object.
 
-Steps: decode one frame (the middle one of a multi-frame object; pylibjpeg handles the
-compressed syntaxes), apply the modality LUT / rescale, then the VOI LUT or window,
-invert MONOCHROME1, convert colour spaces, and scale to 8 bits.
+Steps: decode one frame (the middle one of a multi-frame object), apply the modality LUT /
+rescale, then the VOI LUT or window, invert MONOCHROME1, convert colour spaces, and scale to
+8 bits. pydicom decodes the compressed syntaxes with the plugins it finds installed, all
+permissively licensed: python-gdcm (JPEG baseline, extended, lossless; also JPEG-LS and
+JPEG 2000, which it is tried for first), pyjpegls (JPEG-LS), pylibjpeg with openjpeg
+(JPEG 2000, HTJ2K) and rle, and Pillow; 12-bit JPEG Extended, which pydicom's own plugins
+refuse, goes through GDCM by the plugin in gdcm_jpeg12.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import numpy as np
 from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+
+from dicomnet.ingest import gdcm_jpeg12
+
+gdcm_jpeg12.register()
 
 
 class NoPreview(Exception):
@@ -147,7 +155,7 @@ def render_preview(
         if not any(k in probe for k in ("PixelData", "FloatPixelData")):
             raise NoPreview("no pixel data (not an image object)")
     try:
-        frame = _decode_frame(path, middle_frame_index(ds))
+        frame = _decode_frame(path, middle_frame_index(ds), gdcm_jpeg12.plugin_for(ds))
     except Exception as exc:
         raise NoPreview(f"cannot decode pixel data: {type(exc).__name__}: {exc}") from exc
     if frame.ndim == 3 and frame.shape[-1] not in (3, 4):
@@ -171,18 +179,19 @@ def render_preview(
     )
 
 
-def _decode_frame(path: Path | str, index: int) -> np.ndarray:
+def _decode_frame(path: Path | str, index: int, plugin: str = "") -> np.ndarray:
     """Decode one frame straight from the file, so a large multi-frame object isn't read whole.
 
     pixel_array() can't stream a deflated file, nor one whose dataset VR contradicts its
-    transfer syntax: those (rare) are read whole and decoded from the dataset.
+    transfer syntax: those (rare) are read whole and decoded from the dataset. ``plugin``
+    names the pydicom decoding plugin to use ("": the first of those installed that works).
     """
     try:
-        return pixel_array(path, index=index)
+        return pixel_array(path, index=index, decoding_plugin=plugin)
     except Exception:
         from pydicom import dcmread
 
-        return pixel_array(dcmread(path), index=index)
+        return pixel_array(dcmread(path), index=index, decoding_plugin=plugin)
 
 
 # Lossy WebP at high quality: a few times faster to encode than PNG and ~20x smaller for

@@ -25,7 +25,7 @@ from pydicom import Dataset
 from pydicom.multival import MultiValue
 
 from dicomnet.models import DicomInstance, DicomSeries, DicomStudy
-from patients.matching import normalise_name, split_person_name, strip_accents
+from patients.names import normalise_name, split_person_name, strip_accents
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 _WILDCARD = re.compile(r"[*?]")

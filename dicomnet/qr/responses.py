@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pydicom import Dataset
 from pydicom.datadict import keyword_for_tag
 
-from dicomnet.qr_matching import (
+from dicomnet.qr.matching import (
     BATCH,
     QrQuery,
     matching_instances,

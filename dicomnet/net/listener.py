@@ -6,52 +6,17 @@ import importlib
 import logging
 import tempfile
 import threading
+from types import ModuleType
 
 from django.conf import settings
-from pydicom import uid
+from django.core.exceptions import ImproperlyConfigured
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification
 
-from dicomnet import incoming, network, scp, storage
+from dicomnet.net import dispatch, hardening, incoming
+from dicomnet.net.contexts import ALL_TRANSFER_SYNTAXES, DENTAL_STORAGE_CLASSES
 
-log = logging.getLogger("dicomnet.listener")
-
-# Dental classes named here too, so a pynetdicom upgrade that drops one is noticed in tests.
-DENTAL_STORAGE_CLASSES = [
-    "1.2.840.10008.5.1.4.1.1.1.3",  # Digital Intra-Oral X-Ray, For Presentation
-    "1.2.840.10008.5.1.4.1.1.1.3.1",  # Digital Intra-Oral X-Ray, For Processing
-    "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray, For Presentation
-    "1.2.840.10008.5.1.4.1.1.1.1.1",  # Digital X-Ray, For Processing
-    "1.2.840.10008.5.1.4.1.1.1",  # CR
-    "1.2.840.10008.5.1.4.1.1.2",  # CT
-    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
-    "1.2.840.10008.5.1.4.1.1.13.1.2",  # X-Ray 3D Craniofacial
-    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.77.1.4",  # VL Photographic
-]
-
-# Every common syntax. pynetdicom picks the first of *our* list that the sender offers, so
-# the order is a policy: explicit VR first (keeps vendors' private tags typed), then the
-# lossless compressions (kept as the device made them), uncompressed variants, implicit VR,
-# and lossy syntaxes last: never ask a sender to compress lossily what it could send intact.
-_LOSSY = {
-    uid.JPEGBaseline8Bit,
-    uid.JPEGExtended12Bit,
-    uid.JPEGLSNearLossless,
-    uid.JPEG2000,
-    uid.JPEG2000MC,
-    uid.HTJ2K,
-}
-_COMPRESSED = uid.JPEGLSTransferSyntaxes + uid.JPEG2000TransferSyntaxes + uid.JPEGTransferSyntaxes
-ALL_TRANSFER_SYNTAXES = list(
-    dict.fromkeys(
-        [uid.ExplicitVRLittleEndian]
-        + [ts for ts in _COMPRESSED if ts not in _LOSSY]
-        + uid.RLETransferSyntaxes
-        + [uid.DeflatedExplicitVRLittleEndian, uid.ExplicitVRBigEndian, uid.ImplicitVRLittleEndian]
-        + [ts for ts in _COMPRESSED if ts in _LOSSY]
-    )
-)
+log = logging.getLogger("dicomnet.net.listener")
 
 
 def configure_pynetdicom() -> None:
@@ -60,10 +25,10 @@ def configure_pynetdicom() -> None:
     incoming.install()  # a full disk while receiving becomes 0xA700, not an abort
     # Incoming objects are written by pynetdicom via tempfile: keep them under the spool so
     # the final rename is atomic (same filesystem), and per process so recovery knows whose.
-    tmp_dir = storage.spool_tmp_dir()
+    tmp_dir = incoming.spool_tmp_dir()
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tempfile.tempdir = str(tmp_dir)
-    network.install_pdu_guard()
+    hardening.install_pdu_guard()
     # pynetdicom formats every C-FIND identifier for its log, even with that log off.
     _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = False
 
@@ -87,33 +52,40 @@ def build_ae(ae_title: str | None = None) -> AE:
     return ae
 
 
-# Services beyond C-ECHO/C-STORE. Each module may define ``HANDLERS`` (pynetdicom event
-# handler pairs), ``configure_ae(ae)`` (to add its presentation contexts) and
-# ``FIND_HANDLERS`` ({SOP class UID: handler}: one EVT_C_FIND handler dispatches to them).
-SERVICE_MODULES = ("worklist.mwl", "worklist.mpps", "dicomnet.qrscp")
+class MissingService(ImproperlyConfigured):
+    """A configured service module can't be imported: the listener must not start without it."""
 
 
-def service_modules() -> list:
+def service_modules() -> list[ModuleType]:
+    """The modules named in ``settings.DICOM_SERVICE_MODULES``, each imported.
+
+    Each module may define ``HANDLERS`` (pynetdicom event handler pairs), ``configure_ae(ae)``
+    (to add its presentation contexts) and ``FIND_HANDLERS`` ({SOP class UID: handler}: one
+    EVT_C_FIND handler dispatches to them). A module that can't be imported stops the
+    listener: a listener silently without query/retrieve or the worklist is worse than none.
+    """
     modules = []
-    for module_path in SERVICE_MODULES:
+    for module_path in settings.DICOM_SERVICE_MODULES:
         try:
             modules.append(importlib.import_module(module_path))
-        except ModuleNotFoundError as exc:
-            if exc.name != module_path:
-                raise
+        except ImportError as exc:
+            raise MissingService(
+                f"DICOM service module {module_path!r} can't be imported ({exc}): "
+                "fix DICOM_SERVICE_MODULES or the installation"
+            ) from exc
     return modules
 
 
-def find_handlers() -> dict[str, scp.FindHandler]:
-    handlers: dict[str, scp.FindHandler] = {}
+def find_handlers() -> dict[str, dispatch.FindHandler]:
+    handlers: dict[str, dispatch.FindHandler] = {}
     for module in service_modules():
         handlers.update(getattr(module, "FIND_HANDLERS", {}))
     return handlers
 
 
 def event_handlers() -> list:
-    handlers = network.HARDENING_HANDLERS + scp.STORE_HANDLERS
-    handlers = handlers + [(evt.EVT_C_FIND, scp.handle_find, [find_handlers()])]
+    handlers = hardening.HARDENING_HANDLERS + dispatch.ECHO_HANDLERS
+    handlers = handlers + [(evt.EVT_C_FIND, dispatch.handle_find, [find_handlers()])]
     for module in service_modules():
         handlers = handlers + list(getattr(module, "HANDLERS", []))
     return handlers
@@ -127,7 +99,7 @@ def serve(stop: threading.Event, *, port: int | None = None, address: str | None
     server = ae.make_server(
         bind,
         evt_handlers=event_handlers(),
-        server_class=network.ReusePortAssociationServer,
+        server_class=hardening.ReusePortAssociationServer,
     )
     ae._servers.append(server)  # as start_server() does; server.shutdown() removes it
     thread = threading.Thread(target=server.serve_forever, name="dicom-accept", daemon=True)

@@ -21,12 +21,12 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from dicomnet.ingest import IngestError, enqueue_processing, store_instance
+from dicomnet.ingest.queues import Lane
+from dicomnet.ingest.store import IngestError, enqueue_processing, store_instance
 from dicomnet.models import DicomInstance
-from dicomnet.queues import Lane
 from patients.models import Practice
 
-log = logging.getLogger("dicomnet.reconcile")
+log = logging.getLogger("dicomnet.ingest.reconcile")
 
 
 @dataclass

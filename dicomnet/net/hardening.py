@@ -19,9 +19,9 @@ from pynetdicom import evt
 from pynetdicom.acse import ACSE
 from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
-from dicomnet.access import AssociationGrant, AssociationRefusal, authorise_association
+from dicomnet.net.access import AssociationGrant, AssociationRefusal, authorise_association
 
-log = logging.getLogger("dicomnet.network")
+log = logging.getLogger("dicomnet.net.hardening")
 
 _NON_PDATA_ALLOWANCE = 64 * 1024  # an A-ASSOCIATE-RQ with many contexts can exceed a small max
 

@@ -1,0 +1,79 @@
+"""C-STORE SCP: store each received object durably, then answer (a listener service module)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+from pathlib import Path
+
+from pynetdicom import evt
+
+from dicomnet.dimse import status
+from dicomnet.ingest.store import IngestError, OutOfResources, store_instance
+from dicomnet.net import incoming
+from dicomnet.net.access import AssociationGrant
+from dicomnet.net.dispatch import grant_of, peers_of
+
+log = logging.getLogger("dicomnet.ingest.scp")
+
+
+def handle_store(event: evt.Event) -> int:
+    """Store the received object durably and answer; on any failure remove its temp file.
+
+    ``store_instance`` consumes the file on success; otherwise it stays in this process's
+    spool temp directory, which the reconciler only clears once the process is gone.
+    """
+    grant = grant_of(event)
+    request = event.request
+    sop_uid = str(request.AffectedSOPInstanceUID)
+    path = Path(event.dataset_path)
+    result = _store(event, grant, path, sop_uid)
+    if result != status.SUCCESS:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return result
+
+
+def _next_position(assoc) -> int:
+    """The rank of this object in its association (one thread per association: no lock)."""
+    assoc.nexrel_objects = getattr(assoc, "nexrel_objects", 0) + 1
+    return assoc.nexrel_objects
+
+
+def _store(event: evt.Event, grant: AssociationGrant, path: Path, sop_uid: str) -> int:
+    request = event.request
+    try:
+        write_error = incoming.take_write_error(path)
+        if write_error is not None:
+            reason = "disk full" if write_error.errno == errno.ENOSPC else "spool not writable"
+            raise OutOfResources(f"{reason} while receiving: {write_error}")
+        practice, server = peers_of(event.assoc, grant)
+        if server is not None and not server.allow_store:
+            log.warning("C-STORE from %s refused: device may not store", grant.calling_ae)
+            return status.NOT_AUTHORIZED
+        outcome = store_instance(
+            path,
+            practice=practice,
+            server=server,
+            calling_ae=grant.calling_ae,
+            peer_address=grant.peer_address,
+            expected_sop_instance_uid=sop_uid,
+            expected_sop_class_uid=str(request.AffectedSOPClassUID),
+            position=_next_position(event.assoc),
+        )
+    except IngestError as exc:
+        log.warning(
+            "C-STORE %s from %s refused with 0x%04X: %s", sop_uid, grant.calling_ae, exc.status, exc
+        )
+        return exc.status
+    except Exception:
+        log.exception("C-STORE %s from %s: handler failure", sop_uid, grant.calling_ae)
+        return status.STORE_HANDLER_FAILURE
+    log.debug("stored %s as instance %s", sop_uid, outcome.instance.pk)
+    return status.SUCCESS
+
+
+
+HANDLERS = [(evt.EVT_C_STORE, handle_store)]

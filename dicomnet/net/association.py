@@ -1,0 +1,115 @@
+"""Association set-up shared by every SCU (query/retrieve, worklist, C-ECHO).
+
+Failures become messages a person can act on: the connection was refused, nothing answered
+in time, the association was rejected (and why).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+
+from dicomnet.dimse import status
+from dicomnet.models import DicomServer
+
+# A-ASSOCIATE-RJ (source, diagnostic) in words, PS3.8 Table 9-21.
+REJECT_REASONS = {
+    (1, 1): "no reason given",
+    (1, 2): "application context not supported",
+    (1, 3): "our calling AE title is not recognised",
+    (1, 7): "the called AE title is not recognised",
+    (2, 1): "no reason given (ACSE)",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded (too many associations)",
+}
+
+
+class ScuError(Exception):
+    """The operation failed; the message is meant for the person who asked."""
+
+
+def our_ae_title(server: DicomServer) -> str:
+    return server.practice.ae_title or settings.DICOM_AE_TITLE
+
+
+def peer_name(server: DicomServer) -> str:
+    return f"{server.ae_title} at {server.host}:{server.port}"
+
+
+def new_ae(server: DicomServer, timeout: float | None) -> AE:
+    ae = AE(ae_title=our_ae_title(server))
+    ae.connection_timeout = ae.acse_timeout = timeout or settings.DICOM_ACSE_TIMEOUT
+    ae.dimse_timeout = ae.network_timeout = timeout or settings.DICOM_DIMSE_TIMEOUT
+    return ae
+
+
+def associate(ae: AE, server: DicomServer, **kwargs):
+    started = time.monotonic()
+    assoc = ae.associate(server.host, server.port, ae_title=server.ae_title, **kwargs)
+    if not assoc.is_established:
+        raise ScuError(
+            association_failure(assoc, server, ae.acse_timeout, time.monotonic() - started)
+        )
+    return assoc
+
+
+def association_failure(assoc, server: DicomServer, timeout: float, waited: float) -> str:
+    """Why the association was not established, in words."""
+    peer = peer_name(server)
+    if assoc.is_rejected:
+        rj = assoc.acceptor.primitive
+        permanence = "permanently" if rj.result == 0x01 else "for now"
+        reason = REJECT_REASONS.get((rj.result_source, rj.diagnostic), "unknown reason")
+        return f"{peer} rejected the association {permanence}: {reason}"
+    # pynetdicom does not tell a refused connection from silence: ask the socket.
+    try:
+        with socket.create_connection((server.host, server.port), timeout=timeout):
+            pass
+    except ConnectionRefusedError:
+        return f"{peer} refused the connection: nothing listens on that port"
+    except TimeoutError:
+        return f"{peer} did not answer within {timeout:g} s"
+    except OSError as exc:
+        return f"{peer} cannot be reached: {exc.strerror or exc}"
+    if waited >= timeout:
+        return f"{peer} did not answer the association request within {timeout:g} s"
+    return f"{peer} aborted or closed the connection during the association request"
+
+
+# --- C-ECHO ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EchoResult:
+    ok: bool
+    round_trip_ms: float | None
+    error: str = ""
+
+
+def echo(server: DicomServer, *, timeout: float | None = 10) -> EchoResult:
+    """ "Test connection": associate, C-ECHO, release; the round trip or why it failed."""
+    ae = new_ae(server, timeout)
+    ae.add_requested_context(Verification)
+    started = time.monotonic()
+    try:
+        assoc = associate(ae, server)
+    except ScuError as exc:
+        return EchoResult(False, None, str(exc))
+    try:
+        answer = assoc.send_c_echo()
+        elapsed = (time.monotonic() - started) * 1000
+        code = answer.get("Status") if answer else None
+        if code is None:
+            return EchoResult(False, None, f"{peer_name(server)} did not answer the C-ECHO")
+        if code != status.SUCCESS:
+            return EchoResult(False, None, f"{peer_name(server)} answered C-ECHO with 0x{code:04X}")
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return EchoResult(True, round(elapsed, 1))

@@ -1,0 +1,83 @@
+"""The listener's own DIMSE handlers: C-ECHO, and the one C-FIND handler that dispatches.
+
+Services (store, worklist, MPPS, query/retrieve) bind their handlers through the service
+modules the listener loads (``settings.DICOM_SERVICE_MODULES``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from pydicom import Dataset
+from pynetdicom import evt
+
+from dicomnet.dimse import status
+from dicomnet.models import DicomServer
+from dicomnet.net.access import AssociationGrant
+from patients.models import Practice
+
+log = logging.getLogger("dicomnet.net.dispatch")
+
+
+def grant_of(event: evt.Event) -> AssociationGrant:
+    return event.assoc.nexrel  # set by network.PracticeACSE on acceptance
+
+
+def handle_echo(event: evt.Event) -> int:
+    return status.SUCCESS
+
+
+def peers_of(assoc, grant: AssociationGrant) -> tuple[Practice, DicomServer | None]:
+    """The practice and device the association was granted for, read once per association."""
+    if not hasattr(assoc, "nexrel_peers"):
+        assoc.nexrel_peers = (
+            Practice.objects.get(pk=grant.practice_id),
+            DicomServer.objects.filter(pk=grant.server_id).first(),
+        )
+    return assoc.nexrel_peers
+
+
+# A C-FIND service: ``handler(event, grant=..., device=...)`` yields (status, identifier).
+FindHandler = Callable[..., Iterator[tuple[int, Dataset | None]]]
+
+
+def handle_find(
+    event: evt.Event, handlers: dict[str, FindHandler]
+) -> Iterator[tuple[int, Dataset | None]]:
+    """Dispatch a C-FIND to the service of its SOP class, once the device may query.
+
+    pynetdicom binds one EVT_C_FIND handler; services declare theirs in ``FIND_HANDLERS``
+    (``dicomnet.net.listener.find_handlers``).
+    """
+    grant = grant_of(event)
+    sop_class = str(event.request.AffectedSOPClassUID)
+    handler = handlers.get(sop_class)
+    if handler is None:
+        log.error(
+            "C-FIND from %s refused: no service for SOP class %s", grant.calling_ae, sop_class
+        )
+        yield status.SOP_CLASS_NOT_SUPPORTED, None
+        return
+    try:
+        _, server = peers_of(event.assoc, grant)
+    except Exception:
+        log.exception("C-FIND from %s: device lookup failed", grant.calling_ae)
+        yield status.FIND_UNABLE_TO_PROCESS, None
+        return
+    if server is None or not server.allow_find:
+        log.warning(
+            "C-FIND from %s refused: device %s may not query (allow_find is off)",
+            grant.calling_ae,
+            server.name if server else "(deleted)",
+        )
+        yield status.NOT_AUTHORIZED, None
+        return
+    try:
+        yield from handler(event, grant=grant, device=server)
+    except Exception:
+        log.exception("C-FIND %s from %s: handler failure", sop_class, grant.calling_ae)
+        yield status.FIND_UNABLE_TO_PROCESS, None
+
+
+ECHO_HANDLERS = [(evt.EVT_C_ECHO, handle_echo)]

@@ -1,0 +1,31 @@
+"""dicomnet's pages (``urlpatterns``, mounted at /dicom/) and its REST API (``api_urlpatterns``,
+mounted at /api/dental/dicom/)."""
+
+from django.urls import path
+
+from dicomnet.api import receive
+from dicomnet.api import views as api_views
+from dicomnet.ingest import views as ingest_views
+from dicomnet.qr import views as qr_views
+
+urlpatterns = [
+    path("upload/", ingest_views.upload, name="dicom_upload"),
+    path("instances/<int:pk>/<str:kind>.webp", ingest_views.instance_image, name="instance_image"),
+    path("find/<int:pk>/", qr_views.find_prior, name="qr_find"),
+    path("find/<int:pk>/import/", qr_views.import_studies, name="qr_import"),
+    path("jobs/<int:pk>/", qr_views.job_page, name="qr_job"),
+    path("jobs/<int:pk>/progress/", qr_views.job_partial, name="qr_job_progress"),
+    path("jobs/<int:pk>/cancel/", qr_views.job_cancel, name="qr_job_cancel"),
+    path("servers/", qr_views.server_list, name="dicom_servers"),
+    path("servers/add/", qr_views.server_edit, name="dicom_server_add"),
+    path("servers/<int:pk>/", qr_views.server_edit, name="dicom_server_edit"),
+    path("servers/<int:pk>/test/", qr_views.server_test, name="dicom_server_test"),
+]
+
+api_urlpatterns = [
+    path("receive", receive.ReceiveView.as_view(), name="api_dicom_receive"),
+    path("query", api_views.QueryView.as_view(), name="api_dicom_query"),
+    path("import", api_views.ImportView.as_view(), name="api_dicom_import"),
+    path("jobs/<int:pk>", api_views.JobView.as_view(), name="api_dicom_job"),
+    path("jobs/<int:pk>/cancel", api_views.JobCancelView.as_view(), name="api_dicom_job_cancel"),
+]
