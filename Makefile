@@ -5,14 +5,14 @@ STAMP := $(VENV)/.installed
 # JavaScript the pages load, built from package-lock.json and served as static files (no CDN).
 VENDOR_JS := static/vendor/htmx.min.js
 
-.PHONY: run test setup system-deps venv migrate bench lint clean
+.PHONY: run test setup system-deps venv migrate bench lint licences clean
 
 run: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) -m nexrel.supervisor
 
-test: system-deps setup
+test: system-deps setup licences
 	$(PY) -m ruff check .
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
@@ -24,6 +24,8 @@ $(STAMP): pyproject.toml
 	  ([ -x $(PY) ] || $$PYBIN -m venv $(VENV))
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	@# GPL-3.0, dropped for GDCM and CharLS (issue 7): out of venvs made before that too
+	$(PY) -m pip uninstall -q -y pylibjpeg-libjpeg 2>/dev/null || true
 	touch $(STAMP)
 
 $(VENDOR_JS): package.json package-lock.json
@@ -42,5 +44,22 @@ bench: system-deps setup
 lint: setup
 	$(PY) -m ruff check .
 
+# Licences of the runtime dependencies (pyproject.toml, transitively); fails on GPL/AGPL.
+licences: setup
+	$(PY) scripts/check-licences.py
+
+# Deletes the virtualenv, and var/: the demo database and the DICOM storage (spool, objects,
+# previews) of `make run`. Asks first on a terminal; without one, var/ needs FORCE=1.
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV)
+	@[ -e var ] || exit 0; \
+	echo "make clean: var/ holds the demo database (SQLite) and the DICOM storage of make run"; \
+	if [ "$(FORCE)" = 1 ]; then \
+	  echo "rm -rf var"; rm -rf var; \
+	elif [ -t 0 ]; then \
+	  printf 'Delete var/ and everything in it? [y/N] '; read answer; \
+	  case "$$answer" in [yY]*) echo "rm -rf var"; rm -rf var ;; *) echo "var/ kept" ;; esac; \
+	else \
+	  echo "make clean: var/ not deleted: no terminal to confirm; 'make clean FORCE=1' deletes it" >&2; \
+	  exit 1; \
+	fi

@@ -14,7 +14,10 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "installing: ${need[*]}"
 # policy-rc.d keeps apt from starting orthanc/redis/postgresql as system services.
 printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+# Removed however the script ends (success, a failed apt-get, Ctrl-C), or services stay blocked.
+trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 $SUDO chmod +x /usr/sbin/policy-rc.d
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
-$SUDO rm -f /usr/sbin/policy-rc.d

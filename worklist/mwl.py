@@ -24,11 +24,11 @@ from collections.abc import Callable, Iterator
 from django.db import transaction
 from django.utils import timezone
 from pydicom import Dataset
-from pydicom.charset import convert_encodings
 from pydicom.uid import UID
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
+from dicomnet.dimse import matching as dimse
 from dicomnet.dimse import status
 from dicomnet.models import DicomServer
 from dicomnet.net.access import AssociationGrant
@@ -74,17 +74,6 @@ def _as_json(identifier: Dataset) -> dict:
         return {"error": f"not representable as DICOM JSON: {exc}"}
 
 
-def _assume_character_set(identifier: Dataset, character_set: str) -> None:
-    """Read an identifier that declares no character set as its device profile's.
-
-    pydicom fixes a dataset's decoding when it reads it (ISO 646/Latin-1 without a
-    SpecificCharacterSet), so the values still raw are re-pointed here, before any is read.
-    """
-    implicit, little = identifier.original_encoding
-    identifier.set_original_encoding(implicit, little, convert_encodings(character_set))
-    identifier.SpecificCharacterSet = character_set
-
-
 def answer_query(
     read_identifier: Callable[[], Dataset],
     *,
@@ -106,12 +95,7 @@ def answer_query(
     asked: dict = {}
     final, outcome, recorded = status.SUCCESS, "success", False
     try:
-        try:
-            identifier = read_identifier()
-        except Exception as exc:  # pynetdicom could not decode the identifier's bytes
-            raise MalformedIdentifier(f"undecodable identifier: {exc}") from exc
-        if "SpecificCharacterSet" not in identifier:
-            _assume_character_set(identifier, character_set)
+        identifier = dimse.read_identifier(read_identifier, character_set)
         asked = _as_json(identifier)
         query = parse_identifier(identifier)
         items = select_items(query, practice_id=practice_id, device=device)

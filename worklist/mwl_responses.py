@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from io import BytesIO
-from typing import TYPE_CHECKING
 
 from django.utils import timezone
 from pydicom import Dataset
@@ -24,9 +23,7 @@ from pydicom.dataelem import DataElement
 from pynetdicom.dsutils import decode, encode
 
 from worklist.models import WorklistItem
-
-if TYPE_CHECKING:
-    from worklist.mwl import MwlQuery
+from worklist.mwl_matching import MwlQuery
 
 DEFAULT_CHARACTER_SET = "ISO_IR 192"
 SPS_SEQUENCE = 0x00400100

@@ -20,7 +20,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 from pynetdicom.status import MODALITY_WORKLIST_SERVICE_CLASS_STATUS
 
 from dicomnet.dimse import status
-from dicomnet.ingest.parsing import parse_da, parse_tm
+from dicomnet.dimse.values import parse_da, parse_tm
 from dicomnet.models import DicomServer
 from dicomnet.net.association import association_failure, new_ae, peer_name
 from patients.models import Practice

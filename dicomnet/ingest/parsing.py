@@ -6,7 +6,6 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -14,6 +13,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from dicomnet.dimse.uids import is_valid_uid
+from dicomnet.dimse.values import parse_da, parse_tm
 
 
 class UnreadableDicom(Exception):
@@ -89,26 +89,6 @@ def check_uids(
             f"dataset SOPClassUID {ds.SOPClassUID} differs from the command's "
             f"{expected_sop_class_uid}"
         )
-
-
-def parse_da(value: Any) -> dt.date | None:
-    # PS3.5 6.2 asks readers to accept the ACR-NEMA form yyyy.mm.dd too.
-    text = str(value or "").strip().replace(".", "")
-    try:
-        return dt.datetime.strptime(text[:8], "%Y%m%d").date() if len(text) >= 8 else None
-    except ValueError:
-        return None
-
-
-def parse_tm(value: Any) -> dt.time | None:
-    text = str(value or "").strip().replace(":", "")
-    if len(text) < 2:
-        return None
-    try:
-        hh, mm, ss = int(text[0:2]), int(text[2:4] or 0), int(text[4:6] or 0)
-        return dt.time(hh, mm, min(ss, 59))
-    except ValueError:
-        return None
 
 
 def text(ds: Dataset, keyword: str, limit: int = 200) -> str:

@@ -27,7 +27,9 @@ def _date(value) -> str:
 
 
 def _time(value) -> str:
-    return value.strftime("%H%M%S") if value else ""
+    if not value:
+        return ""
+    return value.strftime("%H%M%S.%f" if value.microsecond else "%H%M%S")
 
 
 def _patient_values(row: dict) -> dict[str, object]:

@@ -3,8 +3,8 @@
 C-FIND (Patient and Study Root, every level) is answered through
 ``dicomnet.net.dispatch.handle_find`` (which checks ``allow_find``):
 1. the identifier is read in its SpecificCharacterSet (the device profile's when it declares
-   none) and parsed (``qr_matching.parse_identifier``); a malformed one is answered 0xA900;
-2. the practice's matches at the asked level are selected (``qr_matching``);
+   none) and parsed (``dicomnet.qr.matching.parse_identifier``); a malformed one is answered 0xA900;
+2. the practice's matches at the asked level are selected (``dicomnet.qr.matching``);
 3. each is answered with the keys asked for, in the device profile's character set; a
    C-CANCEL seen between two responses ends the stream with 0xFE00. Any other failure is
    0xC311, logged with its traceback.
@@ -25,7 +25,6 @@ import logging
 from collections.abc import Callable, Iterator
 
 from pydicom import Dataset, dcmread
-from pydicom.charset import convert_encodings
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_context, evt
 from pynetdicom.presentation import PresentationContext
@@ -38,6 +37,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from dicomnet.dimse import matching as dimse
 from dicomnet.dimse import status
 from dicomnet.ingest.storage import local_copy
 from dicomnet.models import DicomInstance, DicomServer
@@ -61,23 +61,6 @@ class RetrieveRefused(PermissionError):
     """The calling device may not retrieve (pynetdicom answers a C-MOVE refusal 0xC514)."""
 
 
-def _assume_character_set(identifier: Dataset, character_set: str) -> None:
-    """Read an identifier that declares no character set as its device profile's."""
-    implicit, little = identifier.original_encoding
-    identifier.set_original_encoding(implicit, little, convert_encodings(character_set))
-    identifier.SpecificCharacterSet = character_set
-
-
-def _read_identifier(read_identifier: Callable[[], Dataset], character_set: str) -> Dataset:
-    try:
-        identifier = read_identifier()
-    except Exception as exc:
-        raise MalformedIdentifier(f"undecodable identifier: {exc}") from exc
-    if "SpecificCharacterSet" not in identifier:
-        _assume_character_set(identifier, character_set)
-    return identifier
-
-
 def answer_find(
     read_identifier: Callable[[], Dataset],
     *,
@@ -91,7 +74,7 @@ def answer_find(
     """The C-FIND response stream for one query (steps in the module docstring)."""
     sent = 0
     try:
-        identifier = _read_identifier(read_identifier, character_set)
+        identifier = dimse.read_identifier(read_identifier, character_set)
         query = parse_identifier(identifier, patient_root=patient_root)
         for values in level_answers(query, practice_id=practice_id):
             if is_cancelled():
@@ -174,7 +157,7 @@ def _device(grant: AssociationGrant) -> DicomServer | None:
 
 
 def _instances(event: evt.Event, grant: AssociationGrant, character_set: str):
-    identifier = _read_identifier(lambda: event.identifier, character_set)
+    identifier = dimse.read_identifier(lambda: event.identifier, character_set)
     patient_root = str(event.request.AffectedSOPClassUID) in PATIENT_ROOT
     query = parse_identifier(identifier, patient_root=patient_root)
     return matching_instances(query, practice_id=grant.practice_id)

@@ -31,7 +31,7 @@ from pynetdicom.sop_class import (
 from pynetdicom.status import QR_FIND_SERVICE_CLASS_STATUS, QR_MOVE_SERVICE_CLASS_STATUS
 
 from dicomnet.dimse import status
-from dicomnet.ingest.parsing import parse_da, parse_tm
+from dicomnet.dimse.values import parse_da, parse_tm
 from dicomnet.models import DicomServer, DicomStudy
 from dicomnet.net.association import (
     ScuError,

@@ -225,7 +225,7 @@ def test_study_fields_dates_and_times(tmp_path: Path) -> None:
     assert header.patient_birth_date == dt.date(1988, 3, 14)
     assert header.patient_sex == "F"
     assert header.study_date == dt.date(2024, 3, 15)
-    assert header.study_time == dt.time(10, 15, 30)
+    assert header.study_time == dt.time(10, 15, 30, 123456)  # the fraction is kept
     assert header.accession_number == "ACC-42"
     assert header.study_description == "Bitewings"
     assert header.modality == "IO"
