@@ -5,8 +5,40 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from patients.models import Appointment, Patient, Practice
+from patients.models import Appointment, Patient, Practice, PracticeManager, PracticeQuerySet
 from patients.names import normalise_name
+
+
+class DeviceService(models.TextChoices):
+    """What a DICOM peer may do with us, or we with it: one switch (``allow_*``) each."""
+
+    STORE = "store", _("Storing images (C-STORE)")
+    FIND = "find", _("Querying (C-FIND)")
+    MOVE = "move", _("Retrieving by C-MOVE")
+    GET = "get", _("Retrieving by C-GET")
+    WORKLIST = "worklist", _("The modality worklist (MWL C-FIND)")
+    MPPS = "mpps", _("Procedure step reports (MPPS)")
+
+
+# The switch each service needs. The worklist is a C-FIND, and a device that may store
+# images may report the procedure steps that made them.
+SERVICE_SWITCH = {
+    DeviceService.STORE: "allow_store",
+    DeviceService.FIND: "allow_find",
+    DeviceService.MOVE: "allow_move",
+    DeviceService.GET: "allow_get",
+    DeviceService.WORKLIST: "allow_find",
+    DeviceService.MPPS: "allow_store",
+}
+
+
+class DicomServerQuerySet(PracticeQuerySet):
+    def allowing(self, *services: DeviceService) -> DicomServerQuerySet:
+        """Active peers with which any of ``services`` is allowed."""
+        switches = models.Q()
+        for service in services:
+            switches |= models.Q(**{SERVICE_SWITCH[service]: True})
+        return self.filter(switches, is_active=True)
 
 
 class DicomServer(models.Model):
@@ -55,6 +87,8 @@ class DicomServer(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = models.Manager.from_queryset(DicomServerQuerySet)()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["practice", "ae_title"], name="uniq_server_ae")
@@ -63,6 +97,23 @@ class DicomServer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.ae_title}@{self.host}:{self.port})"
+
+    def refusal(self, service: DeviceService | None = None) -> str | None:
+        """Why this peer may not take part in ``service`` (or at all, for None); None if it may.
+
+        The one wording of every refusal: SCP handlers log it, SCUs raise it, the API and
+        the pages show it, in the active language.
+        """
+        names = {"name": self.name, "ae": self.ae_title}
+        if not self.is_active:
+            return _("DICOM device “%(name)s” (%(ae)s) is deactivated.") % names
+        if service is not None and not getattr(self, SERVICE_SWITCH[service]):
+            switch = self._meta.get_field(SERVICE_SWITCH[service]).verbose_name
+            return _(
+                "%(service)s is not allowed for DICOM device “%(name)s” (%(ae)s): "
+                "%(switch)s is off."
+            ) % {**names, "service": DeviceService(service).label, "switch": switch}
+        return None
 
 
 class LinkedPatientField(models.ForeignKey):
@@ -130,6 +181,8 @@ class DicomStudy(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = PracticeManager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -165,6 +218,8 @@ class DicomSeries(models.Model):
     series_description = models.CharField(max_length=200, blank=True)
     body_part_examined = models.CharField(max_length=64, blank=True)
     instance_count = models.PositiveIntegerField(default=0)
+
+    objects = PracticeManager()
 
     class Meta:
         constraints = [
@@ -222,6 +277,8 @@ class DicomInstance(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PracticeManager()
 
     class Meta:
         constraints = [
@@ -281,6 +338,8 @@ class RetrieveJob(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = PracticeManager()
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["practice", "status"])]
@@ -299,6 +358,8 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PracticeManager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -330,6 +391,8 @@ class OrthancNotification(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PracticeManager()
 
     class Meta:
         constraints = [

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "patients",
     "dicomnet",
     "worklist",
+    "nexrel",  # composes the apps: the clinician's home and chart pages, the demo data
 ]
 
 MIDDLEWARE = [

@@ -4,14 +4,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from dicomnet import urls as dicomnet_urls
-from patients import views as patient_views
+from nexrel import views as nexrel_views
 
 urlpatterns = [
-    path("", patient_views.home, name="home"),
+    path("", nexrel_views.home, name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("patients/", patient_views.patient_list, name="patient_list"),
-    path("patients/<int:pk>/", patient_views.patient_detail, name="patient_detail"),
+    path("patients/", nexrel_views.patient_list, name="patient_list"),
+    path("patients/<int:pk>/", nexrel_views.patient_detail, name="patient_detail"),
     path("api/dental/dicom/", include(dicomnet_urls.api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("dicom/", include("dicomnet.urls")),

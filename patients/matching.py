@@ -18,6 +18,7 @@ from patients.names import normalise_name, split_person_name
 
 log = logging.getLogger("patients.matching")
 
+
 @dataclass
 class MatchResult:
     patient: Patient | None
@@ -64,7 +65,7 @@ def match_patient(
 def _match(
     practice: Practice, patient_id: str, patient_name: str, birth_date: dt.date | None
 ) -> MatchResult:
-    patients = Patient.objects.filter(practice=practice)
+    patients = Patient.objects.for_practice(practice)
     if patient_id:
         by_id = patients.filter(chart_number=patient_id).first()
         if by_id:

@@ -9,6 +9,20 @@ from django.utils.translation import gettext_lazy as _
 from patients.names import normalise_name
 
 
+class PracticeQuerySet(models.QuerySet):
+    """Rows of a practice-owned model. Every read scoped to a practice starts here."""
+
+    def for_practice(self, practice: Practice | int | None) -> PracticeQuerySet:
+        """The rows of ``practice`` (a Practice or its id); none for None (a user without one)."""
+        if practice is None:
+            return self.none()
+        return self.filter(practice_id=practice if isinstance(practice, int) else practice.pk)
+
+
+# A practice-owned model declares ``objects = PracticeManager()``.
+PracticeManager = models.Manager.from_queryset(PracticeQuerySet)
+
+
 class Practice(models.Model):
     name = models.CharField(max_length=200)
     ae_title = models.CharField(
@@ -48,6 +62,8 @@ class Patient(models.Model):
     # Normalised "family given" (no accents, no case, particles expanded) for matching.
     name_key = models.CharField(max_length=220, db_index=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PracticeManager()
 
     class Meta:
         constraints = [
@@ -90,6 +106,8 @@ class Appointment(models.Model):
     external_ref = models.CharField(max_length=100, blank=True, db_index=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.BOOKED)
 
+    objects = PracticeManager()
+
     class Meta:
         ordering = ["start"]
         indexes = [models.Index(fields=["practice", "start"])]
@@ -112,6 +130,8 @@ class Notification(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     read_at = models.DateTimeField(null=True, blank=True)
 
+    objects = PracticeManager()
+
     class Meta:
         ordering = ["-updated_at"]
 
@@ -128,6 +148,8 @@ class AccessLog(models.Model):
     action = models.CharField(max_length=50)
     object_ref = models.CharField(max_length=100, blank=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = PracticeManager()
 
     class Meta:
         ordering = ["-at"]

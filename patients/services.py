@@ -34,9 +34,11 @@ def audit(user: User, action: str, *, patient: Patient | None = None, ref: str =
 
 def mark_notifications_read(patient: Patient) -> int:
     """The patient's new-image notices are read once someone opens the patient's page."""
-    return Notification.objects.filter(
-        practice_id=patient.practice_id, patient=patient, read_at__isnull=True
-    ).update(read_at=timezone.now())
+    return (
+        Notification.objects.for_practice(patient.practice_id)
+        .filter(patient=patient, read_at__isnull=True)
+        .update(read_at=timezone.now())
+    )
 
 
 # Appointments. Saving one also brings its worklist item in line (worklist.apps connects
@@ -130,9 +132,8 @@ def _check_slot(
     if not operatory:
         return
     overlapping = (
-        Appointment.objects.filter(
-            practice=practice, operatory=operatory, start__lt=end, end__gt=start
-        )
+        Appointment.objects.for_practice(practice)
+        .filter(operatory=operatory, start__lt=end, end__gt=start)
         .exclude(status__in=(Appointment.Status.CANCELLED, Appointment.Status.NO_SHOW))
         .select_related("patient")
     )

@@ -1,6 +1,6 @@
-"""Shared fixtures (loaded as a plugin with `-p tests.fixtures`, so the apps' own test
-folders get them too): isolated data directories, the demo practice, and real subprocesses
-(listener, django-q2 cluster) that share the test database file."""
+"""Helpers of the tests, and the fixtures that run real subprocesses (listener, django-q2
+cluster) sharing the test database file. The root ``conftest.py`` makes these fixtures
+available everywhere; import the helpers from here."""
 
 from __future__ import annotations
 
@@ -15,45 +15,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 PYDICOM_TEST_FILES = Path(__import__("pydicom").__file__).parent / "data" / "test_files"
 
 
-@pytest.fixture(autouse=True)
-def english_by_default(settings) -> None:
-    """Tests read English text; the French default is proven in patients/tests/test_i18n.py."""
-    settings.LANGUAGE_CODE = "en"
+class FastPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """PBKDF2 with one iteration (the real one costs about a second per password). Its hashes
+    are still ``pbkdf2_sha256``, so the subprocesses (web server, with the real hashers)
+    accept the passwords set in the test process."""
 
-
-@pytest.fixture(autouse=True)
-def isolated_data(settings, tmp_path: Path) -> Path:
-    """Each test gets its own spool and storage; nothing touches var/."""
-    data = tmp_path / "data"
-    settings.DATA_DIR = data
-    settings.SPOOL_DIR = data / "spool"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(data / "storage"), "allow_overwrite": True},
-        },
-    }
-    return data
-
-
-@pytest.fixture
-def practice(db):
-    from patients.demo import seed_demo
-
-    return seed_demo()
+    iterations = 1
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting is refused."""
+    return free_port()
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
@@ -182,3 +167,19 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def peer_server(practice, port: int, ae_title: str, **flags):
+    """A DICOM server of ``practice`` on 127.0.0.1:``port`` (find, move and get allowed
+    unless ``flags`` say otherwise)."""
+    from dicomnet.models import DicomServer
+
+    defaults = dict(allow_find=True, allow_move=True, allow_get=True)
+    return DicomServer.objects.create(
+        practice=practice,
+        name=f"Peer {ae_title}",
+        ae_title=ae_title,
+        host="127.0.0.1",
+        port=port,
+        **{**defaults, **flags},
+    )

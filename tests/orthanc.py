@@ -1,4 +1,4 @@
-"""A real Orthanc for integration tests (loaded as a plugin with `-p tests.orthanc`).
+"""A real Orthanc for integration tests (the root conftest.py imports the fixture).
 
 ``orthanc`` starts ``/usr/sbin/Orthanc`` with its own JSON configuration in a temp
 directory, DICOM and HTTP on free loopback ports, no plugins and no HTTP authentication.

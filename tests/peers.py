@@ -1,11 +1,15 @@
-"""Real throwaway peers for integration tests (loaded as a plugin with `-p tests.peers`).
+"""Real throwaway peers for integration tests (the root conftest.py imports the fixtures).
 
 Each peer runs from a temp directory on 127.0.0.1 and a free port, and is stopped with a
 bounded wait. A fixture skips only when its program is not installed:
 - ``postgres_server``: a fresh PostgreSQL cluster (as an unprivileged user when we are root,
   since postgres refuses to run as root); ``postgres_database`` gives a test its own database;
 - ``redis_server``: a Redis server without persistence;
-- ``s3_server``: a moto S3 server; ``s3_bucket`` gives a test its own bucket in ca-central-1.
+- ``s3_server``: a moto S3 server; ``s3_bucket`` gives a test its own bucket in ca-central-1;
+- ``echo_peer``: DCMTK ``storescp`` as the AE ECHOPEER, answering C-ECHO.
+
+A test using one is an integration test: conftest.py marks it so (``make test-unit`` leaves
+it out).
 """
 
 from __future__ import annotations
@@ -278,3 +282,26 @@ def s3_server(tmp_path_factory) -> Iterator[S3Server]:
 def s3_bucket(s3_server: S3Server) -> str:
     """A fresh bucket in ca-central-1 for one test."""
     return s3_server.create_bucket(f"nexrel-{uuid.uuid4().hex[:12]}")
+
+
+# DCMTK --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def echo_peer(tmp_path: Path) -> Iterator[int]:
+    """DCMTK storescp as ECHOPEER on a free port (it answers C-ECHO); yields the port."""
+    if not shutil.which("storescp"):
+        pytest.skip("DCMTK not installed")
+    port = free_port()
+    out = tmp_path / "storescp"
+    out.mkdir()
+    proc = _start(
+        ["storescp", "-aet", "ECHOPEER", "-od", str(out), str(port)],
+        log_path=tmp_path / "storescp.log",
+        cwd=tmp_path,
+    )
+    try:
+        _wait_ready(proc, port, tmp_path / "storescp.log", "storescp")
+        yield port
+    finally:
+        stop_process(proc)

@@ -56,7 +56,7 @@ class AppointmentForm(WhenForm):
             f"{p.family_name}, {p.given_name} ({p.chart_number})"
         )
         self.procedures = {
-            row.procedure_code: row for row in ProcedureModality.objects.filter(practice=practice)
+            row.procedure_code: row for row in ProcedureModality.objects.for_practice(practice)
         }
         self.fields["procedure_code"].widget = forms.TextInput(
             attrs={"list": "procedure-codes", "autocomplete": "off"}

@@ -34,9 +34,7 @@ class ItemMatch:
 
 
 def items_of(practice_id: int) -> QuerySet[WorklistItem]:
-    return WorklistItem.objects.filter(practice_id=practice_id).select_related(
-        "patient", "appointment"
-    )
+    return WorklistItem.objects.for_practice(practice_id).select_related("patient", "appointment")
 
 
 def _clean(values: Iterable[str | None]) -> list[str]:

@@ -99,7 +99,7 @@ def _import_one(practice: Practice, server: DicomServer, record: WorklistRecord)
 
     patient, new_chart = _patient_for(practice, record)
     ref = external_ref(server, record.accession_number)
-    appointment = Appointment.objects.filter(practice=practice, external_ref=ref).first()
+    appointment = Appointment.objects.for_practice(practice).filter(external_ref=ref).first()
     values = {
         "patient": patient,
         "start": record.scheduled_start,
@@ -139,7 +139,7 @@ def _import_one(practice: Practice, server: DicomServer, record: WorklistRecord)
 
 
 def _patient_for(practice: Practice, record: WorklistRecord) -> tuple[Patient, bool]:
-    patient = Patient.objects.filter(practice=practice, chart_number=record.patient_id).first()
+    patient = Patient.objects.for_practice(practice).filter(chart_number=record.patient_id).first()
     if patient is not None:
         return patient, False
     family, given = record.family_name, record.given_name
@@ -161,7 +161,8 @@ def _operatory_for(practice: Practice, station_ae_title: str) -> str:
     if not station_ae_title:
         return ""
     station = (
-        OperatoryStation.objects.filter(practice=practice, device__ae_title=station_ae_title)
+        OperatoryStation.objects.for_practice(practice)
+        .filter(device__ae_title=station_ae_title)
         .order_by("operatory")
         .first()
     )
@@ -177,7 +178,7 @@ def _adopt_identifiers(appointment: Appointment, record: WorklistRecord) -> None
     item = WorklistItem.objects.filter(appointment=appointment).first()
     if item is None:
         return
-    others = WorklistItem.objects.filter(practice_id=item.practice_id).exclude(pk=item.pk)
+    others = WorklistItem.objects.for_practice(item.practice_id).exclude(pk=item.pk)
     updates: dict[str, str] = {}
     accession = record.accession_number[:16]
     if accession and not others.filter(accession_number=accession).exists():

@@ -7,7 +7,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from dicomnet.models import LinkedPatientField
-from patients.models import Appointment, Patient, Practice
+from patients.models import Appointment, Patient, Practice, PracticeManager
 from patients.names import normalise_name
 
 
@@ -18,6 +18,8 @@ class ProcedureModality(models.Model):
     procedure_code = models.CharField(_("procedure code"), max_length=20)
     modality = models.CharField(_("modality"), max_length=16, help_text="IO, PX, CT, DX…")
     description = models.CharField(max_length=200, blank=True)
+
+    objects = PracticeManager()
 
     class Meta:
         constraints = [
@@ -38,6 +40,8 @@ class OperatoryStation(models.Model):
     device = models.ForeignKey(
         "dicomnet.DicomServer", on_delete=models.CASCADE, related_name="operatories"
     )
+
+    objects = PracticeManager()
 
     class Meta:
         constraints = [
@@ -99,6 +103,8 @@ class WorklistItem(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = PracticeManager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -134,6 +140,8 @@ class WorklistQuery(models.Model):
     status = models.CharField(max_length=40, blank=True, help_text="final status: success…")
     duration_ms = models.FloatField(default=0)
 
+    objects = PracticeManager()
+
     class Meta:
         ordering = ["-at"]
         verbose_name_plural = "worklist queries"
@@ -160,6 +168,8 @@ class PerformedProcedureStep(models.Model):
     attributes = models.JSONField(default=dict, help_text="latest attributes, as DICOM JSON")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PracticeManager()
 
     class Meta:
         constraints = [

@@ -25,7 +25,9 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from dicomnet.dimse import status
 from dicomnet.ingest.parsing import json_metadata
-from dicomnet.net.dispatch import grant_of
+from dicomnet.models import DeviceService
+from dicomnet.net.access import device_refusal
+from dicomnet.net.dispatch import grant_of, peers_of
 from patients.models import Practice
 from worklist.identify import item_for_identifiers
 from worklist.models import PerformedProcedureStep, WorklistItem
@@ -195,7 +197,16 @@ def configure_ae(ae) -> None:
 
 def _practice(event: evt.Event) -> tuple[Practice, str]:
     grant = grant_of(event)
-    return Practice.objects.get(pk=grant.practice_id), grant.calling_ae
+    practice, _ = peers_of(event.assoc, grant)
+    return practice, grant.calling_ae
+
+
+def _check_device(event: evt.Event) -> None:
+    """Refuse (0x0124) a device that may not report procedure steps."""
+    _, device = peers_of(event.assoc, grant_of(event))
+    refusal = device_refusal(device, DeviceService.MPPS)
+    if refusal:
+        raise MppsRefusal(status.NOT_AUTHORIZED, refusal)
 
 
 def _refused(operation: str, uid: str, calling_ae: str, exc: MppsRefusal) -> Dataset:
@@ -219,6 +230,7 @@ def handle_n_create(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
     try:
         if str(request.AffectedSOPClassUID) != MPPS_SOP_CLASS:
             raise MppsRefusal(status.NO_SUCH_SOP_CLASS, "only MPPS N-CREATE is supported")
+        _check_device(event)
         try:
             attributes = event.attribute_list
         except Exception as exc:
@@ -245,6 +257,7 @@ def handle_n_set(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
     try:
         if str(request.RequestedSOPClassUID) != MPPS_SOP_CLASS:
             raise MppsRefusal(status.NO_SUCH_SOP_CLASS, "only MPPS N-SET is supported")
+        _check_device(event)
         try:
             modifications = event.modification_list
         except Exception as exc:

@@ -21,7 +21,7 @@ from pynetdicom.status import MODALITY_WORKLIST_SERVICE_CLASS_STATUS
 
 from dicomnet.dimse import status
 from dicomnet.dimse.values import parse_da, parse_tm
-from dicomnet.models import DicomServer
+from dicomnet.models import DeviceService, DicomServer
 from dicomnet.net.association import association_failure, new_ae, peer_name
 from patients.models import Practice
 
@@ -65,7 +65,7 @@ class WorklistRecord:
 
 def worklist_providers(practice: Practice) -> QuerySet[DicomServer]:
     """The practice's peers that may be asked for a worklist."""
-    return DicomServer.objects.filter(practice=practice, is_active=True, allow_find=True)
+    return DicomServer.objects.for_practice(practice).allowing(DeviceService.WORKLIST)
 
 
 def worklist_query(

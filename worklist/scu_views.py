@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
+from patients.decorators import practice_required
 from patients.models import Practice
-from patients.views import practice_required
 from worklist.importing import import_records
 from worklist.scu import WorklistQueryError, query_worklist, worklist_providers
 

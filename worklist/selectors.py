@@ -62,7 +62,7 @@ class ImagingStatus:
 
 
 def appointments_of(practice: Practice) -> QuerySet[Appointment]:
-    return Appointment.objects.filter(practice=practice)
+    return Appointment.objects.for_practice(practice)
 
 
 def calendar_appointments(
@@ -83,15 +83,13 @@ def calendar_appointments(
 
 def operatories_of(practice: Practice, appointments: Iterable[Appointment] = ()) -> list[str]:
     """The practice's operatories (those mapped to a device, and any an appointment uses)."""
-    names = set(
-        OperatoryStation.objects.filter(practice=practice).values_list("operatory", flat=True)
-    )
+    names = set(OperatoryStation.objects.for_practice(practice).values_list("operatory", flat=True))
     names.update(a.operatory for a in appointments)
     return sorted(names, key=lambda name: (name == "", name))
 
 
 def bookable_patients(practice: Practice) -> QuerySet[Patient]:
-    return Patient.objects.filter(practice=practice).order_by("family_name", "given_name")
+    return Patient.objects.for_practice(practice).order_by("family_name", "given_name")
 
 
 def appointment_detail(practice: Practice, pk: int) -> Appointment:
@@ -115,8 +113,8 @@ def imaging_statuses(appointments: Iterable[Appointment]) -> dict[int, ImagingSt
     by_appointment = {a.pk: a for a in appointments}
     items = {
         item.appointment_id: item
-        for item in WorklistItem.objects.filter(
-            practice_id=practice_id, appointment_id__in=by_appointment
+        for item in WorklistItem.objects.for_practice(practice_id).filter(
+            appointment_id__in=by_appointment
         )
     }
     owner_of_item = {item.pk: appointment_id for appointment_id, item in items.items()}

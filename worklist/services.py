@@ -51,9 +51,11 @@ def ensure_procedure_modalities(practice: Practice) -> None:
 
 
 def modality_for(practice: Practice, procedure_code: str) -> str:
-    mapped = ProcedureModality.objects.filter(
-        practice=practice, procedure_code=procedure_code
-    ).first()
+    mapped = (
+        ProcedureModality.objects.for_practice(practice)
+        .filter(procedure_code=procedure_code)
+        .first()
+    )
     if mapped:
         return mapped.modality
     return DEFAULT_PROCEDURE_MODALITIES.get(procedure_code, ("OT", ""))[0]
@@ -61,7 +63,8 @@ def modality_for(practice: Practice, procedure_code: str) -> str:
 
 def station_for(practice: Practice, operatory: str) -> str:
     station = (
-        OperatoryStation.objects.filter(practice=practice, operatory=operatory)
+        OperatoryStation.objects.for_practice(practice)
+        .filter(operatory=operatory)
         .select_related("device")
         .first()
     )

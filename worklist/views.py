@@ -13,9 +13,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from patients.decorators import practice_required
 from patients.models import Appointment
 from patients.services import audit, cancel_appointment, create_appointment, move_appointment
-from patients.views import practice_required
 from worklist import selectors
 from worklist.calendar import BadCalendarQuery, CalendarQuery, day_grid, week_columns
 from worklist.forms import AppointmentForm, MoveForm
@@ -131,7 +131,7 @@ def appointment_new(request: HttpRequest) -> HttpResponse:
 
 
 def _render_new(request: HttpRequest, form: AppointmentForm, status: int = 200) -> HttpResponse:
-    procedures = ProcedureModality.objects.filter(practice=request.user.practice)
+    procedures = ProcedureModality.objects.for_practice(request.user.practice)
     return render(
         request,
         "worklist/appointment_form.html",

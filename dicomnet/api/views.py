@@ -21,9 +21,10 @@ from dicomnet.api.serializers import (
     QuerySerializer,
     RetrieveJobSerializer,
 )
+from dicomnet.models import DeviceService, DicomServer
 from dicomnet.qr import remote, retrieve
-from dicomnet.qr.selectors import jobs_of, query_refusal, servers_of
-from patients.selectors import patients_of
+from dicomnet.qr.selectors import jobs_of
+from patients.models import Patient
 
 BAD_INPUT = OpenApiResponse(ErrorSerializer, description="invalid input, or not allowed")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="no such object in your practice")
@@ -56,8 +57,10 @@ class QueryView(PracticeAPIView):
         params = QuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         filters = dict(params.validated_data)
-        server = get_object_or_404(servers_of(request.user.practice), pk=filters.pop("server"))
-        refusal = query_refusal(server)
+        server = get_object_or_404(
+            DicomServer.objects.for_practice(request.user.practice), pk=filters.pop("server")
+        )
+        refusal = server.refusal(DeviceService.FIND)
         if refusal:
             return Response({"detail": refusal}, status=status.HTTP_400_BAD_REQUEST)
         try:
@@ -80,8 +83,8 @@ class ImportView(PracticeAPIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         practice = request.user.practice
-        server = get_object_or_404(servers_of(practice), pk=data["server"])
-        patient = get_object_or_404(patients_of(practice), pk=data["patient"])
+        server = get_object_or_404(DicomServer.objects.for_practice(practice), pk=data["server"])
+        patient = get_object_or_404(Patient.objects.for_practice(practice), pk=data["patient"])
         try:
             job = retrieve.start_import(
                 practice,

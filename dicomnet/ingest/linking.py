@@ -148,7 +148,8 @@ def link_study(study: DicomStudy) -> DicomStudy:
 def _retrieved_for(study: DicomStudy) -> RetrieveJob | None:
     """The latest import job of the practice that asked for this study for a patient."""
     jobs = (
-        RetrieveJob.objects.filter(practice_id=study.practice_id, patient__isnull=False)
+        RetrieveJob.objects.for_practice(study.practice_id)
+        .filter(patient__isnull=False)
         .annotate(uids_text=Cast("study_instance_uids", TextField()))
         .filter(uids_text__contains=f'"{study.study_instance_uid}"')
         .select_related("patient", "server")
@@ -179,7 +180,8 @@ def _conflict_candidates(study: DicomStudy, match) -> list[dict]:
         candidate(item.patient, f"scheduled on {match.describe()}"),
     ]
     named = (
-        Patient.objects.filter(practice_id=study.practice_id, chart_number=study.patient_id.strip())
+        Patient.objects.for_practice(study.practice_id)
+        .filter(chart_number=study.patient_id.strip())
         .exclude(pk=item.linked_patient_id)
         .first()
     )

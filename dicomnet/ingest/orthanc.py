@@ -61,8 +61,8 @@ def record_notification(
         return notification, True
     except IntegrityError:
         pass
-    notification = OrthancNotification.objects.get(
-        practice=practice, orthanc_instance_id=orthanc_instance_id
+    notification = OrthancNotification.objects.for_practice(practice).get(
+        orthanc_instance_id=orthanc_instance_id
     )
     with transaction.atomic():
         requeued = OrthancNotification.objects.filter(
@@ -77,7 +77,7 @@ def record_notification(
 
 def _sending_device(practice: Practice, remote_aet: str) -> DicomServer | None:
     """The device that sent the image to Orthanc, else the practice's Orthanc entry."""
-    devices = DicomServer.objects.filter(practice=practice, is_active=True)
+    devices = DicomServer.objects.for_practice(practice).filter(is_active=True)
     if remote_aet:
         device = devices.filter(ae_title=remote_aet).first()
         if device:

@@ -12,8 +12,9 @@ from pynetdicom import evt
 
 from dicomnet.dimse import status
 from dicomnet.ingest.store import IngestError, OutOfResources, store_instance
+from dicomnet.models import DeviceService
 from dicomnet.net import incoming
-from dicomnet.net.access import AssociationGrant
+from dicomnet.net.access import AssociationGrant, device_refusal
 from dicomnet.net.dispatch import grant_of, peers_of
 
 log = logging.getLogger("dicomnet.ingest.scp")
@@ -50,8 +51,9 @@ def _store(event: evt.Event, grant: AssociationGrant, path: Path, sop_uid: str) 
             reason = "disk full" if write_error.errno == errno.ENOSPC else "spool not writable"
             raise OutOfResources(f"{reason} while receiving: {write_error}")
         practice, server = peers_of(event.assoc, grant)
-        if server is not None and not server.allow_store:
-            log.warning("C-STORE from %s refused: device may not store", grant.calling_ae)
+        refusal = device_refusal(server, DeviceService.STORE) if server is not None else None
+        if refusal:
+            log.warning("C-STORE from %s refused with 0x0124: %s", grant.calling_ae, refusal)
             return status.NOT_AUTHORIZED
         outcome = store_instance(
             path,
@@ -73,7 +75,6 @@ def _store(event: evt.Event, grant: AssociationGrant, path: Path, sop_uid: str) 
         return status.STORE_HANDLER_FAILURE
     log.debug("stored %s as instance %s", sop_uid, outcome.instance.pk)
     return status.SUCCESS
-
 
 
 HANDLERS = [(evt.EVT_C_STORE, handle_store)]

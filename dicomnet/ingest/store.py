@@ -177,9 +177,9 @@ def _record_once(
     practice: Practice, sop_uid: str, spooled: Path, fields: dict, *, lane: queues.Lane
 ) -> StoreOutcome:
     versions = list(
-        DicomInstance.objects.filter(practice=practice, sop_instance_uid=sop_uid).order_by(
-            "-version"
-        )
+        DicomInstance.objects.for_practice(practice)
+        .filter(sop_instance_uid=sop_uid)
+        .order_by("-version")
     )
     same = next((v for v in versions if v.sha256 == fields["sha256"]), None)
     if same is not None:

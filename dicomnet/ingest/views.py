@@ -7,9 +7,9 @@ from django.views.decorators.http import require_http_methods
 
 from dicomnet.ingest.previews import IMAGE_CONTENT_TYPE
 from dicomnet.ingest.uploads import ingest_upload
-from patients.selectors import instances_of
+from dicomnet.models import DicomInstance
+from patients.decorators import practice_required
 from patients.services import audit
-from patients.views import practice_required
 
 
 @practice_required
@@ -31,7 +31,7 @@ def upload(request: HttpRequest) -> HttpResponse:
 
 @practice_required
 def instance_image(request: HttpRequest, pk: int, kind: str) -> FileResponse:
-    instance = get_object_or_404(instances_of(request.user.practice), pk=pk)
+    instance = get_object_or_404(DicomInstance.objects.for_practice(request.user.practice), pk=pk)
     key = instance.thumbnail_key if kind == "thumbnail" else instance.preview_key
     if not key:
         raise Http404(instance.preview_error or "no preview for this image")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from dicomnet.models import DicomServer
+from django.utils import translation
+
+from dicomnet.models import DeviceService, DicomServer
 from patients.models import Practice
 
 log = logging.getLogger("dicomnet.net.access")
@@ -39,16 +41,15 @@ def authorise_association(
         return AssociationRefusal(
             REJECT_CALLED_AE, f"called AE {called!r} is not the AE title of any practice here"
         )
-    server = DicomServer.objects.filter(practice=practice, ae_title=calling).first()
+    server = DicomServer.objects.for_practice(practice).filter(ae_title=calling).first()
     if server is None:
         return AssociationRefusal(
             REJECT_CALLING_AE,
             f"calling AE {calling!r} is not a registered device of practice {practice.name!r}",
         )
-    if not server.is_active:
-        return AssociationRefusal(
-            REJECT_CALLING_AE, f"calling AE {calling!r} ({server.name}) is deactivated"
-        )
+    refusal = device_refusal(server, None)
+    if refusal:
+        return AssociationRefusal(REJECT_CALLING_AE, f"calling AE {calling!r}: {refusal}")
     if server.check_host and peer_address != server.host:
         return AssociationRefusal(
             REJECT_CALLING_AE,
@@ -56,3 +57,12 @@ def authorise_association(
             f"but {server.name} is registered at {server.host}",
         )
     return AssociationGrant(practice.pk, server.pk, calling, peer_address)
+
+
+def device_refusal(server: DicomServer | None, service: DeviceService | None) -> str | None:
+    """``DicomServer.refusal`` for a log line: in English, whatever the practice's language."""
+    with translation.override("en"):
+        if server is None:
+            return "the calling device was deleted from Nexrel"
+        refusal = server.refusal(service)
+        return str(refusal) if refusal else None

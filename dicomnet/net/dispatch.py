@@ -11,13 +11,16 @@ from collections.abc import Callable, Iterator
 
 from pydicom import Dataset
 from pynetdicom import evt
+from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from dicomnet.dimse import status
-from dicomnet.models import DicomServer
-from dicomnet.net.access import AssociationGrant
+from dicomnet.models import DeviceService, DicomServer
+from dicomnet.net.access import AssociationGrant, device_refusal
 from patients.models import Practice
 
 log = logging.getLogger("dicomnet.net.dispatch")
+
+MWL_FIND = str(ModalityWorklistInformationFind)
 
 
 def grant_of(event: evt.Event) -> AssociationGrant:
@@ -65,12 +68,10 @@ def handle_find(
         log.exception("C-FIND from %s: device lookup failed", grant.calling_ae)
         yield status.FIND_UNABLE_TO_PROCESS, None
         return
-    if server is None or not server.allow_find:
-        log.warning(
-            "C-FIND from %s refused: device %s may not query (allow_find is off)",
-            grant.calling_ae,
-            server.name if server else "(deleted)",
-        )
+    service = DeviceService.WORKLIST if sop_class == MWL_FIND else DeviceService.FIND
+    refusal = device_refusal(server, service)
+    if refusal:
+        log.warning("C-FIND from %s refused with 0x0124: %s", grant.calling_ae, refusal)
         yield status.NOT_AUTHORIZED, None
         return
     try:

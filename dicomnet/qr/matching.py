@@ -154,7 +154,7 @@ def matching_study_ids(query: QrQuery, *, practice_id: int) -> list[int]:
     The database narrows first (the other keys, then an index range on the folded name);
     the remaining names are matched exactly here.
     """
-    studies = DicomStudy.objects.filter(practice_id=practice_id).filter(query.study_q())
+    studies = DicomStudy.objects.for_practice(practice_id).filter(query.study_q())
     if query.name_check is not None:
         studies = studies.filter(query.name_check.key_q("patient_name_key"))
     check = query.name_check or (lambda name: True)
@@ -174,13 +174,13 @@ def study_scopes(query: QrQuery, *, practice_id: int, prefix: str = "") -> Itera
 
 def matching_studies(query: QrQuery, *, practice_id: int) -> Iterator[QuerySet[DicomStudy]]:
     for scope in study_scopes(query, practice_id=practice_id):
-        yield DicomStudy.objects.filter(practice_id=practice_id).filter(scope).order_by("pk")
+        yield DicomStudy.objects.for_practice(practice_id).filter(scope).order_by("pk")
 
 
 def matching_series(query: QrQuery, *, practice_id: int) -> Iterator[QuerySet[DicomSeries]]:
     for scope in study_scopes(query, practice_id=practice_id, prefix="study__"):
         yield (
-            DicomSeries.objects.filter(practice_id=practice_id)
+            DicomSeries.objects.for_practice(practice_id)
             .filter(scope)
             .filter(_all(f("") for f in query.series))
             .order_by("pk")
@@ -192,9 +192,8 @@ def matching_instances(query: QrQuery, *, practice_id: int) -> list[DicomInstanc
     latest: dict[str, DicomInstance] = {}
     for scope in study_scopes(query, practice_id=practice_id, prefix="study__"):
         rows = (
-            DicomInstance.objects.filter(
-                practice_id=practice_id, state=DicomInstance.State.PROCESSED, series__isnull=False
-            )
+            DicomInstance.objects.for_practice(practice_id)
+            .filter(state=DicomInstance.State.PROCESSED, series__isnull=False)
             .filter(scope)
             .filter(_all(f("series__") for f in query.series))
             .filter(_all(f("") for f in query.image))

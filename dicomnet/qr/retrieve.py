@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from dicomnet.dimse import status
 from dicomnet.ingest.store import IngestError, store_instance
-from dicomnet.models import DicomServer, RetrieveJob
+from dicomnet.models import DeviceService, DicomServer, RetrieveJob
 from dicomnet.qr import scu
 from patients.models import Patient, Practice
 
@@ -45,14 +45,11 @@ def start_import(
     uids = list(dict.fromkeys(u.strip() for u in study_uids if u and u.strip()))
     if server.practice_id != practice.pk:
         raise ImportRefused("this DICOM server belongs to another practice")
-    if not server.is_active:
-        raise ImportRefused(f"{server.name} is deactivated")
     if method not in RetrieveJob.Method.values:
         raise ImportRefused(f"unknown method {method!r}: use 'move' or 'get'")
-    if method == RetrieveJob.Method.MOVE and not server.allow_move:
-        raise ImportRefused(f"{server.name} is not set up for C-MOVE (allow move is off)")
-    if method == RetrieveJob.Method.GET and not server.allow_get:
-        raise ImportRefused(f"{server.name} is not set up for C-GET (allow get is off)")
+    refusal = server.refusal(DeviceService(method))
+    if refusal:
+        raise ImportRefused(refusal)
     if not uids:
         raise ImportRefused("no study selected")
     if len(uids) > MAX_STUDIES_PER_JOB:

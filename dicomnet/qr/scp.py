@@ -40,8 +40,8 @@ from pynetdicom.sop_class import (
 from dicomnet.dimse import matching as dimse
 from dicomnet.dimse import status
 from dicomnet.ingest.storage import local_copy
-from dicomnet.models import DicomInstance, DicomServer
-from dicomnet.net.access import AssociationGrant
+from dicomnet.models import DeviceService, DicomInstance, DicomServer
+from dicomnet.net.access import AssociationGrant, device_refusal
 from dicomnet.qr.matching import MalformedIdentifier, matching_instances, parse_identifier
 from dicomnet.qr.responses import build_answer, level_answers
 
@@ -153,7 +153,7 @@ def _send(
 
 
 def _device(grant: AssociationGrant) -> DicomServer | None:
-    return DicomServer.objects.filter(pk=grant.server_id, practice_id=grant.practice_id).first()
+    return DicomServer.objects.for_practice(grant.practice_id).filter(pk=grant.server_id).first()
 
 
 def _instances(event: evt.Event, grant: AssociationGrant, character_set: str):
@@ -167,14 +167,16 @@ def handle_move(event: evt.Event) -> Iterator:
     """EVT_C_MOVE: destination, number of sub-operations, then the datasets to send."""
     grant: AssociationGrant = event.assoc.nexrel
     device = _device(grant)
-    if device is None or not device.allow_move:
-        log.warning("C-MOVE from %s refused: device may not retrieve (allow_move is off)",
-                    grant.calling_ae)  # fmt: skip
-        raise RetrieveRefused(f"calling AE {grant.calling_ae!r} may not move")
+    refusal = device_refusal(device, DeviceService.MOVE)
+    if refusal:
+        log.warning("C-MOVE from %s refused: %s", grant.calling_ae, refusal)
+        raise RetrieveRefused(refusal)
     destination_ae = str(event.move_destination).strip()
-    destination = DicomServer.objects.filter(
-        practice_id=grant.practice_id, ae_title=destination_ae, is_active=True
-    ).first()
+    destination = (
+        DicomServer.objects.for_practice(grant.practice_id)
+        .filter(ae_title=destination_ae, is_active=True)
+        .first()
+    )
     if destination is None:
         log.warning(
             "C-MOVE from %s refused with 0xA801: destination %r is not an active device "
@@ -205,9 +207,9 @@ def handle_get(event: evt.Event) -> Iterator:
     """EVT_C_GET: number of sub-operations, then the datasets to send on this association."""
     grant: AssociationGrant = event.assoc.nexrel
     device = _device(grant)
-    if device is None or not device.allow_get:
-        log.warning("C-GET from %s refused: device may not retrieve (allow_get is off)",
-                    grant.calling_ae)  # fmt: skip
+    refusal = device_refusal(device, DeviceService.GET)
+    if refusal:
+        log.warning("C-GET from %s refused with 0x0124: %s", grant.calling_ae, refusal)
         yield 1
         yield status.NOT_AUTHORIZED, None
         return

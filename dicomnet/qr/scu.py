@@ -258,9 +258,9 @@ def mark_imported(server: DicomServer, records: list[FindRecord]) -> list[FindRe
     """Set ``already_imported`` on records whose study the practice already holds."""
     uids = {r.study_instance_uid for r in records if r.study_instance_uid}
     held = dict(
-        DicomStudy.objects.filter(
-            practice_id=server.practice_id, study_instance_uid__in=uids
-        ).values_list("study_instance_uid", "pk")
+        DicomStudy.objects.for_practice(server.practice_id)
+        .filter(study_instance_uid__in=uids)
+        .values_list("study_instance_uid", "pk")
     )
     return [
         replace(r, already_imported=True, nexrel_study_id=held[r.study_instance_uid])

@@ -1,7 +1,7 @@
 """Pages for query/retrieve: find a patient's prior studies on another DICOM system and
 import them with live progress, and the practice admin's list of DICOM devices with a
-"Test connection" button. Views only translate HTTP: the DICOM work is ``qr_remote``, the
-reads ``qr_selectors``."""
+"Test connection" button. Views only translate HTTP: the DICOM work is ``qr.remote``, the
+reads ``qr.selectors`` and ``for_practice``."""
 
 from __future__ import annotations
 
@@ -12,19 +12,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dicomnet.models import DicomServer, RetrieveJob
+from dicomnet.models import DeviceService, DicomServer, RetrieveJob
 from dicomnet.qr import remote, retrieve
-from dicomnet.qr.selectors import (
-    is_finished,
-    jobs_of,
-    query_servers,
-    retrieve_refusal,
-    retrieve_servers,
-    servers_of,
-)
+from dicomnet.qr.selectors import is_finished, jobs_of
+from patients.decorators import practice_required
 from patients.models import Patient, Practice
-from patients.selectors import patients_of
-from patients.views import practice_required
 
 SERVER_FIELDS = [
     "name",
@@ -65,7 +57,9 @@ class FindForm(forms.Form):
 
     def __init__(self, *args, practice: Practice, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["server"].queryset = query_servers(practice)
+        self.fields["server"].queryset = DicomServer.objects.for_practice(practice).allowing(
+            DeviceService.FIND
+        )
 
     def clean(self) -> dict:
         data = super().clean()
@@ -99,7 +93,9 @@ class ImportForm(forms.Form):
 
     def __init__(self, *args, practice: Practice, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["server"].queryset = retrieve_servers(practice)
+        self.fields["server"].queryset = DicomServer.objects.for_practice(practice).allowing(
+            DeviceService.MOVE, DeviceService.GET
+        )
         uids = self.data.getlist("study_instance_uids") if self.data else []
         self.fields["study_instance_uids"].choices = [(uid, uid) for uid in uids]
 
@@ -111,7 +107,7 @@ class DicomServerForm(forms.ModelForm):
 
     def clean_ae_title(self) -> str:
         ae_title = self.cleaned_data["ae_title"].strip()
-        taken = servers_of(self.instance.practice).filter(ae_title=ae_title)
+        taken = DicomServer.objects.for_practice(self.instance.practice).filter(ae_title=ae_title)
         if taken.exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError(_("Another device of this practice has this AE title."))
         return ae_title
@@ -122,8 +118,8 @@ class DicomServerForm(forms.ModelForm):
 def find_prior(request: HttpRequest, pk: int) -> HttpResponse:
     """The form, pre-filled from the chart; with a server chosen, the remote's studies."""
     practice = request.user.practice
-    patient = get_object_or_404(patients_of(practice), pk=pk)
-    servers = query_servers(practice)
+    patient = get_object_or_404(Patient.objects.for_practice(practice), pk=pk)
+    servers = DicomServer.objects.for_practice(practice).allowing(DeviceService.FIND)
     initial = {
         "patient_name": dicom_name(patient),
         "patient_birth_date": patient.birth_date,
@@ -139,7 +135,7 @@ def find_prior(request: HttpRequest, pk: int) -> HttpResponse:
         context["methods"] = [
             (value, label)
             for value, label in RetrieveJob.Method.choices
-            if not retrieve_refusal(server, value)
+            if server.refusal(DeviceService(value)) is None
         ]
         try:
             context["studies"] = remote.find(server, **form.filters())
@@ -154,7 +150,7 @@ def find_prior(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def import_studies(request: HttpRequest, pk: int) -> HttpResponse:
     practice = request.user.practice
-    patient = get_object_or_404(patients_of(practice), pk=pk)
+    patient = get_object_or_404(Patient.objects.for_practice(practice), pk=pk)
     form = ImportForm(request.POST, practice=practice)
     if not form.is_valid():
         return render(
@@ -216,7 +212,7 @@ def _require(request: HttpRequest, action: str) -> None:
 @practice_required
 def server_list(request: HttpRequest) -> HttpResponse:
     _require(request, "view")
-    servers = servers_of(request.user.practice)
+    servers = DicomServer.objects.for_practice(request.user.practice)
     return render(request, "dicomnet/qr_servers.html", {"servers": servers})
 
 
@@ -229,7 +225,7 @@ def server_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         server = DicomServer(practice=practice)
     else:
         _require(request, "change")
-        server = get_object_or_404(servers_of(practice), pk=pk)
+        server = get_object_or_404(DicomServer.objects.for_practice(practice), pk=pk)
     form = DicomServerForm(request.POST or None, instance=server)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -245,9 +241,9 @@ def server_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 def server_test(request: HttpRequest, pk: int) -> HttpResponse:
     """C-ECHO: the round-trip time, or why it failed."""
     _require(request, "view")
-    server = get_object_or_404(servers_of(request.user.practice), pk=pk)
+    server = get_object_or_404(DicomServer.objects.for_practice(request.user.practice), pk=pk)
     result = {"server": server, "echo": remote.echo(server)}
     if request.htmx:
         return render(request, "dicomnet/qr_echo_result.html", result)
-    servers = servers_of(request.user.practice)
+    servers = DicomServer.objects.for_practice(request.user.practice)
     return render(request, "dicomnet/qr_servers.html", {"servers": servers, **result})

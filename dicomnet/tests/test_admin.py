@@ -61,32 +61,10 @@ def run_action(client, model, action: str, pks: list[int], **extra):
 
 
 @pytest.fixture
-def clinician(practice) -> User:
-    return User.objects.get(username="clinician")
-
-
-@pytest.fixture
-def staff_a(client, clinician):
-    assert clinician.is_staff and not clinician.is_superuser
-    client.force_login(clinician)
-    return client
-
-
-@pytest.fixture
-def superuser_client(client, practice):
-    client.force_login(User.objects.create_superuser("root", password="root-password-1"))
-    return client
-
-
-@pytest.fixture
-def practice_b(practice) -> dict:
+def practice_b(practice, other_practice) -> dict:
     """Practice B with one row of every model; its patient has the same chart number as A's."""
-    b = Practice.objects.create(name="Clinique B", ae_title="CLINIQUE-B")
-    patient = Patient.objects.create(
-        practice=b, chart_number="1001", family_name="Côté", given_name="Zoé"
-    )
-    user = User.objects.create_user("b-admin", practice=b, is_staff=True)
-    server = DicomServer.objects.create(practice=b, name="B pano", ae_title="BPANO")
+    b, patient, user = other_practice.practice, other_practice.patient, other_practice.user
+    server = other_practice.server
     start = timezone.now()
     appointment = Appointment.objects.create(
         practice=b,
@@ -95,10 +73,9 @@ def practice_b(practice) -> dict:
         end=start + dt.timedelta(minutes=30),
         procedure_code="D0330",
     )
-    instance = ingest_processed(
-        b, patient_id="1001", patient_name="COTE^ZOE", birth_date="19880314"
-    )
+    instance = ingest_processed(b, patient_id="1001", patient_name="AUTRE^PATIENTE")
     study = instance.study
+    assert study.patient == patient
     DicomStudy.objects.filter(pk=study.pk).update(server=server)
     log = AccessLog.objects.create(practice=b, user=user, patient=patient, action="view")
     return {
@@ -115,60 +92,63 @@ def practice_b(practice) -> dict:
     }
 
 
+def test_the_demo_clinician_is_a_practice_admin_not_a_superuser(clinician):
+    assert clinician.is_staff and not clinician.is_superuser
+    assert clinician.groups.filter(name="Practice admins").exists()
+
+
 # --- search and filters ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("model", SCOPED_MODELS)
-def test_changelists_render_with_search_and_filters(superuser_client, practice_b, model):
-    response = superuser_client.get(changelist(model), {"q": "cote"})
+def test_changelists_render_with_search_and_filters(admin_client, practice_b, model):
+    response = admin_client.get(changelist(model), {"q": "cote"})
     assert response.status_code == 200
     cl = response.context["cl"]
     assert cl.has_filters == bool(cl.model_admin.list_filter)
     for spec in cl.filter_specs:  # every filter choice is a working link
         for choice in spec.choices(cl):
             url = changelist(model) + choice["query_string"]
-            assert superuser_client.get(url).status_code == 200, url
+            assert admin_client.get(url).status_code == 200, url
 
 
-def test_patient_search_is_accent_insensitive(superuser_client, practice):
-    response = superuser_client.get(changelist(Patient), {"q": "cote"})
+def test_patient_search_is_accent_insensitive(admin_client, practice):
+    response = admin_client.get(changelist(Patient), {"q": "cote"})
     assert [p.chart_number for p in response.context["cl"].result_list] == ["1001"]
 
 
-def test_study_filter_by_status(superuser_client, practice):
+def test_study_filter_by_status(admin_client, practice):
     review = ingest_processed(practice, patient_id="9999", patient_name="NOBODY^KNOWN")
     ingest_processed(practice, patient_id="1001", patient_name="COTE^ZOE")
-    response = superuser_client.get(changelist(DicomStudy), {"status__exact": "NEEDS_REVIEW"})
+    response = admin_client.get(changelist(DicomStudy), {"status__exact": "NEEDS_REVIEW"})
     assert [s.pk for s in response.context["cl"].result_list] == [review.study_id]
 
 
-def test_server_filter_lists_only_own_devices(client, clinician, practice, practice_b):
+def test_server_filter_lists_only_own_devices(clinician_client, admin_client, practice, practice_b):
     carestream = DicomServer.objects.get(practice=practice, ae_title="CARESTREAM")
     own = ingest_processed(practice, patient_id="1001", patient_name="COTE^ZOE").study
     DicomStudy.objects.filter(pk=own.pk).update(server=carestream)
 
-    def server_choices() -> set:
+    def server_choices(client) -> set:
         cl = client.get(changelist(DicomStudy)).context["cl"]
         spec = next(s for s in cl.filter_specs if getattr(s, "field_path", "") == "server")
         return {label for _, label in spec.lookup_choices}
 
-    client.force_login(clinician)
-    assert server_choices() == {str(carestream)}
-    client.force_login(User.objects.create_superuser("root", password="root-password-1"))
-    assert str(practice_b["server"]) in server_choices()
+    assert server_choices(clinician_client) == {str(carestream)}
+    assert str(practice_b["server"]) in server_choices(admin_client)
 
 
 # --- actions --------------------------------------------------------------------------
 
 
-def test_rerun_matching_links_study_once_the_patient_exists(staff_a, practice):
+def test_rerun_matching_links_study_once_the_patient_exists(clinician_client, practice):
     study = ingest_processed(practice, patient_id="2001", patient_name="ROY^LEA").study
     assert study.status == DicomStudy.Status.NEEDS_REVIEW and study.patient is None
     lea = Patient.objects.create(
         practice=practice, chart_number="2001", family_name="Roy", given_name="Léa"
     )
 
-    response = run_action(staff_a, DicomStudy, "rerun_matching", [study.pk])
+    response = run_action(clinician_client, DicomStudy, "rerun_matching", [study.pk])
 
     assert response.status_code == 302
     study.refresh_from_db()
@@ -177,38 +157,38 @@ def test_rerun_matching_links_study_once_the_patient_exists(staff_a, practice):
     assert Notification.objects.get(study=study).patient == lea
 
 
-def test_reprocess_requeues_every_instance_of_the_study(staff_a, practice):
+def test_reprocess_requeues_every_instance_of_the_study(clinician_client, practice):
     instance = ingest_processed(practice, patient_id="1001", patient_name="COTE^ZOE")
     assert instance.state == DicomInstance.State.PROCESSED
     before = queue_ids()
 
-    run_action(staff_a, DicomStudy, "reprocess_study", [instance.study_id])
+    run_action(clinician_client, DicomStudy, "reprocess_study", [instance.study_id])
 
     instance.refresh_from_db()
     assert instance.state == DicomInstance.State.RECEIVED
     assert queued_since(before) == [("dicomnet.ingest.pipeline.process_instance", (instance.pk,))]
 
 
-def test_reprocess_instances_action(staff_a, practice):
+def test_reprocess_instances_action(clinician_client, practice):
     instance = ingest_processed(practice, patient_id="1001", patient_name="COTE^ZOE")
     before = queue_ids()
-    run_action(staff_a, DicomInstance, "reprocess_instances", [instance.pk])
+    run_action(clinician_client, DicomInstance, "reprocess_instances", [instance.pk])
     instance.refresh_from_db()
     assert instance.state == DicomInstance.State.RECEIVED
     assert queued_since(before) == [("dicomnet.ingest.pipeline.process_instance", (instance.pk,))]
 
 
-def test_link_to_patient_asks_then_links_by_hand(staff_a, practice, practice_b):
+def test_link_to_patient_asks_then_links_by_hand(clinician_client, practice, practice_b):
     study = ingest_processed(practice, patient_id="X", patient_name="UNKNOWN^PERSON").study
     helene = Patient.objects.get(practice=practice, chart_number="1007")
 
-    form_page = run_action(staff_a, DicomStudy, "link_to_patient_action", [study.pk])
+    form_page = run_action(clinician_client, DicomStudy, "link_to_patient_action", [study.pk])
     assert form_page.status_code == 200
     choices = form_page.context["form"].fields["patient"].queryset
     assert set(choices) == set(Patient.objects.filter(practice=practice))
 
     done = run_action(
-        staff_a,
+        clinician_client,
         DicomStudy,
         "link_to_patient_action",
         [study.pk],
@@ -225,10 +205,10 @@ def test_link_to_patient_asks_then_links_by_hand(staff_a, practice, practice_b):
     assert link_study(study).patient == helene
 
 
-def test_link_to_patient_refuses_another_practices_patient(staff_a, practice, practice_b):
+def test_link_to_patient_refuses_another_practices_patient(clinician_client, practice, practice_b):
     study = ingest_processed(practice, patient_id="X", patient_name="UNKNOWN^PERSON").study
     response = run_action(
-        staff_a,
+        clinician_client,
         DicomStudy,
         "link_to_patient_action",
         [study.pk],
@@ -265,13 +245,14 @@ def practice_of(row) -> int:
 
 
 @pytest.mark.parametrize("model", SCOPED_MODELS)
-def test_practice_admin_lists_only_own_rows(client, clinician, practice, practice_b, model):
+def test_practice_admin_lists_only_own_rows(
+    clinician_client, admin_client, clinician, practice, practice_b, model
+):
     ingest_processed(practice, patient_id="1001", patient_name="COTE^ZOE")  # A has rows too
     AccessLog.objects.create(practice=practice, user=clinician, action="view")
     theirs = b_row(practice_b, model)
 
-    client.force_login(clinician)
-    response = client.get(changelist(model))
+    response = clinician_client.get(changelist(model))
     assert response.status_code == 200
     rows = list(response.context["cl"].result_list)
     assert rows, "practice A's own rows are listed"
@@ -287,14 +268,13 @@ def test_practice_admin_lists_only_own_rows(client, clinician, practice, practic
             assert {pk for pk, _ in spec.lookup_choices} <= own
 
     # Their object page is "not found" for A; the superuser sees both practices.
-    page = client.get(change_url(theirs))
+    page = clinician_client.get(change_url(theirs))
     assert page.status_code == 302 and page["Location"] == reverse("admin:index")
-    client.force_login(User.objects.create_superuser("root", password="root-password-1"))
-    everything = client.get(changelist(model)).context["cl"].result_list
+    everything = admin_client.get(changelist(model)).context["cl"].result_list
     assert theirs.pk in {r.pk for r in everything}
 
 
-def test_practice_admin_cannot_act_on_other_practice_rows(staff_a, practice_b):
+def test_practice_admin_cannot_act_on_other_practice_rows(clinician_client, practice_b):
     study = practice_b["study"]
     instance = practice_b["instance"]
     before = (study.patient, study.status, study.manually_linked)
@@ -303,14 +283,14 @@ def test_practice_admin_cannot_act_on_other_practice_rows(staff_a, practice_b):
     for action in ["rerun_matching", "reprocess_study", "link_to_patient_action"]:
         # The selection is filtered through A's queryset: the action gets no rows.
         run_action(
-            staff_a,
+            clinician_client,
             DicomStudy,
             action,
             [study.pk],
             apply="Link",
             patient=str(practice_b["patient"].pk),
         )
-    run_action(staff_a, DicomInstance, "reprocess_instances", [instance.pk])
+    run_action(clinician_client, DicomInstance, "reprocess_instances", [instance.pk])
 
     study.refresh_from_db()
     instance.refresh_from_db()
@@ -319,17 +299,19 @@ def test_practice_admin_cannot_act_on_other_practice_rows(staff_a, practice_b):
     assert queued_since(queue_before) == []
 
 
-def test_practice_admin_cannot_change_or_delete_other_practice_rows(staff_a, practice_b):
+def test_practice_admin_cannot_change_or_delete_other_practice_rows(clinician_client, practice_b):
     patient = practice_b["patient"]
-    staff_a.post(change_url(patient), {"chart_number": "X", "family_name": "Hijacked"})
-    staff_a.post(reverse("admin:patients_patient_delete", args=[patient.pk]), {"post": "yes"})
+    clinician_client.post(change_url(patient), {"chart_number": "X", "family_name": "Hijacked"})
+    clinician_client.post(
+        reverse("admin:patients_patient_delete", args=[patient.pk]), {"post": "yes"}
+    )
     patient.refresh_from_db()
-    assert patient.family_name == "Côté"
+    assert patient.family_name == "Autre"
 
 
-def test_foreign_key_choices_are_scoped(staff_a, practice, practice_b):
+def test_foreign_key_choices_are_scoped(clinician_client, practice, practice_b):
     study = ingest_processed(practice, patient_id="1001", patient_name="COTE^ZOE").study
-    form = staff_a.get(change_url(study)).context["adminform"].form
+    form = clinician_client.get(change_url(study)).context["adminform"].form
     assert set(form.fields["server"].queryset) == set(DicomServer.objects.filter(practice=practice))
     assert list(form.fields["practice"].queryset) == [practice]
     assert form.fields["practice"].disabled
@@ -343,14 +325,14 @@ def test_foreign_key_choices_are_scoped(staff_a, practice, practice_b):
         "end_1": "09:30:00",
         "status": "BOOKED",
     }
-    response = staff_a.post(add_url(Appointment), data)
+    response = clinician_client.post(add_url(Appointment), data)
     assert response.status_code == 200
     assert "patient" in response.context["adminform"].form.errors
     assert not Appointment.objects.filter(start__date=dt.date(2025, 1, 10)).exists()
 
 
-def test_new_rows_get_the_admins_practice(staff_a, practice):
-    response = staff_a.post(
+def test_new_rows_get_the_admins_practice(clinician_client, practice):
+    response = clinician_client.post(
         add_url(Patient),
         {"chart_number": "3001", "family_name": "Bergeron", "given_name": "Maël", "sex": "M"},
     )
@@ -358,43 +340,41 @@ def test_new_rows_get_the_admins_practice(staff_a, practice):
     assert Patient.objects.get(chart_number="3001").practice == practice
 
     # The practice is set on the add form too, and a duplicate chart number is a form error.
-    assert staff_a.get(add_url(Patient)).context["adminform"].form["practice"].value() == (
+    assert clinician_client.get(add_url(Patient)).context["adminform"].form["practice"].value() == (
         practice.pk
     )
-    again = staff_a.post(
+    again = clinician_client.post(
         add_url(Patient), {"chart_number": "3001", "family_name": "Autre", "given_name": "A"}
     )
     assert again.status_code == 200
     assert again.context["adminform"].form.non_field_errors()
 
 
-def test_practice_admin_cannot_make_themselves_superuser(staff_a, clinician):
-    form = staff_a.get(change_url(clinician)).context["adminform"].form
+def test_practice_admin_cannot_make_themselves_superuser(clinician_client, clinician):
+    form = clinician_client.get(change_url(clinician)).context["adminform"].form
     assert "is_superuser" not in form.fields
 
 
-def test_staff_without_practice_sees_nothing(client, practice_b):
-    from patients.demo import practice_admin_group
+def test_staff_without_practice_sees_nothing(client_for, practice_b):
+    from nexrel.demo import practice_admin_group
 
     lost = User.objects.create_user("lost", is_staff=True)
     lost.groups.add(practice_admin_group())
-    client.force_login(lost)
+    client = client_for(lost)
     for model in [Patient, DicomStudy]:
         assert list(client.get(changelist(model)).context["cl"].result_list) == []
     assert client.get(add_url(Patient)).status_code == 403
 
 
-def test_access_log_is_read_only(superuser_client, practice_b):
+def test_access_log_is_read_only(admin_client, practice_b):
     log = practice_b["log"]
-    assert superuser_client.get(add_url(AccessLog)).status_code == 403
-    superuser_client.post(
-        reverse("admin:patients_accesslog_delete", args=[log.pk]), {"post": "yes"}
-    )
+    assert admin_client.get(add_url(AccessLog)).status_code == 403
+    admin_client.post(reverse("admin:patients_accesslog_delete", args=[log.pk]), {"post": "yes"})
     assert AccessLog.objects.filter(pk=log.pk).exists()
 
 
-def test_practice_admin_adds_a_user_to_their_practice(staff_a, practice):
-    response = staff_a.post(
+def test_practice_admin_adds_a_user_to_their_practice(clinician_client, practice):
+    response = clinician_client.post(
         add_url(User),
         {
             "username": "hygienist",

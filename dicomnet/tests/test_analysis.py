@@ -112,11 +112,6 @@ def instance(practice) -> DicomInstance:
     )
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_default_configuration_runs_the_exposure_check(instance, settings) -> None:
     assert settings.NEXREL_ANALYZERS == ["dicomnet.ingest.analysis.exposure_check"]
     results = run_analyzers(instance, np.zeros((8, 8), dtype=np.uint8))

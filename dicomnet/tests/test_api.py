@@ -1,9 +1,6 @@
 """The query/retrieve REST API: authentication, practice scoping, validation, job
 progress, the OpenAPI schema, and C-FIND through a real Orthanc (and a refused peer)."""
 
-# The shared fixtures are imported from qr_peers, so their parameters "redefine" them.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import pytest
@@ -11,14 +8,9 @@ from pydicom.uid import generate_uid
 
 from dicomnet.models import DicomInstance, DicomServer, RetrieveJob
 from dicomnet.qr import retrieve
-from dicomnet.tests.qr_peers import (  # noqa: F401 (fixtures)
-    clinician,
-    closed_port,
-    other,
-    peer_server,
-)
 from patients.models import Patient, User
 from tests.dicom_samples import dicom_bytes, ingest_processed
+from tests.fixtures import closed_port, peer_server
 
 QUERY = "/api/dental/dicom/query"
 IMPORT = "/api/dental/dicom/import"
@@ -26,12 +18,6 @@ IMPORT = "/api/dental/dicom/import"
 
 def job_url(pk: int) -> str:
     return f"/api/dental/dicom/jobs/{pk}"
-
-
-@pytest.fixture
-def api(client, clinician):
-    client.force_login(clinician)
-    return client
 
 
 @pytest.fixture
@@ -44,8 +30,8 @@ def patient(practice) -> Patient:
     return Patient.objects.filter(practice=practice).first()
 
 
-def post_import(api, **body):
-    return api.post(IMPORT, body, content_type="application/json")
+def post_import(client, **body):
+    return client.post(IMPORT, body, content_type="application/json")
 
 
 # Authentication ----------------------------------------------------------------------------
@@ -63,8 +49,8 @@ def test_anonymous_is_refused(client, practice, method, url):
     assert not RetrieveJob.objects.exists()
 
 
-def test_user_without_practice_is_refused(client, practice, server):
-    client.force_login(User.objects.create_user("nobody", password="x"))
+def test_user_without_practice_is_refused(client_for, practice, server):
+    client = client_for(User.objects.create_user("nobody", password="x"))
     response = client.get(QUERY, {"server": server.pk})
     assert response.status_code == 403
     assert "practice" in response.json()["detail"]
@@ -73,30 +59,44 @@ def test_user_without_practice_is_refused(client, practice, server):
 # Practice scoping ----------------------------------------------------------------------------
 
 
-def test_another_practices_server_cannot_be_queried(api, other):
-    response = api.get(QUERY, {"server": other.server.pk, "patient_name": "A*"})
+def test_another_practices_server_cannot_be_queried(clinician_client, other_practice):
+    response = clinician_client.get(
+        QUERY, {"server": other_practice.server.pk, "patient_name": "A*"}
+    )
     assert response.status_code == 404
 
 
-def test_another_practices_server_or_patient_cannot_be_imported_into(api, other, server, patient):
+def test_another_practices_server_or_patient_cannot_be_imported_into(
+    clinician_client, other_practice, server, patient
+):
     uid = generate_uid()
     theirs = post_import(
-        api, server=other.server.pk, patient=patient.pk, study_instance_uids=[uid], method="move"
+        clinician_client,
+        server=other_practice.server.pk,
+        patient=patient.pk,
+        study_instance_uids=[uid],
+        method="move",
     )
     assert theirs.status_code == 404
     their_patient = post_import(
-        api, server=server.pk, patient=other.patient.pk, study_instance_uids=[uid], method="move"
+        clinician_client,
+        server=server.pk,
+        patient=other_practice.patient.pk,
+        study_instance_uids=[uid],
+        method="move",
     )
     assert their_patient.status_code == 404
     assert not RetrieveJob.objects.filter(study_instance_uids=[uid]).exists()
 
 
-def test_another_practices_job_is_invisible_and_cannot_be_cancelled(api, other):
-    assert api.get(job_url(other.job.pk)).status_code == 404
-    assert api.post(job_url(other.job.pk) + "/cancel").status_code == 404
-    other.job.refresh_from_db()
-    assert other.job.status == RetrieveJob.Status.PENDING
-    assert not other.job.cancel_requested
+def test_another_practices_job_is_invisible_and_cannot_be_cancelled(
+    clinician_client, other_practice
+):
+    assert clinician_client.get(job_url(other_practice.job.pk)).status_code == 404
+    assert clinician_client.post(job_url(other_practice.job.pk) + "/cancel").status_code == 404
+    other_practice.job.refresh_from_db()
+    assert other_practice.job.status == RetrieveJob.Status.PENDING
+    assert not other_practice.job.cancel_requested
 
 
 # Validation ----------------------------------------------------------------------------------
@@ -112,18 +112,18 @@ def test_another_practices_job_is_invisible_and_cannot_be_cancelled(api, other):
         ({"server": "1", "patient_birth_date": "1980"}, "patient_birth_date"),
     ],
 )
-def test_query_bad_input_is_400_with_a_message(api, server, params, field):
+def test_query_bad_input_is_400_with_a_message(clinician_client, server, params, field):
     if params.get("server") == "1":
         params["server"] = str(server.pk)
-    response = api.get(QUERY, params)
+    response = clinician_client.get(QUERY, params)
     assert response.status_code == 400
     assert response.json()[field]
 
 
-def test_query_refused_when_the_server_does_not_allow_find(api, server):
+def test_query_refused_when_the_server_does_not_allow_find(clinician_client, server):
     server.allow_find = False
     server.save()
-    response = api.get(QUERY, {"server": server.pk, "patient_name": "A*"})
+    response = clinician_client.get(QUERY, {"server": server.pk, "patient_name": "A*"})
     assert response.status_code == 400
     assert "allow find is off" in response.json()["detail"]
 
@@ -137,7 +137,7 @@ def test_query_refused_when_the_server_does_not_allow_find(api, server):
         ({"patient": "x"}, "patient"),
     ],
 )
-def test_import_bad_input_is_400(api, server, patient, change, message):
+def test_import_bad_input_is_400(clinician_client, server, patient, change, message):
     body = {
         "server": server.pk,
         "patient": patient.pk,
@@ -145,17 +145,23 @@ def test_import_bad_input_is_400(api, server, patient, change, message):
         "method": "move",
         **change,
     }
-    response = post_import(api, **body)
+    response = post_import(clinician_client, **body)
     assert response.status_code == 400
     assert message in response.json()
     assert not RetrieveJob.objects.exists()
 
 
-def test_import_refused_when_the_server_does_not_allow_the_method(api, server, patient):
+def test_import_refused_when_the_server_does_not_allow_the_method(
+    clinician_client, server, patient
+):
     server.allow_get = False
     server.save()
     response = post_import(
-        api, server=server.pk, patient=patient.pk, study_instance_uids=["1.2.3"], method="get"
+        clinician_client,
+        server=server.pk,
+        patient=patient.pk,
+        study_instance_uids=["1.2.3"],
+        method="get",
     )
     assert response.status_code == 400
     assert "allow get is off" in response.json()["detail"]
@@ -165,10 +171,14 @@ def test_import_refused_when_the_server_does_not_allow_the_method(api, server, p
 # Jobs --------------------------------------------------------------------------------------
 
 
-def test_import_creates_a_job_for_the_chart(api, clinician, server, patient):
+def test_import_creates_a_job_for_the_chart(clinician_client, clinician, server, patient):
     uids = [generate_uid(), generate_uid()]
     response = post_import(
-        api, server=server.pk, patient=patient.pk, study_instance_uids=uids, method="get"
+        clinician_client,
+        server=server.pk,
+        patient=patient.pk,
+        study_instance_uids=uids,
+        method="get",
     )
     assert response.status_code == 201, response.content
     body = response.json()
@@ -178,7 +188,7 @@ def test_import_creates_a_job_for_the_chart(api, clinician, server, patient):
     assert body["status"] == "PENDING" and body["finished"] is False
 
 
-def test_job_progress_is_reported(api, practice, server, patient):
+def test_job_progress_is_reported(clinician_client, practice, server, patient):
     job = RetrieveJob.objects.create(
         practice=practice,
         server=server,
@@ -190,7 +200,7 @@ def test_job_progress_is_reported(api, practice, server, patient):
         warning=2,
         remaining=30,
     )
-    body = api.get(job_url(job.pk)).json()
+    body = clinician_client.get(job_url(job.pk)).json()
     assert (body["status"], body["completed"], body["failed"], body["warning"]) == (
         "RUNNING",
         7,
@@ -204,16 +214,16 @@ def test_job_progress_is_reported(api, practice, server, patient):
         remaining=0,
         error="remote system does not know our AE title NEXREL-CRM",
     )
-    body = api.get(job_url(job.pk)).json()
+    body = clinician_client.get(job_url(job.pk)).json()
     assert body["finished"] is True
     assert body["error"] == "remote system does not know our AE title NEXREL-CRM"
 
 
-def test_cancel_a_pending_job(api, practice, server, patient):
+def test_cancel_a_pending_job(clinician_client, practice, server, patient):
     job = RetrieveJob.objects.create(
         practice=practice, server=server, patient=patient, study_instance_uids=["1.2.3"]
     )
-    response = api.post(job_url(job.pk) + "/cancel")
+    response = clinician_client.post(job_url(job.pk) + "/cancel")
     assert response.status_code == 200
     assert response.json()["status"] == "CANCELLED"
     job.refresh_from_db()
@@ -243,15 +253,15 @@ def test_schema_lists_the_paths(client, db):
 # Real peers --------------------------------------------------------------------------------
 
 
-def test_refused_connection_is_502_with_the_reason(api, practice):
+def test_refused_connection_is_502_with_the_reason(clinician_client, practice):
     server = peer_server(practice, closed_port(), "NOBODY")
-    response = api.get(QUERY, {"server": server.pk, "patient_name": "A*"})
+    response = clinician_client.get(QUERY, {"server": server.pk, "patient_name": "A*"})
     assert response.status_code == 502
     assert "refused the connection" in response.json()["detail"]
 
 
 @pytest.mark.integration
-def test_query_orthanc_with_counts_and_imported_flag(api, practice, orthanc):
+def test_query_orthanc_with_counts_and_imported_flag(clinician_client, practice, orthanc):
     orthanc.add_modality("nexrel", practice.ae_title, 11112)
     held_uid, new_uid, series_uid = generate_uid(), generate_uid(), generate_uid()
     for n in (1, 2):
@@ -272,7 +282,7 @@ def test_query_orthanc_with_counts_and_imported_flag(api, practice, orthanc):
     orthanc.upload(dicom_bytes(patient_id="X-1", patient_name="Autre^Personne"))
     server = peer_server(practice, orthanc.dicom_port, orthanc.ae_title)
 
-    response = api.get(QUERY, {"server": server.pk, "patient_name": "Bélanger^H*"})
+    response = clinician_client.get(QUERY, {"server": server.pk, "patient_name": "Bélanger^H*"})
     assert response.status_code == 200, response.content
     body = response.json()
     studies = {s["study_instance_uid"]: s for s in body["studies"]}
@@ -283,14 +293,14 @@ def test_query_orthanc_with_counts_and_imported_flag(api, practice, orthanc):
     assert new["study_date"] == "2020-03-10"
     assert (new["already_imported"], studies[held_uid]["already_imported"]) == (False, True)
 
-    dated = api.get(
+    dated = clinician_client.get(
         QUERY, {"server": server.pk, "patient_id": "P-42", "study_date": "20200101-20201231"}
     ).json()
     assert [s["study_instance_uid"] for s in dated["studies"]] == [new_uid]
 
 
 @pytest.mark.integration
-def test_import_from_orthanc_by_c_get_reports_progress(api, practice, orthanc):
+def test_import_from_orthanc_by_c_get_reports_progress(clinician_client, practice, orthanc):
     """The job the API starts, run here as the worker would; the API reports its counts."""
     orthanc.add_modality("nexrel", practice.ae_title, 11112)
     patient = Patient.objects.get(practice=practice, chart_number="1002")
@@ -308,14 +318,18 @@ def test_import_from_orthanc_by_c_get_reports_progress(api, practice, orthanc):
     server = peer_server(practice, orthanc.dicom_port, orthanc.ae_title)
     before = DicomInstance.objects.filter(practice=practice).count()
     created = post_import(
-        api, server=server.pk, patient=patient.pk, study_instance_uids=[study_uid], method="get"
+        clinician_client,
+        server=server.pk,
+        patient=patient.pk,
+        study_instance_uids=[study_uid],
+        method="get",
     )
     assert created.status_code == 201, created.content
     job_id = created.json()["id"]
 
     retrieve.run_job(job_id)
 
-    body = api.get(job_url(job_id)).json()
+    body = clinician_client.get(job_url(job_id)).json()
     assert body["status"] == "COMPLETED", body
     assert (body["completed"], body["failed"], body["remaining"], body["finished"]) == (
         3,

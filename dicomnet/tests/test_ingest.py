@@ -33,8 +33,8 @@ from dicomnet.ingest.store import InvalidDataset, OutOfResources, Unreadable, st
 from dicomnet.models import DicomInstance, DicomServer
 from dicomnet.net import incoming
 from dicomnet.net.access import AssociationGrant
-from dicomnet.tests import dicomfiles
 from patients.models import Practice
+from tests import dicom_samples
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def device(practice) -> DicomServer:
 
 def received(tmp_path: Path, ds, name: str = "received.dcm") -> Path:
     """A file as the listener hands it over (store_instance consumes it)."""
-    return dicomfiles.write(ds, tmp_path / "incoming" / name)
+    return dicom_samples.write(ds, tmp_path / "incoming" / name)
 
 
 def spool_files() -> list[Path]:
@@ -67,7 +67,7 @@ def store(path: Path, practice, device, **kwargs):
 
 
 def test_success_spools_commits_and_enqueues_with_the_commit(practice, device, tmp_path):
-    ds = dicomfiles.intraoral()
+    ds = dicom_samples.intraoral()
     path = received(tmp_path, ds)
     original = path.read_bytes()
 
@@ -96,7 +96,7 @@ def test_success_spools_commits_and_enqueues_with_the_commit(practice, device, t
 def test_row_and_task_commit_together_or_not_at_all(practice, device, tmp_path):
     """With the ORM broker the task is written in the row's transaction: a rollback
     leaves neither, so there is never a row without its task nor a task without its row."""
-    ds = dicomfiles.intraoral()
+    ds = dicom_samples.intraoral()
     with transaction.atomic():
         store(received(tmp_path, ds), practice, device)
         assert DicomInstance.objects.count() == 1
@@ -111,7 +111,7 @@ def test_other_brokers_get_the_task_after_the_commit(
 ):
     settings.Q_CLUSTER = {"name": "nexrel", "redis": "redis://127.0.0.1:1/0"}
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        store(received(tmp_path, dicomfiles.intraoral()), practice, device)
+        store(received(tmp_path, dicom_samples.intraoral()), practice, device)
     assert len(callbacks) == 1, "a Redis task must wait for the commit"
     assert queued_tasks() == []
 
@@ -119,7 +119,7 @@ def test_other_brokers_get_the_task_after_the_commit(
 def test_resent_identical_object_is_a_duplicate(
     practice, device, tmp_path, django_capture_on_commit_callbacks
 ):
-    ds = dicomfiles.intraoral()
+    ds = dicom_samples.intraoral()
     with django_capture_on_commit_callbacks(execute=True):
         first = store(received(tmp_path, ds, "a.dcm"), practice, device)
     resend = received(tmp_path, ds, "b.dcm")
@@ -138,7 +138,7 @@ def test_resent_identical_object_is_a_duplicate(
 def test_resent_after_processing_queues_nothing(
     practice, device, tmp_path, django_capture_on_commit_callbacks
 ):
-    ds = dicomfiles.intraoral()
+    ds = dicom_samples.intraoral()
     with django_capture_on_commit_callbacks(execute=True):
         first = store(received(tmp_path, ds, "a.dcm"), practice, device)
     DicomInstance.objects.filter(pk=first.instance.pk).update(state=DicomInstance.State.PROCESSED)
@@ -153,12 +153,12 @@ def test_same_uid_different_bytes_is_a_flagged_new_version(
     uid = generate_uid()
     with django_capture_on_commit_callbacks(execute=True):
         first = store(
-            received(tmp_path, dicomfiles.intraoral(sop_uid=uid, seed=1)), practice, device
+            received(tmp_path, dicom_samples.intraoral(sop_uid=uid, seed=1)), practice, device
         )
     first_bytes = Path(first.instance.spool_path).read_bytes()
     with django_capture_on_commit_callbacks(execute=True):
         second = store(
-            received(tmp_path, dicomfiles.intraoral(sop_uid=uid, seed=2)), practice, device
+            received(tmp_path, dicom_samples.intraoral(sop_uid=uid, seed=2)), practice, device
         )
 
     assert second.conflict and not second.duplicate
@@ -184,7 +184,7 @@ def test_same_uid_different_bytes_is_a_flagged_new_version(
 )
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI", "ignore:The value length")
 def test_uids_wrong_or_invalid_answer_a900(practice, device, tmp_path, change, expected):
-    ds = dicomfiles.intraoral()
+    ds = dicom_samples.intraoral()
     command_uid = ds.SOPInstanceUID
     for keyword, value in change.items():
         setattr(ds, keyword, value)
@@ -221,7 +221,7 @@ def test_unwritable_spool_answers_a700_and_leaves_nothing(practice, device, tmp_
     settings.SPOOL_DIR.mkdir(parents=True)
     blocker = settings.SPOOL_DIR / "objects"
     blocker.write_bytes(b"")
-    path = received(tmp_path, dicomfiles.intraoral())
+    path = received(tmp_path, dicom_samples.intraoral())
 
     with pytest.raises(OutOfResources) as caught:
         store(path, practice, device)
@@ -233,7 +233,7 @@ def test_unwritable_spool_answers_a700_and_leaves_nothing(practice, device, tmp_
 
 
 def test_database_failure_removes_the_spooled_file(practice, device, tmp_path):
-    path = received(tmp_path, dicomfiles.intraoral())
+    path = received(tmp_path, dicom_samples.intraoral())
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA query_only = ON")  # every write now fails in SQLite itself
     try:
@@ -292,7 +292,7 @@ def c_store(practice, device, ds, *, command_sop_uid: str | None = None, max_pdu
 def test_handler_success_consumes_the_temp_file(
     practice, device, receiving, django_capture_on_commit_callbacks
 ):
-    ds = dicomfiles.intraoral()
+    ds = dicom_samples.intraoral()
     with django_capture_on_commit_callbacks(execute=True):
         result, temp = c_store(practice, device, ds)
 
@@ -306,7 +306,7 @@ def test_handler_success_consumes_the_temp_file(
 
 
 def test_handler_refusal_removes_the_temp_file(practice, device, receiving):
-    ds = dicomfiles.intraoral()
+    ds = dicom_samples.intraoral()
     result, temp = c_store(practice, device, ds, command_sop_uid=generate_uid())
 
     assert result == status.DATASET_DOES_NOT_MATCH_SOP_CLASS
@@ -319,7 +319,7 @@ def test_handler_answers_a700_when_the_spool_cannot_take_the_object(practice, de
     settings.SPOOL_DIR.mkdir(parents=True)
     (settings.SPOOL_DIR / "tmp").write_bytes(b"")  # no directory can be made for receiving
 
-    result, temp = c_store(practice, device, dicomfiles.intraoral())
+    result, temp = c_store(practice, device, dicom_samples.intraoral())
 
     assert result == status.OUT_OF_RESOURCES
     assert not temp.exists()
@@ -329,10 +329,13 @@ def test_handler_answers_a700_when_the_spool_cannot_take_the_object(practice, de
 def test_device_not_allowed_to_store_is_refused_not_authorized(practice, device, receiving, caplog):
     DicomServer.objects.filter(pk=device.pk).update(allow_store=False)
 
-    result, temp = c_store(practice, device, dicomfiles.intraoral())
+    result, temp = c_store(practice, device, dicom_samples.intraoral())
 
     assert result == status.NOT_AUTHORIZED == 0x0124
-    assert "device may not store" in caplog.text
+    assert (
+        "C-STORE from CARESTREAM refused with 0x0124: Storing images (C-STORE) is not allowed "
+        "for DICOM device “Carestream CS 8100” (CARESTREAM): allow store is off." in caplog.text
+    )
     assert not temp.exists()
     assert not DicomInstance.objects.exists()
 
@@ -340,7 +343,7 @@ def test_device_not_allowed_to_store_is_refused_not_authorized(practice, device,
 def test_handler_bug_answers_c211_and_logs_the_traceback(db, receiving, caplog):
     """An unexpected failure (here: the practice vanished mid-association) is not a refusal
     we planned for: 0xC211, the traceback in the log, and the received bytes removed."""
-    ds = dicomfiles.intraoral()
+    ds = dicom_samples.intraoral()
     practice = Practice.objects.create(name="Clinique fermée", ae_title="FERMEE")
     device = DicomServer.objects.create(practice=practice, name="Vatech", ae_title="VATECH")
     granted = SimpleNamespace(pk=practice.pk)  # what the association was granted for
@@ -382,7 +385,7 @@ def test_stock_pynetdicom_aborts_on_a_full_disk(practice, device, full_disk_spoo
     monkeypatch.setattr(_config, "STORE_RECV_CHUNKED_DATASET", True)
     monkeypatch.setattr(tempfile, "tempdir", str(full_disk_spool))
     with pytest.raises(OSError) as caught:
-        c_store(practice, device, dicomfiles.intraoral(size=1024))
+        c_store(practice, device, dicom_samples.intraoral(size=1024))
     assert caught.value.errno == errno.ENOSPC
     for leftover in full_disk_spool.glob("tmp*.dcm"):  # what pynetdicom leaves behind
         leftover.unlink()
@@ -391,7 +394,7 @@ def test_stock_pynetdicom_aborts_on_a_full_disk(practice, device, full_disk_spoo
 def test_full_disk_while_receiving_answers_a700_and_frees_the_space(
     practice, device, full_disk_spool, receiving, django_capture_on_commit_callbacks
 ):
-    big = dicomfiles.intraoral(size=1024)  # 2 MB of pixels on a 1 MB filesystem
+    big = dicom_samples.intraoral(size=1024)  # 2 MB of pixels on a 1 MB filesystem
 
     result, temp = c_store(practice, device, big)
 
@@ -401,7 +404,7 @@ def test_full_disk_while_receiving_answers_a700_and_frees_the_space(
     assert not DicomInstance.objects.exists()
 
     # The space came back: the next, small object on the same full-size spool succeeds.
-    small = dicomfiles.intraoral()
+    small = dicom_samples.intraoral()
     with django_capture_on_commit_callbacks(execute=True):
         result, _ = c_store(practice, device, small)
     assert result == status.SUCCESS
@@ -413,7 +416,7 @@ def test_full_disk_does_not_stop_committing_an_object_already_received(
     practice, device, full_disk_spool, django_capture_on_commit_callbacks
 ):
     """The rename into the spool needs no space: once the bytes are in, Success is honest."""
-    path = dicomfiles.write(dicomfiles.intraoral(), full_disk_spool / "tmp" / "1" / "in.dcm")
+    path = dicom_samples.write(dicom_samples.intraoral(), full_disk_spool / "tmp" / "1" / "in.dcm")
     with contextlib.suppress(OSError), open(full_disk_spool / "filler", "wb") as out:
         while True:
             out.write(b"\0" * 65536)

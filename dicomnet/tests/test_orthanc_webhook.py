@@ -22,7 +22,6 @@ from rest_framework.test import APIClient
 
 from dicomnet.ingest import apikeys, orthanc
 from dicomnet.models import ApiKey, DicomInstance, DicomServer, OrthancNotification
-from patients.models import Practice, User
 from tests.dicom_samples import dicom_bytes
 
 URL = "/api/dental/dicom/receive"
@@ -87,8 +86,8 @@ def test_revoked_key_is_refused(api, practice, key):
     assert response.json()["detail"] == "invalid or revoked API key"
 
 
-def test_logged_in_user_without_key_is_refused(api, practice):
-    api.force_login(User.objects.get(username="clinician"))
+def test_logged_in_user_without_key_is_refused(api, clinician):
+    api.force_login(clinician)  # a REST framework client, logged in
     assert post(api, {"instance_id": ORTHANC_ID}).status_code in (401, 403)
 
 
@@ -109,9 +108,8 @@ def test_notification_is_recorded_once_and_fetch_queued_once(
     assert OrmQ.objects.count() == 1
 
 
-def test_same_instance_id_in_two_practices_is_two_notifications(api, practice, key):
-    other = Practice.objects.create(name="Autre clinique", ae_title="AUTRE")
-    other_key = apikeys.create_api_key(practice=other, name="Orthanc")[1]
+def test_same_instance_id_in_two_practices_is_two_notifications(api, practice, key, other_practice):
+    other_key = apikeys.create_api_key(practice=other_practice.practice, name="Orthanc")[1]
     assert post(api, {"instance_id": ORTHANC_ID}, key=key).status_code == 202
     assert post(api, {"instance_id": ORTHANC_ID}, key=other_key).status_code == 202
     assert OrthancNotification.objects.filter(orthanc_instance_id=ORTHANC_ID).count() == 2
@@ -249,33 +247,31 @@ def test_unknown_instance_reason(practice, fake_orthanc):
 # Admin --------------------------------------------------------------------------------------
 
 
-def test_admin_creates_a_key_shown_once_and_revokes_it(client, practice):
-    client.force_login(User.objects.get(username="clinician"))
-    response = client.post(reverse("admin:dicomnet_apikey_add"), {"name": "Orthanc"})
+def test_admin_creates_a_key_shown_once_and_revokes_it(clinician_client, practice):
+    response = clinician_client.post(reverse("admin:dicomnet_apikey_add"), {"name": "Orthanc"})
     assert response.status_code == 200
     api_key = ApiKey.objects.get(practice=practice)
     clear = response.context["clear_key"]
     assert clear.encode() in response.content
     assert apikeys.authenticate(clear) == api_key
-    listing = client.get(reverse("admin:dicomnet_apikey_changelist"))
+    listing = clinician_client.get(reverse("admin:dicomnet_apikey_changelist"))
     assert clear.encode() not in listing.content and api_key.prefix.encode() in listing.content
 
-    client.post(
+    clinician_client.post(
         reverse("admin:dicomnet_apikey_changelist"),
         {"action": "revoke_keys", ACTION_CHECKBOX_NAME: [api_key.pk]},
     )
     assert apikeys.authenticate(clear) is None
 
 
-def test_admin_lists_failed_notifications_with_their_error(client, practice):
+def test_admin_lists_failed_notifications_with_their_error(clinician_client, practice):
     OrthancNotification.objects.create(
         practice=practice,
         orthanc_instance_id=ORTHANC_ID,
         status=OrthancNotification.Status.FAILED,
         error="FetchError: cannot reach Orthanc",
     )
-    client.force_login(User.objects.get(username="clinician"))
-    response = client.get(reverse("admin:dicomnet_orthancnotification_changelist"))
+    response = clinician_client.get(reverse("admin:dicomnet_orthancnotification_changelist"))
     assert b"cannot reach Orthanc" in response.content
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from dicomnet.ingest.parsing import (
     InvalidUids,
@@ -19,6 +20,7 @@ from dicomnet.ingest.parsing import (
     json_metadata,
     read_header,
 )
+from tests import dicom_samples
 from tests.fixtures import PYDICOM_TEST_FILES
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -28,29 +30,20 @@ UID_64 = "1.2.826.0.1.3680043.10.543." + "1" * 37
 
 
 def intraoral(**elements) -> Dataset:
-    """A small Digital Intra-oral X-Ray dataset, with `elements` set on top."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = INTRAORAL
-    ds.SOPInstanceUID = generate_uid()
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = "IO"
-    ds.PatientID = "1001"
-    ds.PatientName = "Tremblay^Chloé"
-    ds.set_pixel_data(np.zeros((8, 8), dtype=np.uint8), "MONOCHROME2", 8)
-    for keyword, value in elements.items():
-        setattr(ds, keyword, value)
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    return ds
+    """A small (8×8) intra-oral X-ray of chart 1001, without study date or time, and with
+    `elements` set on top."""
+    return dicom_samples.intraoral(
+        patient_id="1001",
+        patient_name="Tremblay^Chloé",
+        study_date="",
+        study_time="",
+        size=8,
+        **elements,
+    )
 
 
 def saved(ds: Dataset, tmp_path: Path, name: str = "object.dcm") -> Path:
-    path = tmp_path / name
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return dicom_samples.write(ds, tmp_path / name)
 
 
 # --- read_header -------------------------------------------------------------------------
@@ -143,8 +136,17 @@ def test_read_header_refuses_an_object_cut_inside_an_element_header(tmp_path: Pa
 
 
 def test_check_uids_accepts_valid_uids_matching_the_command() -> None:
-    ds = intraoral(SOPInstanceUID=UID_64)
-    check_uids(ds, expected_sop_instance_uid=UID_64, expected_sop_class_uid=INTRAORAL)
+    ds = intraoral(SOPInstanceUID=UID_64)  # 64 characters: the longest valid UID
+    untouched = copy.deepcopy(ds)
+    assert (
+        check_uids(ds, expected_sop_instance_uid=UID_64, expected_sop_class_uid=INTRAORAL)
+        is None
+    )
+    assert ds == untouched
+    # One character more, the same data set and command are refused: the check is real.
+    ds.SOPInstanceUID = UID_64 + "1"
+    with pytest.raises(InvalidUids, match="SOPInstanceUID"):
+        check_uids(ds, expected_sop_instance_uid=UID_64 + "1", expected_sop_class_uid=INTRAORAL)
 
 
 @pytest.mark.parametrize(

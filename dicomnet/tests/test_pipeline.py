@@ -17,14 +17,14 @@ from pydicom.uid import generate_uid
 from dicomnet.ingest.pipeline import process_instance, reprocess, run_pipeline
 from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomInstance, DicomSeries, DicomStudy
-from dicomnet.tests import dicomfiles
 from patients.models import Appointment, Notification, Patient
+from tests import dicom_samples
 
 ZOE_BIRTH = "19880314"
 
 
 def stored(practice, tmp_path: Path, ds) -> DicomInstance:
-    path = dicomfiles.write(ds, tmp_path / "incoming" / f"{ds.SOPInstanceUID}.dcm")
+    path = dicom_samples.write(ds, tmp_path / "incoming" / f"{ds.SOPInstanceUID}.dcm")
     return store_instance(path, practice=practice, server=None, calling_ae="CARESTREAM").instance
 
 
@@ -33,7 +33,7 @@ def today() -> str:
 
 
 def test_pipeline_indexes_stores_renders_and_analyses(practice, tmp_path):
-    ds = dicomfiles.intraoral(patient_name="NOBODY^KNOWN", study_date="20240102")
+    ds = dicom_samples.intraoral(patient_name="NOBODY^KNOWN", study_date="20240102")
     instance = stored(practice, tmp_path, ds)
     spool_file = Path(instance.spool_path)
     original = spool_file.read_bytes()
@@ -83,7 +83,7 @@ def test_processing_twice_does_not_double_counts(practice, tmp_path):
         stored(
             practice,
             tmp_path,
-            dicomfiles.intraoral(
+            dicom_samples.intraoral(
                 study_uid=study_uid,
                 series_uid=series_uid if n < 2 else None,
                 instance_number=n,
@@ -110,7 +110,7 @@ def test_processing_twice_does_not_double_counts(practice, tmp_path):
 
 
 def test_undecodable_image_is_stored_without_preview(practice, tmp_path):
-    instance = stored(practice, tmp_path, dicomfiles.undecodable())
+    instance = stored(practice, tmp_path, dicom_samples.undecodable())
 
     assert process_instance(instance.pk) == "processed"
 
@@ -140,7 +140,7 @@ def test_known_patient_is_linked_with_todays_imaging_appointment(
         instance = stored(
             practice,
             tmp_path,
-            dicomfiles.intraoral(
+            dicom_samples.intraoral(
                 patient_id=patient_id,
                 patient_name=patient_name,
                 birth_date=ZOE_BIRTH,
@@ -165,7 +165,7 @@ def test_unmatched_patient_needs_review_with_candidates(practice, tmp_path):
     instance = stored(
         practice,
         tmp_path,
-        dicomfiles.intraoral(patient_name="COTE^ZOE", birth_date="19900101", study_date=today()),
+        dicom_samples.intraoral(patient_name="COTE^ZOE", birth_date="19900101", study_date=today()),
     )
 
     process_instance(instance.pk)
@@ -191,7 +191,7 @@ def retries_of(instance_id: int) -> list[Schedule]:
 
 def test_failures_are_retried_then_marked_error_with_the_reason(practice, tmp_path, settings):
     settings.NEXREL_TASK_MAX_ATTEMPTS = 3
-    instance = stored(practice, tmp_path, dicomfiles.intraoral())
+    instance = stored(practice, tmp_path, dicom_samples.intraoral())
     # Final storage unusable: a regular file where its root directory should be.
     storage_root = Path(settings.STORAGES["default"]["OPTIONS"]["location"])
     storage_root.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +229,7 @@ def test_failures_are_retried_then_marked_error_with_the_reason(practice, tmp_pa
 
 
 def test_missing_spool_file_fails_and_schedules_a_retry(practice, tmp_path):
-    instance = stored(practice, tmp_path, dicomfiles.intraoral())
+    instance = stored(practice, tmp_path, dicom_samples.intraoral())
     Path(instance.spool_path).unlink()
 
     result = process_instance(instance.pk)
@@ -245,7 +245,7 @@ def test_missing_spool_file_fails_and_schedules_a_retry(practice, tmp_path):
 def test_a_claimed_instance_is_left_to_the_run_that_holds_it(practice, tmp_path):
     """The same instance queued twice: the second run backs off while the first holds it,
     and takes over once the claim is older than the task timeout (a dead worker's)."""
-    instance = stored(practice, tmp_path, dicomfiles.intraoral())
+    instance = stored(practice, tmp_path, dicom_samples.intraoral())
     DicomInstance.objects.filter(pk=instance.pk).update(claimed_at=timezone.now())
 
     assert process_instance(instance.pk) == "being processed by another run"

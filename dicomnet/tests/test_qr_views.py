@@ -1,14 +1,11 @@
 """The query/retrieve pages: "Find prior studies" from the chart (pre-filled, scoped,
 listing a real Orthanc's studies), the import job page and the partial it polls, and the
-practice admin's DICOM devices page with "Test connection" against real peers."""
-
-# The shared fixtures are imported from qr_peers, so their parameters "redefine" them.
-# ruff: noqa: F811
+practice admin's DICOM devices page with "Test connection" against real peers. The same in
+Chromium: tests/e2e/test_find_prior_studies.py."""
 
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 from django.contrib.messages import get_messages
@@ -16,23 +13,9 @@ from django.urls import reverse
 from pydicom.uid import generate_uid
 
 from dicomnet.models import DicomServer, RetrieveJob
-from dicomnet.qr import retrieve
-from dicomnet.tests.qr_peers import (  # noqa: F401 (fixtures)
-    clinician,
-    closed_port,
-    other,
-    peer_server,
-    storescp,
-)
-from patients.models import Patient, User
+from patients.models import Patient
 from tests.dicom_samples import dicom_bytes
-from tests.e2e.test_browser import assert_clean, browser_page, web_server  # noqa: F401
-
-
-@pytest.fixture
-def browser(client, clinician):
-    client.force_login(clinician)
-    return client
+from tests.fixtures import closed_port, peer_server
 
 
 @pytest.fixture
@@ -40,13 +23,13 @@ def patient(practice) -> Patient:
     return Patient.objects.get(practice=practice, chart_number="1002")  # Étienne Bélanger
 
 
-def test_chart_links_to_the_find_page(browser, patient):
-    page = browser.get(reverse("patient_detail", args=[patient.pk])).content.decode()
+def test_chart_links_to_the_find_page(clinician_client, patient):
+    page = clinician_client.get(reverse("patient_detail", args=[patient.pk])).content.decode()
     assert f'href="/dicom/find/{patient.pk}/"' in page
 
 
-def test_find_page_is_prefilled_from_the_chart(browser, patient):
-    response = browser.get(reverse("qr_find", args=[patient.pk]))
+def test_find_page_is_prefilled_from_the_chart(clinician_client, patient):
+    response = clinician_client.get(reverse("qr_find", args=[patient.pk]))
     assert response.status_code == 200
     page = response.content.decode()
     assert 'value="Bélanger^Étienne*"' in page
@@ -55,12 +38,14 @@ def test_find_page_is_prefilled_from_the_chart(browser, patient):
     assert "<script>" not in page  # CSP: script-src 'self', no inline script
 
 
-def test_find_page_is_scoped_to_the_practice(browser, client, other, patient):
-    assert browser.get(reverse("qr_find", args=[other.patient.pk])).status_code == 404
-    page = browser.get(reverse("qr_find", args=[patient.pk])).content.decode()
+def test_find_page_is_scoped_to_the_practice(clinician_client, other_practice, patient):
+    theirs = reverse("qr_find", args=[other_practice.patient.pk])
+    assert clinician_client.get(theirs).status_code == 404
+    page = clinician_client.get(reverse("qr_find", args=[patient.pk])).content.decode()
     assert "PACS B" not in page  # another practice's server is not offered
-    response = browser.get(
-        reverse("qr_find", args=[patient.pk]), {"server": other.server.pk, "patient_name": "A*"}
+    response = clinician_client.get(
+        reverse("qr_find", args=[patient.pk]),
+        {"server": other_practice.server.pk, "patient_name": "A*"},
     )
     assert response.status_code == 400
 
@@ -70,9 +55,9 @@ def test_find_page_needs_a_login(client, patient):
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
 
-def test_find_page_shows_why_the_query_failed(browser, practice, patient):
+def test_find_page_shows_why_the_query_failed(clinician_client, practice, patient):
     server = peer_server(practice, closed_port(), "NOBODY")
-    response = browser.get(
+    response = clinician_client.get(
         reverse("qr_find", args=[patient.pk]), {"server": server.pk, "patient_name": "B*"}
     )
     assert response.status_code == 502
@@ -80,7 +65,7 @@ def test_find_page_shows_why_the_query_failed(browser, practice, patient):
 
 
 @pytest.mark.integration
-def test_find_page_lists_orthancs_studies(browser, practice, patient, orthanc):
+def test_find_page_lists_orthancs_studies(clinician_client, practice, patient, orthanc):
     orthanc.add_modality("nexrel", practice.ae_title, 11112)
     uid = generate_uid()
     orthanc.upload(
@@ -97,7 +82,7 @@ def test_find_page_lists_orthancs_studies(browser, practice, patient, orthanc):
     )
     orthanc.upload(dicom_bytes(patient_id="OLD-9", patient_name="Côté^Zoé"))
     server = peer_server(practice, orthanc.dicom_port, orthanc.ae_title, allow_move=False)
-    response = browser.get(
+    response = clinician_client.get(
         reverse("qr_find", args=[patient.pk]),
         {
             "server": server.pk,
@@ -113,10 +98,10 @@ def test_find_page_lists_orthancs_studies(browser, practice, patient, orthanc):
     assert '<option value="get">' in page and '<option value="move">' not in page
 
 
-def test_import_starts_a_job_and_shows_its_page(browser, practice, patient, clinician):
+def test_import_starts_a_job_and_shows_its_page(clinician_client, practice, patient, clinician):
     server = DicomServer.objects.get(practice=practice, ae_title="CARESTREAM")
     uid = generate_uid()
-    response = browser.post(
+    response = clinician_client.post(
         reverse("qr_import", args=[patient.pk]),
         {"server": server.pk, "study_instance_uids": [uid], "method": "move"},
     )
@@ -124,17 +109,17 @@ def test_import_starts_a_job_and_shows_its_page(browser, practice, patient, clin
     assert response.status_code == 302
     assert response["Location"] == reverse("qr_job", args=[job.pk])
     assert (job.patient, job.requested_by, job.study_instance_uids) == (patient, clinician, [uid])
-    page = browser.get(response["Location"]).content.decode()
+    page = clinician_client.get(response["Location"]).content.decode()
     assert f'hx-get="{reverse("qr_job_progress", args=[job.pk])}"' in page
     assert 'hx-trigger="every 1s"' in page
     assert "/static/vendor/htmx.min.js" in page
 
 
-def test_import_refused_is_shown(browser, practice, patient):
+def test_import_refused_is_shown(clinician_client, practice, patient):
     server = DicomServer.objects.get(practice=practice, ae_title="CARESTREAM")
     server.allow_move = False
     server.save()
-    response = browser.post(
+    response = clinician_client.post(
         reverse("qr_import", args=[patient.pk]),
         {"server": server.pk, "study_instance_uids": ["1.2.3"], "method": "move"},
     )
@@ -143,7 +128,7 @@ def test_import_refused_is_shown(browser, practice, patient):
     assert not RetrieveJob.objects.exists()
 
 
-def test_progress_partial_polls_until_the_job_finishes(browser, practice, patient):
+def test_progress_partial_polls_until_the_job_finishes(clinician_client, practice, patient):
     server = DicomServer.objects.get(practice=practice, ae_title="CARESTREAM")
     job = RetrieveJob.objects.create(
         practice=practice,
@@ -155,57 +140,59 @@ def test_progress_partial_polls_until_the_job_finishes(browser, practice, patien
         remaining=5,
     )
     url = reverse("qr_job_progress", args=[job.pk])
-    running = browser.get(url, headers={"HX-Request": "true"}).content.decode()
+    running = clinician_client.get(url, headers={"HX-Request": "true"}).content.decode()
     assert "Received 3" in running and "remaining 5" in running
     assert "hx-trigger" in running and "Cancel" in running
 
     RetrieveJob.objects.filter(pk=job.pk).update(
         status=RetrieveJob.Status.FAILED, error="the remote system does not know our AE title"
     )
-    done = browser.get(url, headers={"HX-Request": "true"}).content.decode()
+    done = clinician_client.get(url, headers={"HX-Request": "true"}).content.decode()
     assert "hx-trigger" not in done
     assert "the remote system does not know our AE title" in done
 
 
-def test_cancel_from_the_page(browser, practice, patient):
+def test_cancel_from_the_page(clinician_client, practice, patient):
     server = DicomServer.objects.get(practice=practice, ae_title="CARESTREAM")
     job = RetrieveJob.objects.create(
         practice=practice, server=server, patient=patient, study_instance_uids=["1.2.3"]
     )
-    response = browser.post(reverse("qr_job_cancel", args=[job.pk]), headers={"HX-Request": "true"})
+    response = clinician_client.post(
+        reverse("qr_job_cancel", args=[job.pk]), headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200 and "Cancelled" in response.content.decode()
     job.refresh_from_db()
     assert job.status == RetrieveJob.Status.CANCELLED
 
 
-def test_jobs_of_another_practice_are_404(browser, other):
+def test_jobs_of_another_practice_are_404(clinician_client, other_practice):
+    theirs = other_practice.job.pk
     for name in ("qr_job", "qr_job_progress"):
-        assert browser.get(reverse(name, args=[other.job.pk])).status_code == 404
-    assert browser.post(reverse("qr_job_cancel", args=[other.job.pk])).status_code == 404
-    other.job.refresh_from_db()
-    assert other.job.status == RetrieveJob.Status.PENDING
+        assert clinician_client.get(reverse(name, args=[theirs])).status_code == 404
+    assert clinician_client.post(reverse("qr_job_cancel", args=[theirs])).status_code == 404
+    other_practice.job.refresh_from_db()
+    assert other_practice.job.status == RetrieveJob.Status.PENDING
 
 
 # DICOM devices -----------------------------------------------------------------------------
 
 
-def test_servers_page_lists_only_the_practices_devices(browser, other):
-    response = browser.get(reverse("dicom_servers"))
+def test_servers_page_lists_only_the_practices_devices(clinician_client, other_practice):
+    response = clinician_client.get(reverse("dicom_servers"))
     assert response.status_code == 200
     page = response.content.decode()
     assert "CARESTREAM" in page and "PACSB" not in page
-    assert reverse("dicom_servers") in browser.get(reverse("home")).content.decode()
+    assert reverse("dicom_servers") in clinician_client.get(reverse("home")).content.decode()
 
 
-def test_servers_page_is_for_practice_admins(client, practice):
-    staff = User.objects.create_user("assistant", practice=practice, password="x")
-    client.force_login(staff)
+def test_servers_page_is_for_practice_admins(client_for, assistant):
+    client = client_for(assistant)
     assert client.get(reverse("dicom_servers")).status_code == 403
     assert client.post(reverse("dicom_server_add"), {"name": "X"}).status_code == 403
 
 
-def test_add_and_edit_a_device(browser, practice, other):
-    response = browser.post(
+def test_add_and_edit_a_device(clinician_client, practice, other_practice):
+    response = clinician_client.post(
         reverse("dicom_server_add"),
         {"name": "Old PACS", "ae_title": "OLDPACS", "host": "10.0.0.5", "port": "4242",
          "is_active": "on", "allow_find": "on", "allow_move": "on", "vendor_profile": "generic"},
@@ -214,7 +201,7 @@ def test_add_and_edit_a_device(browser, practice, other):
     server = DicomServer.objects.get(ae_title="OLDPACS")
     assert server.practice == practice and server.allow_find and not server.allow_get
 
-    duplicate = browser.post(
+    duplicate = clinician_client.post(
         reverse("dicom_server_add"),
         {"name": "Again", "ae_title": "OLDPACS", "host": "h", "port": "1",
          "vendor_profile": "generic"},
@@ -223,42 +210,44 @@ def test_add_and_edit_a_device(browser, practice, other):
     assert "Another device of this practice has this AE title" in duplicate.content.decode()
 
     edit = reverse("dicom_server_edit", args=[server.pk])
-    assert 'value="OLDPACS"' in browser.get(edit).content.decode()
-    browser.post(
+    assert 'value="OLDPACS"' in clinician_client.get(edit).content.decode()
+    clinician_client.post(
         edit,
         {"name": "Old PACS", "ae_title": "OLDPACS", "host": "10.0.0.6", "port": "4242",
          "vendor_profile": "generic"},
     )  # fmt: skip
     server.refresh_from_db()
     assert server.host == "10.0.0.6" and not server.is_active
-    assert browser.get(reverse("dicom_server_edit", args=[other.server.pk])).status_code == 404
+    theirs = reverse("dicom_server_edit", args=[other_practice.server.pk])
+    assert clinician_client.get(theirs).status_code == 404
 
 
 @pytest.mark.integration
-def test_test_connection_shows_the_round_trip(browser, practice, storescp):
-    server = peer_server(practice, storescp, "ECHOPEER")
+def test_test_connection_shows_the_round_trip(clinician_client, practice, echo_peer):
+    server = peer_server(practice, echo_peer, "ECHOPEER")
     url = reverse("dicom_server_test", args=[server.pk])
-    partial = browser.post(url, headers={"HX-Request": "true"}).content.decode()
+    partial = clinician_client.post(url, headers={"HX-Request": "true"}).content.decode()
     assert re.search(r"Connected: [\d.]+ ms round trip", partial), partial
-    page = browser.post(url).content.decode()
+    page = clinician_client.post(url).content.decode()
     assert re.search(r"Connected: [\d.]+ ms round trip", page)
     assert 'id="servers"' in page
 
 
-def test_test_connection_shows_why_it_failed(browser, practice, other):
+def test_test_connection_shows_why_it_failed(clinician_client, practice, other_practice):
     server = peer_server(practice, closed_port(), "NOBODY")
-    partial = browser.post(
+    partial = clinician_client.post(
         reverse("dicom_server_test", args=[server.pk]), headers={"HX-Request": "true"}
     ).content.decode()
     assert "Failed:" in partial and "refused the connection" in partial
-    assert browser.post(reverse("dicom_server_test", args=[other.server.pk])).status_code == 404
+    theirs = reverse("dicom_server_test", args=[other_practice.server.pk])
+    assert clinician_client.post(theirs).status_code == 404
 
 
 @pytest.mark.integration
-def test_admin_action_test_connection(browser, practice, storescp):
-    good = peer_server(practice, storescp, "ECHOPEER")
+def test_admin_action_test_connection(clinician_client, practice, echo_peer):
+    good = peer_server(practice, echo_peer, "ECHOPEER")
     bad = peer_server(practice, closed_port(), "NOBODY")
-    response = browser.post(
+    response = clinician_client.post(
         reverse("admin:dicomnet_dicomserver_changelist"),
         {"action": "test_connection", "_selected_action": [good.pk, bad.pk]},
     )
@@ -266,58 +255,3 @@ def test_admin_action_test_connection(browser, practice, storescp):
     messages = [str(m) for m in get_messages(response.wsgi_request)]
     assert any("ECHOPEER" in m and "ms round trip" in m for m in messages), messages
     assert any("NOBODY" in m and "refused the connection" in m for m in messages), messages
-
-
-@pytest.mark.e2e
-@pytest.mark.integration
-@pytest.mark.skipif(not shutil.which("chromium"), reason="chromium not installed")
-def test_browser_finds_and_imports_with_live_progress(
-    web_server, browser_page, practice, orthanc, settings
-):
-    """In Chromium: chart → find → tick a study → import; the job page follows the job by
-    htmx polling (no inline script, no CSP violation) until it shows the final counts."""
-    page, problems = browser_page
-    # The web server checks passwords with the real hashers, not this folder's fast one.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
-    clinician = User.objects.get(username="clinician")
-    clinician.set_password("nexrel-demo")
-    clinician.save()
-    orthanc.add_modality("nexrel", practice.ae_title, 11112)
-    patient = Patient.objects.get(practice=practice, chart_number="1002")
-    uid, series_uid = generate_uid(), generate_uid()
-    for n in (1, 2):
-        orthanc.upload(
-            dicom_bytes(
-                patient_id="OLD-7",
-                patient_name="Bélanger^Étienne",
-                study_uid=uid,
-                series_uid=series_uid,
-                study_date="20180521",
-                instance_number=n,
-            )
-        )
-    DicomServer.objects.filter(practice=practice).update(allow_find=False)
-    peer_server(practice, orthanc.dicom_port, orthanc.ae_title)
-
-    page.goto(f"{web_server}/accounts/login/?next=/patients/{patient.pk}/")
-    page.fill("input[name=username]", "clinician")
-    page.fill("input[name=password]", "nexrel-demo")
-    page.click("button[type=submit]")
-    page.click("#find-prior")
-    assert page.input_value("input[name=patient_name]") == "Bélanger^Étienne*"
-    page.fill("input[name=patient_birth_date]", "")
-    page.click("#qr-query button[type=submit]")
-    page.check(f"input[name=study_instance_uids][value='{uid}']")
-    page.select_option("select[name=method]", "get")
-    page.click("#qr-import button[type=submit]")
-    page.wait_for_url(f"{web_server}/dicom/jobs/*/")
-    assert page.get_attribute("#qr-job", "data-status") == "PENDING"
-
-    job = RetrieveJob.objects.get()
-    assert (job.patient_id, job.method, job.study_instance_uids) == (patient.pk, "get", [uid])
-    retrieve.run_job(job.pk)  # the worker's task, here, while the page keeps polling
-
-    page.wait_for_selector("#qr-job[data-status='COMPLETED']")
-    assert "Received 2" in page.inner_text("#qr-job")
-    assert page.get_attribute("#qr-job", "hx-trigger") is None  # polling stopped
-    assert_clean(page, problems)

@@ -9,7 +9,7 @@ from django_q.signing import SignedPackage
 
 from dicomnet.ingest import queues
 from dicomnet.ingest.store import enqueue_processing, store_instance
-from dicomnet.tests import dicomfiles
+from tests import dicom_samples
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 INTRAORAL = "1.2.840.10008.5.1.4.1.1.1.3"
@@ -30,9 +30,9 @@ def queued_lanes() -> list[str]:
 
 
 def test_stored_objects_are_queued_in_their_lane(practice, tmp_path):
-    early = dicomfiles.write(dicomfiles.intraoral(seed=1), tmp_path / "a.dcm")
-    late = dicomfiles.write(dicomfiles.intraoral(seed=2), tmp_path / "b.dcm")
-    middle = dicomfiles.write(dicomfiles.intraoral(seed=3), tmp_path / "c.dcm")
+    early = dicom_samples.write(dicom_samples.intraoral(seed=1), tmp_path / "a.dcm")
+    late = dicom_samples.write(dicom_samples.intraoral(seed=2), tmp_path / "b.dcm")
+    middle = dicom_samples.write(dicom_samples.intraoral(seed=3), tmp_path / "c.dcm")
     store_instance(early, practice=practice, server=None, position=1)
     store_instance(late, practice=practice, server=None, position=21)
     store_instance(middle, practice=practice, server=None, position=5)

@@ -17,7 +17,7 @@ from django_q.models import OrmQ
 from dicomnet.ingest.reconcile import reconcile_spool
 from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomInstance
-from dicomnet.tests import dicomfiles
+from tests import dicom_samples
 
 
 def queued_instance_ids() -> list[int]:
@@ -39,8 +39,8 @@ def orphan(practice_id: int | str, data: bytes) -> Path:
     return path
 
 
-def dicom_bytes(tmp_path: Path, **kwargs) -> bytes:
-    return dicomfiles.write(dicomfiles.intraoral(**kwargs), tmp_path / "src.dcm").read_bytes()
+def dicom_bytes(**kwargs) -> bytes:
+    return dicom_samples.to_bytes(dicom_samples.intraoral(**kwargs))
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_removes_partials_of_dead_processes_only(db, live_process):
 def test_requeues_instances_whose_processing_never_finished(practice, tmp_path):
     ids = []
     for n in range(3):
-        path = dicomfiles.write(dicomfiles.intraoral(seed=n), tmp_path / f"{n}.dcm")
+        path = dicom_samples.write(dicom_samples.intraoral(seed=n), tmp_path / f"{n}.dcm")
         ids.append(store_instance(path, practice=practice, server=None).instance.pk)
     # Their tasks are lost (a broker that forgot them, or a queue wiped by hand).
     OrmQ.objects.all().delete()
@@ -90,8 +90,8 @@ def test_requeues_instances_whose_processing_never_finished(practice, tmp_path):
     assert OrmQ.objects.get().task["func"] == "dicomnet.ingest.pipeline.process_instance"
 
 
-def test_recovers_an_orphan_spool_file(practice, tmp_path, django_capture_on_commit_callbacks):
-    data = dicom_bytes(tmp_path)
+def test_recovers_an_orphan_spool_file(practice, django_capture_on_commit_callbacks):
+    data = dicom_bytes()
     lost = orphan(practice.pk, data)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -112,7 +112,7 @@ def test_recovers_an_orphan_spool_file(practice, tmp_path, django_capture_on_com
 
 
 def test_orphan_identical_to_a_stored_object_is_dropped(practice, tmp_path):
-    path = dicomfiles.write(dicomfiles.intraoral(), tmp_path / "in.dcm")
+    path = dicom_samples.write(dicom_samples.intraoral(), tmp_path / "in.dcm")
     data = path.read_bytes()
     kept = store_instance(path, practice=practice, server=None).instance
     resend = orphan(practice.pk, data)  # a resend that crashed before its duplicate check
@@ -143,8 +143,8 @@ def test_bad_orphan_is_set_aside_as_bad_with_an_error(practice, caplog):
     assert bad.with_suffix(".bad").exists()
 
 
-def test_orphan_of_an_unknown_practice_is_left_in_place(db, tmp_path, caplog):
-    stray = orphan(9999, dicom_bytes(tmp_path))
+def test_orphan_of_an_unknown_practice_is_left_in_place(db, caplog):
+    stray = orphan(9999, dicom_bytes())
 
     with caplog.at_level(logging.ERROR, logger="dicomnet.ingest.reconcile"):
         assert reconcile_spool().recovered_orphans == 0
@@ -155,9 +155,9 @@ def test_orphan_of_an_unknown_practice_is_left_in_place(db, tmp_path, caplog):
 
 
 def test_recovery_interrupted_by_a_crash_is_finished_next_time(
-    practice, tmp_path, django_capture_on_commit_callbacks
+    practice, django_capture_on_commit_callbacks
 ):
-    data = dicom_bytes(tmp_path)
+    data = dicom_bytes()
     staged = orphan(practice.pk, data).with_suffix(".recover")
     staged.with_suffix(".dcm").rename(staged)  # renamed aside, then the process died
 

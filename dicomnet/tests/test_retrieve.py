@@ -13,7 +13,7 @@ from dicomnet.dimse import status
 from dicomnet.ingest.linking import link_study, link_to_patient
 from dicomnet.models import DicomServer, RetrieveJob
 from dicomnet.qr import retrieve, scu
-from patients.models import Patient, Practice
+from patients.models import Patient
 from tests.dicom_samples import ingest_processed
 
 
@@ -49,15 +49,12 @@ def test_start_import_records_a_pending_job(db, practice, server, chart) -> None
         ({"other_server": True}, "another practice"),
     ],
 )
-def test_start_import_refuses(db, practice, server, chart, change, message) -> None:
-    other = Practice.objects.create(name="Other clinic", ae_title="OTHER")
+def test_start_import_refuses(practice, other_practice, server, chart, change, message) -> None:
     patient, target = chart, server
     if change.get("other_patient"):
-        patient = Patient.objects.create(
-            practice=other, chart_number="X", family_name="A", given_name="B"
-        )
+        patient = other_practice.patient
     if change.get("other_server"):
-        target = DicomServer.objects.create(practice=other, name="X", ae_title="X", allow_move=True)
+        target = other_practice.server  # move allowed: refused for being another practice's
     with pytest.raises(retrieve.ImportRefused, match=message):
         retrieve.start_import(
             practice, target, change.get("uids", ["1.2.3"]), patient, change.get("method", "move")

@@ -5,20 +5,12 @@ from __future__ import annotations
 import io
 import zipfile
 
-import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django_q.models import OrmQ
 
 from dicomnet.models import DicomInstance
-from patients.models import User
 from tests.dicom_samples import dicom_bytes
-
-
-@pytest.fixture
-def logged_in(client, practice):
-    client.force_login(User.objects.get(username="clinician"))
-    return client
 
 
 def dcm(name: str = "image.dcm", **kwargs) -> SimpleUploadedFile:
@@ -36,17 +28,17 @@ def queued_instance_ids() -> set[int]:
     return {task.task["args"][0] for task in OrmQ.objects.all()}
 
 
-def test_upload_page_renders(logged_in):
-    response = logged_in.get(reverse("dicom_upload"))
+def test_upload_page_renders(clinician_client):
+    response = clinician_client.get(reverse("dicom_upload"))
     assert response.status_code == 200
     assert b'type="file" name="files" multiple' in response.content
 
 
 def test_upload_dcm_stores_instance_and_queues_processing(
-    logged_in, practice, django_capture_on_commit_callbacks, isolated_data
+    clinician_client, practice, django_capture_on_commit_callbacks, isolated_data
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        response = logged_in.post(reverse("dicom_upload"), {"files": [dcm()]})
+        response = clinician_client.post(reverse("dicom_upload"), {"files": [dcm()]})
 
     assert response.status_code == 200
     assert "received" in response.content.decode()
@@ -59,22 +51,22 @@ def test_upload_dcm_stores_instance_and_queues_processing(
     assert queued_instance_ids() == {instance.pk}
 
 
-def test_same_file_twice_is_not_stored_twice(logged_in):
+def test_same_file_twice_is_not_stored_twice(clinician_client):
     content = dicom_bytes(patient_id="1001", patient_name="COTE^ZOE")
-    first = logged_in.post(
+    first = clinician_client.post(
         reverse("dicom_upload"), {"files": [SimpleUploadedFile("a.dcm", content)]}
     )
     assert "received" in first.content.decode()
     again = SimpleUploadedFile("again.dcm", content)
-    response = logged_in.post(reverse("dicom_upload"), {"files": [again]})
+    response = clinician_client.post(reverse("dicom_upload"), {"files": [again]})
     assert response.status_code == 200
     assert "already received (identical)" in response.content.decode()
     assert DicomInstance.objects.count() == 1
 
 
-def test_non_dicom_is_refused_and_nothing_stored(logged_in, isolated_data):
+def test_non_dicom_is_refused_and_nothing_stored(clinician_client, isolated_data):
     notes = SimpleUploadedFile("notes.txt", b"Dr Gauthier: call Zoe back tomorrow\n" * 20)
-    response = logged_in.post(reverse("dicom_upload"), {"files": [notes]})
+    response = clinician_client.post(reverse("dicom_upload"), {"files": [notes]})
 
     assert response.status_code == 400
     page = response.content.decode()
@@ -84,9 +76,9 @@ def test_non_dicom_is_refused_and_nothing_stored(logged_in, isolated_data):
     assert not OrmQ.objects.exists()
 
 
-def test_mixed_upload_keeps_the_good_file_and_reports_the_bad(logged_in):
+def test_mixed_upload_keeps_the_good_file_and_reports_the_bad(clinician_client):
     bad = SimpleUploadedFile("photo.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
-    response = logged_in.post(reverse("dicom_upload"), {"files": [dcm("good.dcm"), bad]})
+    response = clinician_client.post(reverse("dicom_upload"), {"files": [dcm("good.dcm"), bad]})
     assert response.status_code == 200
     rows = response.context["results"]
     assert [(r.name, r.ok) for r in rows] == [("good.dcm", True), ("photo.jpg", False)]
@@ -94,14 +86,14 @@ def test_mixed_upload_keeps_the_good_file_and_reports_the_bad(logged_in):
     assert DicomInstance.objects.count() == 1
 
 
-def test_no_files_is_400(logged_in):
-    response = logged_in.post(reverse("dicom_upload"), {})
+def test_no_files_is_400(clinician_client):
+    response = clinician_client.post(reverse("dicom_upload"), {})
     assert response.status_code == 400
     assert "Choose at least one file." in response.content.decode()
     assert DicomInstance.objects.count() == 0
 
 
-def test_zip_of_several_files(logged_in, practice, django_capture_on_commit_callbacks):
+def test_zip_of_several_files(clinician_client, practice, django_capture_on_commit_callbacks):
     study_uid = "1.2.826.0.1.3680043.8.498.1"
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
@@ -114,7 +106,7 @@ def test_zip_of_several_files(logged_in, practice, django_capture_on_commit_call
     upload = SimpleUploadedFile("exam.zip", archive.getvalue(), content_type="application/zip")
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = logged_in.post(reverse("dicom_upload"), {"files": [upload]})
+        response = clinician_client.post(reverse("dicom_upload"), {"files": [upload]})
 
     assert response.status_code == 200
     rows = response.context["results"]
@@ -125,12 +117,12 @@ def test_zip_of_several_files(logged_in, practice, django_capture_on_commit_call
     assert queued_instance_ids() == set(instances.values_list("pk", flat=True))
 
 
-def test_zip_without_dicom_is_400(logged_in):
+def test_zip_without_dicom_is_400(clinician_client):
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("readme.txt", "hello")
     upload = SimpleUploadedFile("exam.zip", archive.getvalue())
-    response = logged_in.post(reverse("dicom_upload"), {"files": [upload]})
+    response = clinician_client.post(reverse("dicom_upload"), {"files": [upload]})
     assert response.status_code == 400
     assert "exam.zip/readme.txt" in response.content.decode()
     assert DicomInstance.objects.count() == 0

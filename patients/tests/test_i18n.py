@@ -16,9 +16,9 @@ def test_french_by_default_english_when_the_browser_asks(client, practice, setti
     assert "Password" in english and "Mot de passe" not in english
 
 
-def test_language_switch_is_remembered(client, practice, settings):
+def test_language_switch_is_remembered(clinician_client, settings):
     settings.LANGUAGE_CODE = "fr-ca"
-    client.login(username="clinician", password="nexrel-demo")
+    client = clinician_client
     assert "Téléverser" in client.get(reverse("patient_list")).content.decode()
     client.post(reverse("set_language"), {"language": "en", "next": "/patients/"})
     page = client.get(reverse("patient_list")).content.decode()

@@ -18,12 +18,6 @@ from patients.names import normalise_name
 ZOE_DOB = dt.date(1988, 3, 14)
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    # seed_demo sets the demo login's password; the default hasher would dominate the run.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.mark.parametrize(
     ("a", "b"),
     [

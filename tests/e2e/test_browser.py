@@ -5,92 +5,21 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 
 import pytest
 from django.utils import timezone
 
 from dicomnet.models import DicomInstance, DicomStudy
 from patients.models import AccessLog, Patient
+from tests.browser import assert_clean
 from tests.dicom_samples import write_dicom
-from tests.fixtures import ManagedProcess, free_port, wait_for_port
 
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not shutil.which("chromium"), reason="chromium not installed"),
 ]
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-# Collects CSP violations in the page itself (an init script is not subject to the CSP).
-RECORD_CSP_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
-});
-"""
-
-
-@pytest.fixture
-def web_server(transactional_db, practice, isolated_data) -> Iterator[str]:
-    """`manage.py runserver` as production runs it (DEBUG off); --insecure serves static."""
-    port = free_port()
-    proc = ManagedProcess(
-        ["runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"],
-        data_dir=isolated_data,
-        env={"DEBUG": "false"},
-    ).start()
-    try:
-        wait_for_port(port)
-    except TimeoutError:
-        proc.stop()
-        raise AssertionError(f"runserver did not start:\n{proc.output()}") from None
-    yield f"http://127.0.0.1:{port}"
-    proc.stop()
-
-
-@pytest.fixture
-def browser_page(web_server, monkeypatch) -> Iterator[tuple]:
-    # Playwright's sync API runs an event loop in this thread; Django then refuses ORM calls
-    # from it. Nothing here runs concurrently, so the test's own queries are safe.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    problems: list[str] = []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-        page = browser.new_page(locale="en-CA")
-        page.set_default_timeout(10_000)
-        page.add_init_script(RECORD_CSP_VIOLATIONS)
-        page.on(
-            "console",
-            lambda msg: (
-                problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type in ("error", "warning")
-                else None
-            ),
-        )
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on(
-            "response",
-            lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None,
-        )
-        yield page, problems
-        browser.close()
-
-
-def assert_clean(page, problems: list[str]) -> None:
-    assert page.evaluate("window.__cspViolations") == []
-    assert problems == []
 
 
 def test_login_upload_and_see_the_xray_on_the_patient_page(

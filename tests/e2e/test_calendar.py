@@ -18,7 +18,7 @@ from pydicom.uid import generate_uid
 
 from dicomnet.models import DicomStudy
 from patients.models import Appointment, Patient
-from tests.e2e.test_browser import assert_clean, browser_page, web_server  # noqa: F401
+from tests.browser import assert_clean
 from tests.fixtures import PYDICOM_TEST_FILES
 from worklist.models import WorklistItem
 
@@ -101,8 +101,8 @@ def chips(page, appointment: Appointment) -> list[str]:
 def test_book_fetch_send_and_watch_the_calendar(
     worker,
     listener,
-    web_server,  # noqa: F811
-    browser_page,  # noqa: F811
+    web_server,
+    browser_page,
     tmp_path,
 ):
     page, problems = browser_page

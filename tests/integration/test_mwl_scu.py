@@ -22,7 +22,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from dicomnet.models import DicomServer
-from patients.models import Appointment, Patient, Practice, User
+from patients.models import Appointment, Patient, Practice
 from tests.fixtures import free_port, wait_for_port
 from tests.peers import stop_process
 from worklist.importing import import_records
@@ -37,11 +37,6 @@ pytestmark = [
 PROVIDER_AE = "EXTWL"
 ORTHANC_WORKLISTS_PLUGIN = "/usr/share/orthanc/plugins/libModalityWorklists.so"
 DAY = dt.date(2030, 5, 6)
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def write_item(
@@ -339,17 +334,18 @@ def test_management_command_dry_run_then_import(practice, provider, capsys):
     assert Appointment.objects.filter(external_ref__startswith="EXTWL:").count() == 3
 
 
-def test_page_shows_the_items_and_imports_them(client, practice, provider):
+def test_page_shows_the_items_and_imports_them(
+    client, clinician_client, practice, provider, other_practice
+):
     url = reverse("worklist_import")
     assert client.get(url).status_code == 302  # login required
 
-    client.force_login(User.objects.get(username="clinician"))
-    form = client.get(url)
+    form = clinician_client.get(url)
     assert form.status_code == 200
     assert "RIS régional" in form.content.decode()
 
     query = {"server": provider.server.pk, "date_from": "2030-05-06", "date_to": "2030-05-06"}
-    shown = client.get(url, query)
+    shown = clinician_client.get(url, query)
     page = shown.content.decode()
     assert shown.status_code == 200
     assert "Zoé Côté" in page and "Noémie Lefèbvre" in page and "Amélie Ste-Marie" in page
@@ -358,15 +354,14 @@ def test_page_shows_the_items_and_imports_them(client, practice, provider):
     for name, value in query.items():
         assert f'type="hidden" name="{name}" value="{value}"' in page
 
-    done = client.post(url, query)
+    done = clinician_client.post(url, query)
     assert done.status_code == 200
     assert "3 created, 0 updated, 0 unchanged, 1 skipped" in done.content.decode()
     assert Appointment.objects.filter(external_ref__startswith="EXTWL:").count() == 3
 
     # Another practice's provider is not among the choices.
-    other = Practice.objects.create(name="Autre clinique", ae_title="AUTRE-CRM")
-    foreign = register(other, provider.port, ae_title="FOREIGNWL")
-    refused = client.post(url, {**query, "server": foreign.pk})
+    foreign = register(other_practice.practice, provider.port, ae_title="FOREIGNWL")
+    refused = clinician_client.post(url, {**query, "server": foreign.pk})
     assert refused.status_code == 400
     assert Appointment.objects.filter(external_ref__startswith="FOREIGNWL:").count() == 0
 
@@ -392,7 +387,9 @@ def scripted_provider() -> Iterator[Callable[..., int]]:
         server.shutdown()
 
 
-def test_failures_are_explained_in_plain_words(client, practice, start_wlmscpfs, scripted_provider):
+def test_failures_are_explained_in_plain_words(
+    clinician_client, practice, start_wlmscpfs, scripted_provider
+):
     # Nothing listens on the port.
     nobody = register(practice, free_port(), ae_title="NOBODY")
     with pytest.raises(
@@ -413,8 +410,7 @@ def test_failures_are_explained_in_plain_words(client, practice, start_wlmscpfs,
     rejecting = register(
         practice, scripted_provider(require_calling_aet=["SOMEONE-ELSE"]), ae_title="PICKY"
     )
-    client.force_login(User.objects.get(username="clinician"))
-    response = client.post(
+    response = clinician_client.post(
         reverse("worklist_import"),
         {"server": rejecting.pk, "date_from": "2030-05-06", "date_to": "2030-05-06"},
     )

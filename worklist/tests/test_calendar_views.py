@@ -13,7 +13,7 @@ from django.utils import timezone
 from pydicom.uid import generate_uid
 
 from dicomnet.models import DicomInstance, DicomStudy
-from patients.models import Appointment, Patient, Practice, User
+from patients.models import Appointment, Patient, Practice
 from tests.dicom_samples import ingest_processed
 from worklist.models import PerformedProcedureStep, WorklistItem
 from worklist.selectors import imaging_status, imaging_statuses
@@ -21,30 +21,10 @@ from worklist.selectors import imaging_status, imaging_statuses
 DAY = dt.date(2030, 3, 12)  # a Tuesday, away from the demo's appointments
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
-def clinician(practice) -> User:
-    return User.objects.get(username="clinician")
-
-
-@pytest.fixture
-def front_desk(client, clinician):
-    client.force_login(clinician)
-    return client
-
-
-@pytest.fixture
-def other_practice(db) -> Practice:
-    other = Practice.objects.create(name="Clinique B", ae_title="CLINIQUE-B")
-    patient = Patient.objects.create(
-        practice=other, chart_number="1001", family_name="Autre", given_name="Patiente"
-    )
-    book(other, patient, "OP-1", 9, 0)
-    return other
+def their_appointment(other_practice) -> Appointment:
+    """Practice B's imaging appointment for its patient, on DAY at 9:00 in OP-1."""
+    return book(other_practice.practice, other_practice.patient, "OP-1", 9, 0)
 
 
 def at(hour: int, minute: int = 0, day: dt.date = DAY) -> dt.datetime:
@@ -164,13 +144,13 @@ def test_calendar_needs_a_login(client, practice):
 
 
 def test_day_view_has_one_column_per_operatory_with_appointments_placed_by_time(
-    front_desk, practice
+    clinician_client, practice
 ):
     zoe = book(practice, patient(practice, "1001"), "OP-2", 9, 30, minutes=45)
     etienne = book(practice, patient(practice, "1002"), "OP-4", 13, imaging=False)
     late = book(practice, patient(practice, "1003"), "OP-1", 19, 30)
 
-    html = calendar(front_desk)
+    html = calendar(clinician_client)
 
     cols = columns(html)
     assert list(cols) == ["OP-1", "OP-2", "OP-3", "OP-4"]
@@ -187,7 +167,7 @@ def test_day_view_has_one_column_per_operatory_with_appointments_placed_by_time(
     assert "Tuesday 12 March 2030" in html
 
 
-def test_day_view_leaves_out_other_days_and_cancelled_appointments(front_desk, practice):
+def test_day_view_leaves_out_other_days_and_cancelled_appointments(clinician_client, practice):
     kept = book(practice, patient(practice, "1001"), "OP-1", 9)
     cancelled = book(practice, patient(practice, "1002"), "OP-2", 9)
     cancelled.status = Appointment.Status.CANCELLED
@@ -200,14 +180,14 @@ def test_day_view_leaves_out_other_days_and_cancelled_appointments(front_desk, p
         operatory="OP-3",
     )
 
-    html = calendar(front_desk)
+    html = calendar(clinician_client)
 
     assert f'data-appointment="{kept.pk}"' in html
     assert f'data-appointment="{cancelled.pk}"' not in html
     assert f'data-appointment="{tomorrow.pk}"' not in html
 
 
-def test_week_view_has_seven_days_and_filters_by_operatory(front_desk, practice):
+def test_week_view_has_seven_days_and_filters_by_operatory(clinician_client, practice):
     monday = book(practice, patient(practice, "1001"), "OP-1", 9)
     monday.start -= dt.timedelta(days=1)
     monday.end -= dt.timedelta(days=1)
@@ -220,7 +200,7 @@ def test_week_view_has_seven_days_and_filters_by_operatory(front_desk, practice)
         operatory="OP-2",
     )
 
-    html = calendar(front_desk, view="week")
+    html = calendar(clinician_client, view="week")
     days = day_columns(html)
     monday_of_week = dt.date(2030, 3, 11)
     assert list(days) == [(monday_of_week + dt.timedelta(days=n)).isoformat() for n in range(7)]
@@ -228,29 +208,29 @@ def test_week_view_has_seven_days_and_filters_by_operatory(front_desk, practice)
     assert f'data-appointment="{sunday_op2.pk}"' in days["2030-03-17"]
     assert "OP-1" in block(html, monday)  # the week view names the operatory
 
-    filtered = calendar(front_desk, view="week", operatory="OP-2")
+    filtered = calendar(clinician_client, view="week", operatory="OP-2")
     assert f'data-appointment="{sunday_op2.pk}"' in filtered
     assert f'data-appointment="{monday.pk}"' not in filtered
     assert '<option value="OP-2" selected>' in filtered
 
 
-def test_navigation_links_step_a_day_or_a_week(front_desk, practice):
-    day = calendar(front_desk)
+def test_navigation_links_step_a_day_or_a_week(clinician_client, practice):
+    day = calendar(clinician_client)
     assert 'id="cal-prev" href="?view=day&amp;date=2030-03-11"' in day
     assert 'id="cal-next" href="?view=day&amp;date=2030-03-13"' in day
     today = timezone.localdate().isoformat()
     assert f'id="cal-today" href="?view=day&amp;date={today}"' in day
 
-    week = calendar(front_desk, view="week", operatory="OP-3")
+    week = calendar(clinician_client, view="week", operatory="OP-3")
     assert 'id="cal-prev" href="?view=week&amp;date=2030-03-05&amp;operatory=OP-3"' in week
     assert 'id="cal-next" href="?view=week&amp;date=2030-03-19&amp;operatory=OP-3"' in week
 
 
-def test_bad_calendar_query_is_400_with_a_message(front_desk, practice):
-    response = front_desk.get(reverse("calendar"), {"date": "2030-13-45"})
+def test_bad_calendar_query_is_400_with_a_message(clinician_client, practice):
+    response = clinician_client.get(reverse("calendar"), {"date": "2030-13-45"})
     assert response.status_code == 400
     assert "Bad date “2030-13-45”: use YYYY-MM-DD." in response.content.decode()
-    response = front_desk.get(reverse("calendar_body"), {"view": "month"})
+    response = clinician_client.get(reverse("calendar_body"), {"view": "month"})
     assert response.status_code == 400
     assert "Unknown view “month”: use day or week." in response.content.decode()
 
@@ -258,12 +238,12 @@ def test_bad_calendar_query_is_400_with_a_message(front_desk, practice):
 # --- Chips, from real rows ---
 
 
-def test_chips_follow_each_step_of_an_imaging_appointment(front_desk, practice):
+def test_chips_follow_each_step_of_an_imaging_appointment(clinician_client, practice):
     appointment = book(practice, patient(practice, "1001"), "OP-1", 9)
     item = appointment.worklist_item
 
     def shown() -> list[str]:
-        return chips(block(calendar(front_desk), appointment))
+        return chips(block(calendar(clinician_client), appointment))
 
     assert shown() == ["Scheduled"]
 
@@ -304,7 +284,7 @@ def test_chips_follow_each_step_of_an_imaging_appointment(front_desk, practice):
     ]
 
 
-def test_study_matching_the_accession_number_but_needing_review(front_desk, practice):
+def test_study_matching_the_accession_number_but_needing_review(clinician_client, practice):
     appointment = book(practice, patient(practice, "1002"), "OP-2", 10)
     add_study(
         appointment,
@@ -312,14 +292,16 @@ def test_study_matching_the_accession_number_but_needing_review(front_desk, prac
         images=1,
         accession=appointment.worklist_item.accession_number,
     )
-    assert chips(block(calendar(front_desk), appointment)) == [
+    assert chips(block(calendar(clinician_client), appointment)) == [
         "Scheduled",
         "Images received (1)",
         "Needs review",
     ]
 
 
-def test_study_linked_by_appointment_only_counts_without_a_worklist_match(front_desk, practice):
+def test_study_linked_by_appointment_only_counts_without_a_worklist_match(
+    clinician_client, practice
+):
     """Name-matched images (a device that ignores the worklist) still show on the chip."""
     appointment = book(practice, patient(practice, "1003"), "OP-3", 11)
     add_study(appointment, status=DicomStudy.Status.PROCESSED, images=3, link=True)
@@ -329,7 +311,7 @@ def test_study_linked_by_appointment_only_counts_without_a_worklist_match(front_
     assert status.image_count == 4 and len(status.studies) == 2
 
 
-def test_completed_and_discontinued_items(front_desk, practice):
+def test_completed_and_discontinued_items(clinician_client, practice):
     done = book(practice, patient(practice, "1001"), "OP-1", 9)
     done.worklist_item.status = WorklistItem.Status.COMPLETED
     done.worklist_item.save()
@@ -337,26 +319,26 @@ def test_completed_and_discontinued_items(front_desk, practice):
     dropped.needs_imaging = False
     dropped.save()  # the worklist discontinues the item
 
-    html = calendar(front_desk)
+    html = calendar(clinician_client)
     assert chips(block(html, done)) == ["Scheduled", "Performed"]
     assert chips(block(html, dropped)) == ["Scheduled", "Discontinued"]
 
 
-def test_other_studies_do_not_count(front_desk, practice, other_practice):
+def test_other_studies_do_not_count(clinician_client, practice, their_appointment):
     appointment = book(practice, patient(practice, "1001"), "OP-1", 9)
     item = appointment.worklist_item
     # Another practice's study with the very same UID and accession number.
-    theirs = Appointment.objects.get(practice=other_practice)
+    theirs = their_appointment
     add_study(theirs, status=DicomStudy.Status.PROCESSED, images=2, uid=item.study_instance_uid)
-    DicomStudy.objects.filter(practice=other_practice).update(
+    DicomStudy.objects.filter(practice=theirs.practice).update(
         accession_number=item.accession_number
     )
     # A study of the same patient, linked to another appointment of hers.
     other_day = book(practice, patient(practice, "1001"), "OP-2", 15)
     add_study(other_day, status=DicomStudy.Status.PROCESSED, images=1, link=True)
 
-    assert chips(block(calendar(front_desk), appointment)) == ["Scheduled"]
-    assert chips(block(calendar(front_desk), other_day)) == [
+    assert chips(block(calendar(clinician_client), appointment)) == ["Scheduled"]
+    assert chips(block(calendar(clinician_client), other_day)) == [
         "Scheduled",
         "Images received (1)",
         "Linked",
@@ -379,7 +361,7 @@ def test_statuses_are_read_in_the_same_few_queries_for_any_number_of_appointment
     assert [four[a.pk].image_count for a in appointments] == [2, 2, 2, 2]
 
 
-def test_an_image_through_the_real_pipeline_shows_received_and_linked(front_desk, practice):
+def test_an_image_through_the_real_pipeline_shows_received_and_linked(clinician_client, practice):
     appointment = book(practice, patient(practice, "1004"), "OP-4", 14)
     item = appointment.worklist_item
     ingest_processed(
@@ -390,7 +372,7 @@ def test_an_image_through_the_real_pipeline_shows_received_and_linked(front_desk
         study_uid=item.study_instance_uid,
         study_date=DAY.strftime("%Y%m%d"),
     )
-    assert chips(block(calendar(front_desk), appointment)) == [
+    assert chips(block(calendar(clinician_client), appointment)) == [
         "Scheduled",
         "Images received (1)",
         "Linked",
@@ -400,7 +382,7 @@ def test_an_image_through_the_real_pipeline_shows_received_and_linked(front_desk
 # --- Appointment detail ---
 
 
-def test_detail_shows_the_worklist_item_and_thumbnails(front_desk, practice):
+def test_detail_shows_the_worklist_item_and_thumbnails(clinician_client, practice):
     appointment = book(practice, patient(practice, "1001"), "OP-1", 9)
     item = appointment.worklist_item
     instance = ingest_processed(
@@ -411,7 +393,7 @@ def test_detail_shows_the_worklist_item_and_thumbnails(front_desk, practice):
         study_uid=item.study_instance_uid,
         study_date=DAY.strftime("%Y%m%d"),
     )
-    html = page(front_desk, reverse("appointment_detail", args=[appointment.pk]))
+    html = page(clinician_client, reverse("appointment_detail", args=[appointment.pk]))
     assert f'<td data-field="accession_number">{item.accession_number}</td>' in html
     assert f'<td data-field="study_instance_uid">{item.study_instance_uid}</td>' in html
     assert '<td data-field="scheduled_station_ae_title">CARESTREAM</td>' in html
@@ -419,9 +401,11 @@ def test_detail_shows_the_worklist_item_and_thumbnails(front_desk, practice):
     assert '<td data-field="status">Scheduled</td>' in html
     thumb = reverse("instance_image", args=[instance.pk, "thumbnail"])
     assert f'<img class="thumb" src="{thumb}"' in html
-    assert front_desk.get(thumb).status_code == 200
+    assert clinician_client.get(thumb).status_code == 200
     # And the calendar links to it.
-    assert f'href="{reverse("appointment_detail", args=[appointment.pk])}"' in calendar(front_desk)
+    assert f'href="{reverse("appointment_detail", args=[appointment.pk])}"' in calendar(
+        clinician_client
+    )
 
 
 # --- Create, move, cancel: the worklist follows ---
@@ -442,11 +426,13 @@ def form(pat: Patient, **changes) -> dict:
     }
 
 
-def test_create_an_imaging_appointment_schedules_its_worklist_item(front_desk, practice):
+def test_create_an_imaging_appointment_schedules_its_worklist_item(clinician_client, practice):
     zoe = patient(practice, "1001")
-    assert front_desk.get(reverse("appointment_new"), {"operatory": "OP-2"}).status_code == 200
+    assert (
+        clinician_client.get(reverse("appointment_new"), {"operatory": "OP-2"}).status_code == 200
+    )
 
-    response = front_desk.post(reverse("appointment_new"), form(zoe))
+    response = clinician_client.post(reverse("appointment_new"), form(zoe))
 
     assert response.status_code == 302
     assert response["Location"] == f"{reverse('calendar')}?view=day&date={DAY.isoformat()}"
@@ -460,25 +446,25 @@ def test_create_an_imaging_appointment_schedules_its_worklist_item(front_desk, p
     assert item.scheduled_station_ae_title == "PLANMECA"  # OP-2's device
     assert item.modality == "IO"
     assert item.patient_name == "Côté^Zoé" and item.patient_id == "1001"
-    assert chips(block(calendar(front_desk), appointment)) == ["Scheduled"]
+    assert chips(block(calendar(clinician_client), appointment)) == ["Scheduled"]
 
 
-def test_create_refuses_bad_input_with_a_message(front_desk, practice, other_practice):
+def test_create_refuses_bad_input_with_a_message(clinician_client, practice, other_practice):
     zoe = patient(practice, "1001")
     booked = book(practice, patient(practice, "1002"), "OP-2", 9, 15)
     before = Appointment.objects.count()
 
-    taken = front_desk.post(reverse("appointment_new"), form(zoe))
+    taken = clinician_client.post(reverse("appointment_new"), form(zoe))
     assert taken.status_code == 400
     message = "OP-2 is already booked from 09:15 to 09:45 (Étienne Bélanger)."
     assert message in taken.content.decode()
 
-    theirs = Patient.objects.get(practice=other_practice)
-    foreign = front_desk.post(reverse("appointment_new"), form(theirs, time="11:00"))
+    theirs = other_practice.patient
+    foreign = clinician_client.post(reverse("appointment_new"), form(theirs, time="11:00"))
     assert foreign.status_code == 400
     assert b"Select a valid choice" in foreign.content
 
-    nonsense = front_desk.post(
+    nonsense = clinician_client.post(
         reverse("appointment_new"), form(zoe, time="25:99", duration="0", operatory="OP-3")
     )
     assert nonsense.status_code == 400
@@ -490,12 +476,12 @@ def test_create_refuses_bad_input_with_a_message(front_desk, practice, other_pra
     assert booked.worklist_item.status == WorklistItem.Status.SCHEDULED
 
 
-def test_move_an_appointment_moves_its_worklist_item(front_desk, practice):
+def test_move_an_appointment_moves_its_worklist_item(clinician_client, practice):
     appointment = book(practice, patient(practice, "1001"), "OP-1", 9, minutes=45)
     assert appointment.worklist_item.scheduled_station_ae_title == "CARESTREAM"
     move = reverse("appointment_move", args=[appointment.pk])
 
-    response = front_desk.post(
+    response = clinician_client.post(
         move, {"date": "2030-03-14", "time": "15:30", "duration": "45", "operatory": "OP-3"}
     )
 
@@ -511,19 +497,19 @@ def test_move_an_appointment_moves_its_worklist_item(front_desk, practice):
     assert item.status == WorklistItem.Status.SCHEDULED
 
 
-def test_move_refuses_a_taken_slot_and_bad_input(front_desk, practice):
+def test_move_refuses_a_taken_slot_and_bad_input(clinician_client, practice):
     appointment = book(practice, patient(practice, "1001"), "OP-1", 9)
     book(practice, patient(practice, "1002"), "OP-3", 14)
     move = reverse("appointment_move", args=[appointment.pk])
 
-    taken = front_desk.post(
+    taken = clinician_client.post(
         move, {"date": DAY.isoformat(), "time": "14:15", "duration": "30", "operatory": "OP-3"}
     )
     assert taken.status_code == 400
     message = "OP-3 is already booked from 14:00 to 14:30 (Étienne Bélanger)."
     assert message in taken.content.decode()
 
-    garbage = front_desk.post(move, {"date": "someday", "time": "14:15", "duration": "30"})
+    garbage = clinician_client.post(move, {"date": "someday", "time": "14:15", "duration": "30"})
     assert garbage.status_code == 400
     assert b"Enter a valid date." in garbage.content
 
@@ -532,10 +518,10 @@ def test_move_refuses_a_taken_slot_and_bad_input(front_desk, practice):
     assert WorklistItem.objects.get(appointment=appointment).scheduled_start == at(9)
 
 
-def test_cancel_discontinues_the_worklist_item(front_desk, practice):
+def test_cancel_discontinues_the_worklist_item(clinician_client, practice):
     appointment = book(practice, patient(practice, "1001"), "OP-1", 9)
 
-    response = front_desk.post(reverse("appointment_cancel", args=[appointment.pk]))
+    response = clinician_client.post(reverse("appointment_cancel", args=[appointment.pk]))
 
     assert response.status_code == 302
     appointment.refresh_from_db()
@@ -543,9 +529,9 @@ def test_cancel_discontinues_the_worklist_item(front_desk, practice):
     assert WorklistItem.objects.get(appointment=appointment).status == (
         WorklistItem.Status.DISCONTINUED
     )
-    assert f'data-appointment="{appointment.pk}"' not in calendar(front_desk)
+    assert f'data-appointment="{appointment.pk}"' not in calendar(clinician_client)
     # A cancelled appointment can't be moved back into the schedule by mistake.
-    moved = front_desk.post(
+    moved = clinician_client.post(
         reverse("appointment_move", args=[appointment.pk]),
         {"date": DAY.isoformat(), "time": "10:00", "duration": "30", "operatory": "OP-1"},
     )
@@ -553,12 +539,12 @@ def test_cancel_discontinues_the_worklist_item(front_desk, practice):
     assert b"A cancelled appointment cannot be moved." in moved.content
 
 
-def test_a_completed_appointment_cannot_be_cancelled(front_desk, practice):
+def test_a_completed_appointment_cannot_be_cancelled(clinician_client, practice):
     appointment = book(practice, patient(practice, "1001"), "OP-1", 9)
     appointment.status = Appointment.Status.COMPLETED
     appointment.save()
 
-    response = front_desk.post(reverse("appointment_cancel", args=[appointment.pk]))
+    response = clinician_client.post(reverse("appointment_cancel", args=[appointment.pk]))
 
     assert response.status_code == 400
     assert b"A completed appointment cannot be cancelled." in response.content
@@ -567,10 +553,15 @@ def test_a_completed_appointment_cannot_be_cancelled(front_desk, practice):
     assert appointment.worklist_item.status == WorklistItem.Status.COMPLETED
 
 
-def test_writes_need_post(front_desk, practice):
+def test_writes_need_post(clinician_client, practice):
     appointment = book(practice, patient(practice, "1001"), "OP-1", 9)
-    assert front_desk.get(reverse("appointment_cancel", args=[appointment.pk])).status_code == 405
-    assert front_desk.get(reverse("appointment_move", args=[appointment.pk])).status_code == 405
+    assert (
+        clinician_client.get(reverse("appointment_cancel", args=[appointment.pk])).status_code
+        == 405
+    )
+    assert (
+        clinician_client.get(reverse("appointment_move", args=[appointment.pk])).status_code == 405
+    )
     appointment.refresh_from_db()
     assert appointment.status == Appointment.Status.BOOKED
 
@@ -578,14 +569,16 @@ def test_writes_need_post(front_desk, practice):
 # --- Practice scoping ---
 
 
-def test_another_practice_appointment_is_404_and_not_listed(front_desk, practice, other_practice):
-    theirs = Appointment.objects.get(practice=other_practice)
+def test_another_practice_appointment_is_404_and_not_listed(
+    clinician_client, practice, their_appointment
+):
+    theirs = their_appointment
     item = theirs.worklist_item
     assert item is not None
     for name in ("appointment_detail",):
-        assert front_desk.get(reverse(name, args=[theirs.pk])).status_code == 404
+        assert clinician_client.get(reverse(name, args=[theirs.pk])).status_code == 404
     for name in ("appointment_move", "appointment_cancel"):
-        response = front_desk.post(
+        response = clinician_client.post(
             reverse(name, args=[theirs.pk]),
             {"date": DAY.isoformat(), "time": "15:00", "duration": "30"},
         )
@@ -594,39 +587,38 @@ def test_another_practice_appointment_is_404_and_not_listed(front_desk, practice
     item.refresh_from_db()
     assert theirs.status == Appointment.Status.BOOKED and theirs.start == at(9)
     assert item.status == WorklistItem.Status.SCHEDULED
-    html = calendar(front_desk)
+    html = calendar(clinician_client)
     assert f'data-appointment="{theirs.pk}"' not in html and "Patiente Autre" not in html
 
 
-def test_a_user_of_the_other_practice_sees_only_theirs(client, practice, other_practice):
+def test_a_user_of_the_other_practice_sees_only_theirs(
+    client_for, practice, other_practice, their_appointment
+):
     mine = book(practice, patient(practice, "1001"), "OP-1", 10)
-    theirs = Appointment.objects.get(practice=other_practice)
-    user = User.objects.create_user("b-desk", practice=other_practice)
-    client.force_login(user)
+    theirs = their_appointment
+    client = client_for(other_practice.user)
     html = calendar(client)
     assert f'data-appointment="{theirs.pk}"' in html
     assert f'data-appointment="{mine.pk}"' not in html
     assert client.get(reverse("appointment_detail", args=[mine.pk])).status_code == 404
 
 
-def test_a_user_without_a_practice_is_refused(client, practice):
-    admin = User.objects.create_user("root", is_superuser=True)
-    client.force_login(admin)
-    assert client.get(reverse("calendar")).status_code == 403
+def test_a_user_without_a_practice_is_refused(admin_client, practice):
+    assert admin_client.get(reverse("calendar")).status_code == 403
 
 
 # --- The page refreshes itself ---
 
 
-def test_the_page_polls_its_body_which_shows_new_images(front_desk, practice):
+def test_the_page_polls_its_body_which_shows_new_images(clinician_client, practice):
     appointment = book(practice, patient(practice, "1001"), "OP-1", 9)
-    full = calendar(front_desk)
+    full = calendar(clinician_client)
     assert '<script src="/static/vendor/htmx.min.js" defer></script>' in full
     body_url = f"{reverse('calendar_body')}?view=day&amp;date={DAY.isoformat()}"
     assert f'id="calendar-body" class="cal-body cal-day" hx-get="{body_url}"' in full
     assert 'hx-trigger="every 3s" hx-swap="outerHTML"' in full
 
-    before = page(front_desk, reverse("calendar_body"), date=DAY.isoformat())
+    before = page(clinician_client, reverse("calendar_body"), date=DAY.isoformat())
     assert before.startswith('<div id="calendar-body"') and "<html" not in before
     assert f'hx-get="{body_url}"' in before  # the swapped-in body keeps polling
     assert chips(block(before, appointment)) == ["Scheduled"]
@@ -637,12 +629,12 @@ def test_the_page_polls_its_body_which_shows_new_images(front_desk, practice):
         images=1,
         uid=appointment.worklist_item.study_instance_uid,
     )
-    after = page(front_desk, reverse("calendar_body"), date=DAY.isoformat())
+    after = page(clinician_client, reverse("calendar_body"), date=DAY.isoformat())
     assert chips(block(after, appointment)) == ["Scheduled", "Images received (1)"]
 
 
-def test_week_body_keeps_its_filter_when_polled(front_desk, practice):
-    html = calendar(front_desk, view="week", operatory="OP-2")
+def test_week_body_keeps_its_filter_when_polled(clinician_client, practice):
+    html = calendar(clinician_client, view="week", operatory="OP-2")
     url = f"{reverse('calendar_body')}?view=week&amp;date={DAY.isoformat()}&amp;operatory=OP-2"
     assert f'hx-get="{url}"' in html
 
@@ -650,11 +642,11 @@ def test_week_body_keeps_its_filter_when_polled(front_desk, practice):
 # --- French ---
 
 
-def test_the_calendar_speaks_french_by_default(front_desk, practice, settings):
+def test_the_calendar_speaks_french_by_default(clinician_client, practice, settings):
     settings.LANGUAGE_CODE = "fr-ca"
     appointment = book(practice, patient(practice, "1001"), "OP-1", 9)
     add_study(appointment, status=DicomStudy.Status.PROCESSED, images=2, link=True)
-    html = calendar(front_desk)
+    html = calendar(clinician_client)
     assert "Nouveau rendez-vous" in html
     assert chips(block(html, appointment)) == ["Planifié", "Images reçues (2)", "Liées"]
     assert "mardi 12 mars 2030" in html

@@ -17,14 +17,9 @@ from dicomnet.ingest.linking import link_study, link_to_patient
 from dicomnet.ingest.pipeline import process_instance
 from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomStudy
-from dicomnet.tests import dicomfiles
-from patients.models import Appointment, Patient, Practice
+from patients.models import Appointment, Patient
+from tests import dicom_samples
 from worklist.models import WorklistItem
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -42,14 +37,14 @@ def received(practice, tmp_path: Path, *, accession: str = "", step_id: str = ""
     """A study as the pipeline leaves it. The defaults would match no patient by name: the
     name is misspelt, there is no birth date, and the study date is not the appointment's."""
     kwargs.setdefault("patient_name", "Kote^Zoe")
-    ds = dicomfiles.intraoral(study_date="20240102", **kwargs)
+    ds = dicom_samples.intraoral(study_date="20240102", **kwargs)
     ds.AccessionNumber = accession
     if step_id:
         request = Dataset()
         request.RequestedProcedureID = "RP-X"
         request.ScheduledProcedureStepID = step_id
         ds.RequestAttributesSequence = [request]
-    path = dicomfiles.write(ds, tmp_path / "incoming" / f"{ds.SOPInstanceUID}.dcm")
+    path = dicom_samples.write(ds, tmp_path / "incoming" / f"{ds.SOPInstanceUID}.dcm")
     instance = store_instance(path, practice=practice, server=None, calling_ae="CARESTREAM")
     assert process_instance(instance.instance.pk) == "processed"
     return DicomStudy.objects.get(study_instance_uid=ds.StudyInstanceUID)
@@ -138,11 +133,8 @@ def test_a_manual_link_wins_and_takes_the_items_appointment_only_if_theirs(
     assert study.patient == item.patient and study.manually_linked
 
 
-def test_another_practices_item_is_never_used(practice, tmp_path):
-    other = Practice.objects.create(name="Autre clinique", ae_title="AUTRE-CRM")
-    stranger = Patient.objects.create(
-        practice=other, chart_number="1001", family_name="Côté", given_name="Zoé"
-    )
+def test_another_practices_item_is_never_used(practice, other_practice, tmp_path):
+    other, stranger = other_practice.practice, other_practice.patient  # chart 1001 too
     start = timezone.now().replace(microsecond=0)
     Appointment.objects.create(
         practice=other,

@@ -44,12 +44,6 @@ TODAY_IN_ORDER = [  # 08:00, 09:00, 10:00, 11:00, 14:00, 15:00
 ]
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    """seed_demo sets the demo login's password; PBKDF2 would cost ~0.5 s per test."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def identifier(step: dict | None = None, **top) -> Dataset:
     ds = Dataset()
     for keyword, value in top.items():
@@ -325,8 +319,8 @@ def test_own_station_device_without_station_gets_only_its_own_items(practice):
     assert names(identifier(day), practice, carestream) == TODAY_IN_ORDER
 
 
-def test_queries_are_scoped_to_the_practice(practice):
-    other = Practice.objects.create(name="Autre clinique", ae_title="OTHER-CRM")
+def test_queries_are_scoped_to_the_practice(practice, other_practice):
+    other = other_practice.practice
     add_item(other, local(2031, 1, 10, 9), name="Côté^Zoé", scheduled_station_ae_title="CARESTREAM")
     mine = add_item(practice, local(2031, 1, 10, 10), name="Côté^Zoé", accession_number="SAME")
     add_item(other, local(2031, 1, 10, 11), name="Autre^Patient", accession_number="SAME")

@@ -6,7 +6,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dicomnet.models import DicomServer
+from dicomnet.models import DeviceService, DicomServer
 from worklist.importing import import_records
 from worklist.scu import WorklistQueryError, query_worklist
 
@@ -71,8 +71,7 @@ class Command(BaseCommand):
                 f"AE title {ref!r} is registered in several practices: use an id: {ids}"
             )
         server = matches[0]
-        if not (server.is_active and server.allow_find):
-            raise CommandError(
-                f"{server} is not an active worklist provider: tick 'active' and 'allow find'"
-            )
+        refusal = server.refusal(DeviceService.WORKLIST)
+        if refusal:
+            raise CommandError(refusal)
         return server

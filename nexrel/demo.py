@@ -112,8 +112,13 @@ def practice_admin_group() -> Group:
 
 def _seed_appointments(practice: Practice, patients: list[Patient], today: dt.date) -> None:
     tz = timezone.get_current_timezone()
-    window = Appointment.objects.filter(practice=practice, procedure_code__startswith="D").filter(
-        start__date__gte=today - dt.timedelta(days=3), start__date__lte=today + dt.timedelta(days=3)
+    window = (
+        Appointment.objects.for_practice(practice)
+        .filter(procedure_code__startswith="D")
+        .filter(
+            start__date__gte=today - dt.timedelta(days=3),
+            start__date__lte=today + dt.timedelta(days=3),
+        )
     )
     WorklistItem.objects.filter(appointment__in=window).delete()
     window.delete()

@@ -1,0 +1,214 @@
+"""The one test base: the fixtures every test folder (tests/, patients/, dicomnet/, worklist/)
+shares, defined here or imported from the modules that hold the real processes and peers.
+
+For every test (autouse):
+- ``isolated_data``: its own data directory, spool and file storage under ``tmp_path``;
+  nothing touches var/. Returns the data directory.
+- ``english_by_default``: pages and messages in English (the French default is proven in
+  patients/tests/test_i18n.py).
+- ``fast_password_hashing``: PBKDF2 with one iteration (tests/fixtures.py); the hashes still
+  work in the subprocesses, which use the real hashers.
+
+The demo practice and its people:
+- ``practice``: the demo practice (``seed_demo``): eight patients, four devices, a week of
+  appointments and their worklist items.
+- ``clinician``: the demo login (``clinician``, password ``nexrel-demo``), staff and in the
+  "Practice admins" group: the practice's admin, not a superuser.
+- ``assistant``: a user of the demo practice without any admin right.
+- ``admin_user`` (pytest-django's): a superuser, of no practice.
+- ``client_for(user)``: a new test client, logged in as ``user``.
+- ``clinician_client``: the demo clinician, logged in (the logged-in client of the tests).
+  pytest-django's ``admin_client`` is the superuser's, ``client`` an anonymous one.
+- ``other_practice``: practice B, which the demo's users must never see (``OtherPractice``).
+
+Real processes and peers, imported from their modules; a test using them (or living in
+tests/integration/ or tests/e2e/) is marked ``integration`` or ``e2e`` here, which is how
+``make test-unit`` leaves it out:
+- tests/fixtures.py: ``listener``, ``listener_factory`` (``dicom_listener`` subprocesses),
+  ``worker`` (a django-q2 cluster);
+- tests/peers.py: ``postgres_server``, ``postgres_database``, ``redis_server``,
+  ``s3_server``, ``s3_bucket``, ``echo_peer`` (DCMTK storescp);
+- tests/orthanc.py: ``orthanc``;
+- tests/browser.py: ``web_server``, ``browser_page`` (Chromium through Playwright).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.browser import browser_page, web_server
+from tests.fixtures import listener, listener_factory, worker
+from tests.orthanc import orthanc
+from tests.peers import (
+    echo_peer,
+    postgres_database,
+    postgres_server,
+    redis_server,
+    s3_bucket,
+    s3_server,
+)
+
+if TYPE_CHECKING:
+    from django.test import Client
+
+    from dicomnet.models import DicomServer, RetrieveJob
+    from patients.models import Patient, Practice, User
+
+__all__ = [  # imported fixtures, for pytest to find here
+    "browser_page",
+    "echo_peer",
+    "listener",
+    "listener_factory",
+    "orthanc",
+    "postgres_database",
+    "postgres_server",
+    "redis_server",
+    "s3_bucket",
+    "s3_server",
+    "web_server",
+    "worker",
+]
+
+ROOT = Path(__file__).resolve().parent
+
+# A test using one of these is an integration (real peers or processes) or e2e test.
+INTEGRATION_FIXTURES = {
+    "listener",
+    "listener_factory",
+    "worker",
+    "postgres_server",
+    "postgres_database",
+    "redis_server",
+    "s3_server",
+    "s3_bucket",
+    "echo_peer",
+    "orthanc",
+}
+E2E_FIXTURES = {"web_server", "browser_page"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        path = Path(item.path).resolve()
+        folder = path.relative_to(ROOT).parts[:2] if path.is_relative_to(ROOT) else ()
+        if folder == ("tests", "integration") or names & INTEGRATION_FIXTURES:
+            item.add_marker(pytest.mark.integration)
+        if folder == ("tests", "e2e") or names & E2E_FIXTURES:
+            item.add_marker(pytest.mark.e2e)
+
+
+# For every test ------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def isolated_data(settings, tmp_path: Path) -> Path:
+    """Each test gets its own spool and storage; nothing touches var/."""
+    data = tmp_path / "data"
+    settings.DATA_DIR = data
+    settings.SPOOL_DIR = data / "spool"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(data / "storage"), "allow_overwrite": True},
+        },
+    }
+    return data
+
+
+@pytest.fixture(autouse=True)
+def english_by_default(settings) -> None:
+    """Tests read English text; the French default is proven in patients/tests/test_i18n.py."""
+    settings.LANGUAGE_CODE = "en"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """seed_demo sets the demo login's password; real PBKDF2 costs about a second each."""
+    settings.PASSWORD_HASHERS = ["tests.fixtures.FastPBKDF2PasswordHasher"]
+
+
+# The demo practice and its people -------------------------------------------------------------
+
+
+@pytest.fixture
+def practice(db) -> Practice:
+    from nexrel.demo import seed_demo
+
+    return seed_demo()
+
+
+@pytest.fixture
+def clinician(practice) -> User:
+    from patients.models import User
+
+    return User.objects.get(username="clinician")
+
+
+@pytest.fixture
+def assistant(practice) -> User:
+    from patients.models import User
+
+    return User.objects.create_user(
+        "assistant", practice=practice, password="assistant-password-1"
+    )
+
+
+@pytest.fixture
+def client_for(db):
+    """``client_for(user)``: a new test client with ``user`` logged in."""
+    from django.test import Client
+
+    def logged_in(user: User) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return logged_in
+
+
+@pytest.fixture
+def clinician_client(client_for, clinician) -> Client:
+    return client_for(clinician)
+
+
+@dataclass
+class OtherPractice:
+    practice: Practice
+    patient: Patient
+    user: User
+    server: DicomServer
+    job: RetrieveJob
+
+
+@pytest.fixture
+def other_practice(db) -> OtherPractice:
+    """Practice B ("Clinique B", CLINIQUE-B): a patient with the chart number of the demo's
+    Zoé Côté (1001, "Autre, Patiente"), its own user ``b-user`` (password ``b-password-1``),
+    a DICOM server "PACS B" (PACSB; find, move and get allowed) and a pending import job."""
+    from dicomnet.models import DicomServer, RetrieveJob
+    from patients.models import Patient, Practice, User
+
+    practice = Practice.objects.create(name="Clinique B", ae_title="CLINIQUE-B")
+    patient = Patient.objects.create(
+        practice=practice, chart_number="1001", family_name="Autre", given_name="Patiente"
+    )
+    user = User.objects.create_user("b-user", practice=practice, password="b-password-1")
+    server = DicomServer.objects.create(
+        practice=practice,
+        name="PACS B",
+        ae_title="PACSB",
+        allow_find=True,
+        allow_move=True,
+        allow_get=True,
+    )
+    job = RetrieveJob.objects.create(
+        practice=practice, server=server, patient=patient, study_instance_uids=["1.2.3"]
+    )
+    return OtherPractice(practice, patient, user, server, job)

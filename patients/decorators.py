@@ -1,0 +1,36 @@
+"""Access to the clinicians' pages: logged in, and attached to a practice."""
+
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+
+def practice_required(view):
+    """Logged in and attached to a practice; every query below is scoped to it.
+
+    An htmx request from an expired session is sent to the login page as a whole page
+    (HX-Redirect), rather than having the login form swapped into a fragment.
+    """
+
+    @login_required
+    @wraps(view)
+    def in_practice(request: HttpRequest, *args, **kwargs):
+        if not request.user.practice_id:
+            raise PermissionDenied("this account does not belong to a practice")
+        return view(request, *args, **kwargs)
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if getattr(request, "htmx", False) and not request.user.is_authenticated:
+            back = request.htmx.current_url_abs_path or "/"
+            login = f"{settings.LOGIN_URL}?{urlencode({'next': back})}"
+            return HttpResponse(status=204, headers={"HX-Redirect": login})
+        return in_practice(request, *args, **kwargs)
+
+    return wrapper
