@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # JavaScript the pages load, built from package-lock.json and served as static files (no CDN).
 VENDOR_JS := static/vendor/htmx.min.js
 
-.PHONY: run test setup system-deps venv migrate bench lint licences clean
+.PHONY: run test test-unit setup system-deps venv migrate bench lint licences clean
 
 run: setup
 	$(PY) manage.py migrate --noinput
@@ -16,6 +16,12 @@ test: system-deps setup licences
 	$(PY) -m ruff check .
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# The unit tests only, in under two minutes: no real peer (DCMTK, Orthanc, PostgreSQL, Redis,
+# S3), no listener or worker subprocess, no Chromium. conftest.py marks the tests that use
+# them, and those under tests/integration/ and tests/e2e/, `integration` or `e2e`.
+test-unit: setup
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not integration and not e2e" $(PYTEST_ARGS)
 
 setup: $(STAMP) $(VENDOR_JS)
 

@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -41,6 +40,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from run_bench import free_port, wait_port  # noqa: E402
 from stats import percentile  # noqa: E402
+
+from nexrel import supervisor  # noqa: E402
 
 PY = sys.executable
 NODELAY = {"TCP_NODELAY": "1"}  # DCMTK (and Orthanc, built on it) read this
@@ -186,12 +187,7 @@ class Server:
         return cmd, nexrel_env(self.work.parent), "NEXREL-CRM"
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        supervisor.stop(self.proc, timeout=15)
         self.log.close()
 
 

@@ -44,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_bench import NODELAY, PY, ROOT, free_port, wait_port  # noqa: E402
 from stats import percentile  # noqa: E402
 
+from nexrel import supervisor  # noqa: E402
+
 HERE = ROOT / "bench"
 CALLING_AE = "CARESTREAM"  # a demo-practice device with allow_find
 UID_ROOT = "1.2.826.0.1.3680043.8.498.4"
@@ -168,12 +170,7 @@ class Orthanc:
                 pass
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        supervisor.stop(self.proc, timeout=60)
         self.log.close()
 
 
@@ -238,12 +235,8 @@ class Listener:
         wait_port(self.port, 120)
 
     def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        os.killpg(self.proc.pid, signal.SIGTERM)  # the listener and its processes
+        supervisor.stop(self.proc, timeout=20, group=True)
         self.log.close()
 
 
@@ -278,12 +271,7 @@ class Postgres:
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/nexrel"
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)  # fast shutdown
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        supervisor.stop(self.proc, sig=signal.SIGINT, timeout=30)  # fast shutdown
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -457,8 +445,7 @@ def phase_move(cfg, work: Path, record: dict) -> None:
                     wait_port(scp_port)
                     wall = movescu(orthanc.port, "STORESCP", study, series)
                     stored = sum(1 for _ in (run / "out").iterdir())
-                    proc.terminate()
-                    proc.wait()
+                    supervisor.stop(proc)
                 else:
                     shutil.copy(template / "nexrel.sqlite3", run / "nexrel.sqlite3")
                     renv = nexrel_env(run)

@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import sqlite3
 import statistics
@@ -39,7 +38,10 @@ import pydicom
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))  # for bench/stats.py when imported from another script
+sys.path.insert(0, str(ROOT))  # for nexrel.supervisor
 from stats import percentile  # noqa: E402
+
+from nexrel import supervisor  # noqa: E402
 
 PY = sys.executable
 NODELAY = {"TCP_NODELAY": "1"}  # DCMTK tools read this; without it Nagle costs ~20x
@@ -200,12 +202,7 @@ class Receiver:
         return sum(1 for p in (self.work / "out").rglob("*") if p.is_file())
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        supervisor.stop(self.proc, timeout=20)
         self.log.close()
         shutil.rmtree(self.work, ignore_errors=True)
 
@@ -358,12 +355,7 @@ def phase_latency(cfg, corpora, template, record) -> None:
                 " on s.id = i.study_id where i.state='PROCESSED'"
             ).fetchall()
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:  # qcluster can hang on SIGTERM (django-q2 #346)
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        supervisor.stop(worker, group=True)  # qcluster can hang on SIGTERM (django-q2 #346)
         worker_log.close()
         rx.stop()
 

@@ -61,10 +61,10 @@ class DicomServer(models.Model):
     check_host = models.BooleanField(
         default=False, help_text=_("Only accept associations from this host's address.")
     )
-    allow_store = models.BooleanField(default=True)
-    allow_find = models.BooleanField(default=False)
-    allow_move = models.BooleanField(default=False)
-    allow_get = models.BooleanField(default=False)
+    allow_store = models.BooleanField(_("allow store"), default=True)
+    allow_find = models.BooleanField(_("allow find"), default=False)
+    allow_move = models.BooleanField(_("allow move"), default=False)
+    allow_get = models.BooleanField(_("allow get"), default=False)
     vendor_profile = models.CharField(
         max_length=20, choices=VendorProfile.choices, default=VendorProfile.GENERIC
     )

@@ -1,21 +1,104 @@
-"""Run the web server, the DICOM listener and the django-q2 cluster together (`make run`).
+"""The one process supervisor: start named children, watch them, stop them all.
 
-Ctrl-C (or SIGTERM) stops all three: SIGTERM to each, a bounded wait, then SIGKILL, since
+Used by `make run` (web, DICOM listener and django-q2 cluster, ``python -m nexrel.supervisor``),
+by the listener command for its SO_REUSEPORT processes, and by the tests and benchmarks for
+their peers. Stopping is always the same: SIGTERM, a bounded wait, then SIGKILL, since
 qcluster can hang on SIGTERM (django-q2 #346).
+
+This module imports no app: every app may use it (docs/architecture.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 
 STOP_WAIT_S = 10.0
 
 
-def commands(python: str) -> dict[str, list[str]]:
+def stop(
+    proc: subprocess.Popen,
+    *,
+    sig: int = signal.SIGTERM,
+    timeout: float = STOP_WAIT_S,
+    group: bool = False,
+    name: str = "",
+) -> int | None:
+    """Send ``sig``, wait up to ``timeout`` seconds, then SIGKILL; the exit code.
+
+    ``group``: the child leads its own session (``start_new_session``); once it is gone,
+    whatever it left in its process group is killed too.
+    """
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            if name:
+                print(f"{name} did not stop in {timeout:.0f}s: killing", flush=True)
+            proc.kill()
+            proc.wait(timeout=5)
+    if group:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode
+
+
+def stop_all(procs: Mapping[str, subprocess.Popen], *, timeout: float = STOP_WAIT_S) -> None:
+    """SIGTERM to every child at once, then ``stop`` each within one shared deadline."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for name, proc in procs.items():
+        stop(proc, timeout=max(0.1, deadline - time.monotonic()), name=name)
+
+
+def supervise(
+    commands: Mapping[str, list[str]],
+    *,
+    should_stop: Callable[[], bool],
+    own_sessions: bool = True,
+    on_started: Callable[[], None] | None = None,
+    poll_s: float = 0.5,
+) -> int:
+    """Run ``commands`` until ``should_stop()`` or until one of them exits; then stop all.
+
+    1. Start every command; with ``own_sessions`` each gets its own session, so a Ctrl-C on
+       the terminal reaches only the supervisor, which stops the children in order.
+    2. Watch: a child that exits stops the others (a half-running Nexrel is worse than none);
+       its exit code, or 1, is returned.
+    3. Stop all (``stop_all``). Returns 0 when asked to stop.
+    """
+    procs = {
+        name: subprocess.Popen(argv, start_new_session=own_sessions)
+        for name, argv in commands.items()
+    }
+    if on_started is not None:
+        on_started()
+    code = 0
+    try:
+        while not should_stop():
+            exited = next((n for n, p in procs.items() if p.poll() is not None), None)
+            if exited is not None:
+                print(f"{exited} exited with {procs[exited].returncode}; stopping the others",
+                      flush=True)  # fmt: skip
+                code = procs[exited].returncode or 1
+                break
+            time.sleep(poll_s)
+    finally:
+        stop_all(procs)
+    return code
+
+
+def make_run_commands(python: str) -> dict[str, list[str]]:
     web = os.environ.get("NEXREL_WEB_ADDRESS", "127.0.0.1:8000")
     return {
         # --insecure: runserver serves static files with DEBUG off, as the embedded setup needs.
@@ -25,34 +108,7 @@ def commands(python: str) -> dict[str, list[str]]:
     }
 
 
-def stop_all(procs: dict[str, subprocess.Popen]) -> None:
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_WAIT_S
-    for name, proc in procs.items():
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"{name} did not stop in {STOP_WAIT_S:.0f}s: killing", flush=True)
-            proc.kill()
-            proc.wait()
-
-
-def main() -> int:
-    stopping = False
-
-    def request_stop(*_) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    # Children get their own process group so Ctrl-C reaches only us; we stop them in order.
-    procs = {
-        name: subprocess.Popen(argv, start_new_session=True)
-        for name, argv in commands(sys.executable).items()
-    }
+def _banner() -> None:
     port = os.environ.get("DICOM_PORT", "4242")
     ae = os.environ.get("DICOM_AE_TITLE", "NEXREL-CRM")
     print(
@@ -65,17 +121,21 @@ def main() -> int:
         "Ctrl-C stops all three.\n",
         flush=True,
     )
-    code = 0
-    while not stopping:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                print(f"{name} exited with {proc.returncode}; stopping the others", flush=True)
-                code = proc.returncode or 1
-                stopping = True
-                break
-        time.sleep(0.5)
-    stop_all(procs)
-    return code
+
+
+def main() -> int:
+    """`make run`: web, listener and worker until Ctrl-C or SIGTERM."""
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    return supervise(
+        make_run_commands(sys.executable), should_stop=lambda: stopping, on_started=_banner
+    )
 
 
 if __name__ == "__main__":

@@ -5,18 +5,18 @@ patient list and the patient's chart. Views only translate HTTP; reads go throug
 from __future__ import annotations
 
 from django.db.models import Count, Prefetch
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from dicomnet.models import DicomInstance, DicomStudy
-from patients.decorators import practice_required
+from patients.decorators import PracticeRequest, practice_required
 from patients.models import Patient
 from patients.selectors import search_patients, unread_notifications
 from patients.services import audit, mark_notifications_read
 
 
 @practice_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: PracticeRequest) -> HttpResponse:
     practice = request.user.practice
     studies = (
         DicomStudy.objects.for_practice(practice).select_related("patient").order_by("-updated_at")
@@ -33,14 +33,14 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @practice_required
-def patient_list(request: HttpRequest) -> HttpResponse:
+def patient_list(request: PracticeRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     patients = search_patients(request.user.practice, query).annotate(study_count=Count("studies"))
     return render(request, "patients/list.html", {"patients": patients[:200], "q": query})
 
 
 @practice_required
-def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def patient_detail(request: PracticeRequest, pk: int) -> HttpResponse:
     patient = get_object_or_404(Patient.objects.for_practice(request.user.practice), pk=pk)
     audit(request.user, "view_patient_images", patient=patient, ref=f"patient:{pk}")
     mark_notifications_read(patient)

@@ -7,7 +7,7 @@ and a row they create gets their practice. A staff user without a practice sees 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
 from django.contrib.admin.utils import get_fields_from_path
@@ -16,11 +16,16 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from patients.models import Practice
+from patients.models import Practice, User
 
 
 def is_scoped(request: HttpRequest) -> bool:
     return not request.user.is_superuser
+
+
+def _practice_id(request: HttpRequest) -> int | None:
+    """The practice of the admin's user: the admin site lets only logged-in staff in."""
+    return cast(User, request.user).practice_id
 
 
 def practice_lookup(model: type[models.Model]) -> str | None:
@@ -31,7 +36,7 @@ def practice_lookup(model: type[models.Model]) -> str | None:
         field = model._meta.get_field("practice")
     except FieldDoesNotExist:
         return None
-    if field.is_relation and issubclass(field.related_model, Practice):
+    if field.related_model is not None and issubclass(field.related_model, Practice):
         return "practice"
     return None
 
@@ -41,9 +46,9 @@ def scope_to_practice(queryset: QuerySet, request: HttpRequest) -> QuerySet:
     lookup = practice_lookup(queryset.model)
     if lookup is None or not is_scoped(request):
         return queryset
-    if not request.user.practice_id:
+    if not _practice_id(request):
         return queryset.none()
-    return queryset.filter(**{lookup: request.user.practice_id})
+    return queryset.filter(**{lookup: _practice_id(request)})
 
 
 class PracticeScopedAdmin(admin.ModelAdmin):
@@ -76,9 +81,9 @@ class PracticeScopedAdmin(admin.ModelAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         if not is_scoped(request) or "practice" not in form.base_fields:
             return form
-        practice_id = request.user.practice_id
+        practice_id = _practice_id(request)
 
-        class PracticeForm(form):
+        class PracticeForm(form):  # type: ignore[valid-type,misc]  # of the admin's own form
             def __init__(self, *args: Any, **kw: Any) -> None:
                 super().__init__(*args, **kw)
                 if self.instance._state.adding:
@@ -92,7 +97,7 @@ class PracticeScopedAdmin(admin.ModelAdmin):
         filters = list(super().get_list_filter(request))
         if not is_scoped(request):
             return filters
-        scoped = []
+        scoped: list[Any] = []
         for item in filters:
             if not isinstance(item, str):
                 scoped.append(item)
@@ -107,10 +112,10 @@ class PracticeScopedAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
         if is_scoped(request) and practice_lookup(self.model) == "practice":
-            obj.practice_id = request.user.practice_id
+            obj.practice_id = _practice_id(request)
         super().save_model(request, obj, form, change)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        if is_scoped(request) and not request.user.practice_id:
+        if is_scoped(request) and not _practice_id(request):
             return False
         return super().has_add_permission(request, *args)

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 from functools import wraps
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django_htmx.middleware import HtmxDetails
+
+if TYPE_CHECKING:
+    from patients.models import Practice, User
+
+    class PracticeUser(User):
+        """A user attached to a practice, as ``practice_required`` makes sure (for mypy only)."""
+
+        practice: Practice
+        practice_id: int
+
+
+class HtmxRequest(HttpRequest):
+    """The type of a request through django-htmx's middleware, which sets ``request.htmx``."""
+
+    htmx: HtmxDetails
+
+
+class PracticeRequest(HtmxRequest):
+    """The type of the request a ``practice_required`` view is given."""
+
+    user: PracticeUser
 
 
 def practice_required(view):
@@ -20,13 +43,13 @@ def practice_required(view):
 
     @login_required
     @wraps(view)
-    def in_practice(request: HttpRequest, *args, **kwargs):
+    def in_practice(request: PracticeRequest, *args, **kwargs):
         if not request.user.practice_id:
             raise PermissionDenied("this account does not belong to a practice")
         return view(request, *args, **kwargs)
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs):
+    def wrapper(request: HtmxRequest, *args, **kwargs):
         if getattr(request, "htmx", False) and not request.user.is_authenticated:
             back = request.htmx.current_url_abs_path or "/"
             login = f"{settings.LOGIN_URL}?{urlencode({'next': back})}"

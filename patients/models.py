@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -12,7 +14,7 @@ from patients.names import normalise_name
 class PracticeQuerySet(models.QuerySet):
     """Rows of a practice-owned model. Every read scoped to a practice starts here."""
 
-    def for_practice(self, practice: Practice | int | None) -> PracticeQuerySet:
+    def for_practice(self, practice: Practice | int | None) -> Self:
         """The rows of ``practice`` (a Practice or its id); none for None (a user without one)."""
         if practice is None:
             return self.none()

@@ -4,7 +4,6 @@ available everywhere; import the helpers from here."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -17,6 +16,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
+
+from nexrel import supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 PYDICOM_TEST_FILES = Path(__import__("pydicom").__file__).parent / "data" / "test_files"
@@ -99,16 +100,9 @@ class ManagedProcess:
         )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()  # qcluster can hang on SIGTERM (django-q2 #346)
-                self.proc.wait()
         if self.proc:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)  # orphans left in its group
+            # group: orphans the process left in its session go too
+            supervisor.stop(self.proc, sig=sig, timeout=timeout, group=True)
         if getattr(self, "_log", None):
             self._log.close()
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from nexrel.supervisor import stop
 from tests.fixtures import free_port, wait_for_port
 
 S3_REGION = "ca-central-1"
@@ -40,15 +41,8 @@ POSTGRES_RUN_AS = ("postgres", "nexrel-test")  # tried in order when we are root
 
 
 def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-    """Send ``sig``, wait up to ``timeout`` seconds, then SIGKILL."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    """Send ``sig``, wait up to ``timeout`` seconds, then SIGKILL (``nexrel.supervisor.stop``)."""
+    stop(proc, sig=sig, timeout=timeout)
 
 
 def _start(

@@ -2,6 +2,7 @@
 
 patients <- dicomnet <- worklist <- nexrel across apps, and inside dicomnet
 dimse <- net <- ingest <- qr (models, admin, api, urls and management may use them all).
+Beneath every app, ``nexrel.supervisor`` and ``nexrel.settings`` import none of them.
 """
 
 from __future__ import annotations
@@ -14,10 +15,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # What each package may not import: the ones above it.
+APPS = ("patients", "dicomnet", "worklist")
+# nexrel's composing modules: above every app.
+NEXREL_TOP = ("nexrel.views", "nexrel.urls", "nexrel.demo", "nexrel.management")
 FORBIDDEN = {
-    "patients": ("dicomnet", "worklist", "nexrel"),
-    "dicomnet": ("worklist", "nexrel"),
-    "worklist": ("nexrel",),
+    "patients": ("dicomnet", "worklist", *NEXREL_TOP),
+    "dicomnet": ("worklist", *NEXREL_TOP),
+    "worklist": NEXREL_TOP,
+    "nexrel.supervisor": APPS,
+    "nexrel.settings": APPS,
     "dicomnet.dimse": ("dicomnet.net", "dicomnet.ingest", "dicomnet.qr", "dicomnet.models"),
     "dicomnet.net": ("dicomnet.ingest", "dicomnet.qr"),
     "dicomnet.ingest": ("dicomnet.qr",),

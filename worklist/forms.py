@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from patients.models import Practice
+from patients.models import Patient, Practice
 from worklist.models import ProcedureModality
 from worklist.selectors import bookable_patients
 
@@ -25,10 +27,10 @@ class WhenForm(forms.Form):
     )
     operatory = forms.CharField(label=_("Operatory"), max_length=50, required=False)
 
-    def __init__(self, *args, operatories: list[str] = (), **kwargs):
+    def __init__(self, *args, operatories: Iterable[str] = (), **kwargs):
         super().__init__(*args, **kwargs)
         choices = [(name, name) for name in operatories if name]
-        self.fields["operatory"].widget = forms.Select(choices=[("", _("(none)"))] + choices)
+        self.fields["operatory"].widget = forms.Select(choices=[("", _("(none)")), *choices])
 
     @property
     def start(self) -> dt.datetime:
@@ -40,7 +42,9 @@ class WhenForm(forms.Form):
 
 
 class AppointmentForm(WhenForm):
-    patient = forms.ModelChoiceField(label=_("Patient"), queryset=None)
+    patient: forms.ModelChoiceField[Patient] = forms.ModelChoiceField(
+        label=_("Patient"), queryset=None
+    )
     procedure_code = forms.CharField(label=_("Procedure code"), max_length=20, required=False)
     procedure_description = forms.CharField(label=_("Procedure"), max_length=200, required=False)
     needs_imaging = forms.BooleanField(label=_("Needs imaging"), required=False)
@@ -51,9 +55,10 @@ class AppointmentForm(WhenForm):
     def __init__(self, *args, practice: Practice, **kwargs):
         super().__init__(*args, **kwargs)
         self.practice = practice
-        self.fields["patient"].queryset = bookable_patients(practice)
-        self.fields["patient"].label_from_instance = lambda p: (
-            f"{p.family_name}, {p.given_name} ({p.chart_number})"
+        patient = cast(forms.ModelChoiceField, self.fields["patient"])
+        patient.queryset = bookable_patients(practice)
+        patient.label_from_instance = lambda obj: (  # type: ignore[method-assign]  # per form
+            f"{obj.family_name}, {obj.given_name} ({obj.chart_number})"
         )
         self.procedures = {
             row.procedure_code: row for row in ProcedureModality.objects.for_practice(practice)
@@ -63,7 +68,7 @@ class AppointmentForm(WhenForm):
         )
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = cast(dict[str, Any], super().clean())  # Form.clean: the cleaned_data dict
         code = (data.get("procedure_code") or "").strip().upper()
         data["procedure_code"] = code
         known = self.procedures.get(code)

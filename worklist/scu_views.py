@@ -3,14 +3,17 @@ the query is ``worklist.scu``, the import ``worklist.importing``."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django import forms
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
-from patients.decorators import practice_required
+from dicomnet.models import DicomServer
+from patients.decorators import PracticeRequest, practice_required
 from patients.models import Practice
 from worklist.importing import import_records
 from worklist.scu import WorklistQueryError, query_worklist, worklist_providers
@@ -19,7 +22,9 @@ LONGEST_RANGE_DAYS = 31
 
 
 class WorklistImportForm(forms.Form):
-    server = forms.ModelChoiceField(queryset=None, label=_("Worklist provider"))
+    server: forms.ModelChoiceField[DicomServer] = forms.ModelChoiceField(
+        queryset=None, label=_("Worklist provider")
+    )
     date_from = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
     station_ae = forms.CharField(label=_("Station AE title"), max_length=16, required=False)
@@ -27,10 +32,10 @@ class WorklistImportForm(forms.Form):
 
     def __init__(self, *args, practice: Practice, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["server"].queryset = worklist_providers(practice)
+        cast(forms.ModelChoiceField, self.fields["server"]).queryset = worklist_providers(practice)
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = cast(dict[str, Any], super().clean())  # Form.clean: the cleaned_data dict
         start, end = data.get("date_from"), data.get("date_to")
         if start and end and start > end:
             raise forms.ValidationError(_("The range must start before it ends."))
@@ -43,7 +48,7 @@ class WorklistImportForm(forms.Form):
 
 @practice_required
 @require_http_methods(["GET", "POST"])
-def import_worklist(request: HttpRequest) -> HttpResponse:
+def import_worklist(request: PracticeRequest) -> HttpResponse:
     """GET with a provider: show its items. POST: query them again and import them."""
     practice = request.user.practice
     if request.method == "POST":

@@ -6,14 +6,14 @@ from __future__ import annotations
 import datetime as dt
 
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from patients.decorators import practice_required
+from patients.decorators import PracticeRequest, practice_required
 from patients.models import Appointment
 from patients.services import audit, cancel_appointment, create_appointment, move_appointment
 from worklist import selectors
@@ -27,7 +27,7 @@ REFRESH_SECONDS = 3
 
 @practice_required
 @require_GET
-def calendar(request: HttpRequest) -> HttpResponse:
+def calendar(request: PracticeRequest) -> HttpResponse:
     context = _calendar_context(request)
     if isinstance(context, HttpResponse):
         return context
@@ -36,7 +36,7 @@ def calendar(request: HttpRequest) -> HttpResponse:
 
 @practice_required
 @require_GET
-def calendar_body(request: HttpRequest) -> HttpResponse:
+def calendar_body(request: PracticeRequest) -> HttpResponse:
     """The part of the calendar that the page re-fetches every REFRESH_SECONDS (htmx)."""
     context = _calendar_context(request)
     if isinstance(context, HttpResponse):
@@ -44,7 +44,7 @@ def calendar_body(request: HttpRequest) -> HttpResponse:
     return render(request, "worklist/_calendar_body.html", context)
 
 
-def _calendar_context(request: HttpRequest) -> dict | HttpResponse:
+def _calendar_context(request: PracticeRequest) -> dict | HttpResponse:
     practice = request.user.practice
     try:
         query = CalendarQuery.from_params(request.GET, today=timezone.localdate())
@@ -82,7 +82,7 @@ def _calendar_context(request: HttpRequest) -> dict | HttpResponse:
     return context
 
 
-def _appointment_or_404(request: HttpRequest, pk: int) -> Appointment:
+def _appointment_or_404(request: PracticeRequest, pk: int) -> Appointment:
     try:
         return selectors.appointment_detail(request.user.practice, pk)
     except Appointment.DoesNotExist:
@@ -96,7 +96,7 @@ def _calendar_url(appointment: Appointment) -> str:
 
 @practice_required
 @require_http_methods(["GET", "POST"])
-def appointment_new(request: HttpRequest) -> HttpResponse:
+def appointment_new(request: PracticeRequest) -> HttpResponse:
     practice = request.user.practice
     operatories = selectors.operatories_of(practice)
     if request.method == "GET":
@@ -130,7 +130,7 @@ def appointment_new(request: HttpRequest) -> HttpResponse:
     return _render_new(request, form, status=400)
 
 
-def _render_new(request: HttpRequest, form: AppointmentForm, status: int = 200) -> HttpResponse:
+def _render_new(request: PracticeRequest, form: AppointmentForm, status: int = 200) -> HttpResponse:
     procedures = ProcedureModality.objects.for_practice(request.user.practice)
     return render(
         request,
@@ -142,12 +142,12 @@ def _render_new(request: HttpRequest, form: AppointmentForm, status: int = 200) 
 
 @practice_required
 @require_GET
-def appointment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def appointment_detail(request: PracticeRequest, pk: int) -> HttpResponse:
     appointment = _appointment_or_404(request, pk)
     return _render_detail(request, appointment, _move_form(request, appointment))
 
 
-def _move_form(request: HttpRequest, appointment: Appointment, data=None) -> MoveForm:
+def _move_form(request: PracticeRequest, appointment: Appointment, data=None) -> MoveForm:
     start = timezone.localtime(appointment.start)
     minutes = int((appointment.end - appointment.start) / dt.timedelta(minutes=1))
     return MoveForm(
@@ -163,7 +163,7 @@ def _move_form(request: HttpRequest, appointment: Appointment, data=None) -> Mov
 
 
 def _render_detail(
-    request: HttpRequest,
+    request: PracticeRequest,
     appointment: Appointment,
     move_form: MoveForm,
     *,
@@ -195,7 +195,7 @@ def _render_detail(
 
 @practice_required
 @require_POST
-def appointment_move(request: HttpRequest, pk: int) -> HttpResponse:
+def appointment_move(request: PracticeRequest, pk: int) -> HttpResponse:
     appointment = _appointment_or_404(request, pk)
     form = _move_form(request, appointment, data=request.POST)
     if form.is_valid():
@@ -216,7 +216,7 @@ def appointment_move(request: HttpRequest, pk: int) -> HttpResponse:
 
 @practice_required
 @require_POST
-def appointment_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def appointment_cancel(request: PracticeRequest, pk: int) -> HttpResponse:
     appointment = _appointment_or_404(request, pk)
     try:
         cancel_appointment(appointment)

@@ -6,6 +6,8 @@ Another practice's servers, patients and jobs are 404: they do not exist for the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -26,6 +28,9 @@ from dicomnet.qr import remote, retrieve
 from dicomnet.qr.selectors import jobs_of
 from patients.models import Patient
 
+if TYPE_CHECKING:
+    from patients.decorators import PracticeUser
+
 BAD_INPUT = OpenApiResponse(ErrorSerializer, description="invalid input, or not allowed")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="no such object in your practice")
 REMOTE_FAILED = OpenApiResponse(
@@ -42,6 +47,12 @@ class InPractice(BasePermission):
         return bool(request.user and request.user.is_authenticated and request.user.practice_id)
 
 
+class PracticeRequest(Request):
+    """The type of the request a PracticeAPIView's handler is given, once InPractice passed."""
+
+    user: PracticeUser
+
+
 class PracticeAPIView(APIView):
     permission_classes = [IsAuthenticated, InPractice]
 
@@ -53,7 +64,7 @@ class QueryView(PracticeAPIView):
         parameters=[QuerySerializer],
         responses={200: QueryResultSerializer, 400: BAD_INPUT, 404: NOT_FOUND, 502: REMOTE_FAILED},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: PracticeRequest) -> Response:
         params = QuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         filters = dict(params.validated_data)
@@ -78,7 +89,7 @@ class ImportView(PracticeAPIView):
         request=ImportSerializer,
         responses={201: RetrieveJobSerializer, 400: BAD_INPUT, 404: NOT_FOUND},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: PracticeRequest) -> Response:
         body = ImportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -105,7 +116,7 @@ class JobView(PracticeAPIView):
         summary="Progress of an import job",
         responses={200: RetrieveJobSerializer, 404: NOT_FOUND},
     )
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: PracticeRequest, pk: int) -> Response:
         job = get_object_or_404(jobs_of(request.user.practice), pk=pk)
         return Response(RetrieveJobSerializer(job).data)
 
@@ -117,7 +128,7 @@ class JobCancelView(PracticeAPIView):
         request=None,
         responses={200: RetrieveJobSerializer, 404: NOT_FOUND},
     )
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: PracticeRequest, pk: int) -> Response:
         job = get_object_or_404(jobs_of(request.user.practice), pk=pk)
         job = retrieve.cancel_job(job)
         return Response(RetrieveJobSerializer(job).data)

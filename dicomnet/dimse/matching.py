@@ -286,6 +286,10 @@ def time_range(text: str) -> tuple[dt.time | None, dt.time | None]:
 
 def datetime_range(text: str) -> tuple[dt.datetime | None, dt.datetime | None]:
     """A DT value or range; a DT's own UTC offset may hold a "-" too ("-0500")."""
+    single = _DATETIME.fullmatch(text)
+    if single is not None and single.group(8) and len(text) >= 15:
+        # "202601050830-0500" is one value with its offset; "2026-2027" stays a range.
+        return datetime_bounds(text)
     match = _DATETIME_RANGE.fullmatch(text)
     if match is None:
         return datetime_bounds(text)

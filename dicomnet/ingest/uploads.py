@@ -10,14 +10,16 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, TYPE_CHECKING
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
 from dicomnet.ingest.storage import copy_into_spool_tmp
 from dicomnet.ingest.store import IngestError, store_instance
-from patients.models import User
+
+if TYPE_CHECKING:
+    from patients.decorators import PracticeUser
 
 log = logging.getLogger("dicomnet.ingest.uploads")
 
@@ -30,7 +32,7 @@ class UploadResult:
     instance_id: int | None = None
 
 
-def ingest_upload(name: str, fileobj: BinaryIO, *, user: User) -> list[UploadResult]:
+def ingest_upload(name: str, fileobj: IO[bytes], *, user: PracticeUser) -> list[UploadResult]:
     """Ingest one uploaded file; a zip is opened and each member ingested."""
     if zipfile.is_zipfile(fileobj):
         fileobj.seek(0)
@@ -39,7 +41,7 @@ def ingest_upload(name: str, fileobj: BinaryIO, *, user: User) -> list[UploadRes
     return [_ingest_one(name, fileobj, user=user)]
 
 
-def _ingest_zip(name: str, fileobj: BinaryIO, *, user: User) -> Iterable[UploadResult]:
+def _ingest_zip(name: str, fileobj: IO[bytes], *, user: PracticeUser) -> Iterable[UploadResult]:
     budget = settings.NEXREL_UPLOAD_MAX_BYTES
     try:
         archive = zipfile.ZipFile(fileobj)
@@ -71,7 +73,9 @@ def _ingest_zip(name: str, fileobj: BinaryIO, *, user: User) -> Iterable[UploadR
             yield result
 
 
-def _ingest_one(name: str, src: BinaryIO, *, user: User, position: int = 1) -> UploadResult:
+def _ingest_one(
+    name: str, src: IO[bytes], *, user: PracticeUser, position: int = 1
+) -> UploadResult:
     path: Path | None = None
     try:
         path = copy_into_spool_tmp(src)

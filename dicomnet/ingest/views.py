@@ -1,36 +1,36 @@
 from __future__ import annotations
 
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_http_methods
 
 from dicomnet.ingest.previews import IMAGE_CONTENT_TYPE
-from dicomnet.ingest.uploads import ingest_upload
+from dicomnet.ingest.uploads import UploadResult, ingest_upload
 from dicomnet.models import DicomInstance
-from patients.decorators import practice_required
+from patients.decorators import PracticeRequest, practice_required
 from patients.services import audit
 
 
 @practice_required
 @require_http_methods(["GET", "POST"])
-def upload(request: HttpRequest) -> HttpResponse:
-    results = []
+def upload(request: PracticeRequest) -> HttpResponse:
+    results: list[UploadResult] | None = []
     status = 200
     if request.method == "POST":
         files = request.FILES.getlist("files")
         if not files:
             status = 400
             results = None
-        for f in files:
-            results.extend(ingest_upload(f.name, f, user=request.user))
+        else:
+            results = [r for f in files for r in ingest_upload(f.name or "", f, user=request.user)]
         if results and not any(r.ok for r in results):
             status = 400
     return render(request, "dicomnet/upload.html", {"results": results}, status=status)
 
 
 @practice_required
-def instance_image(request: HttpRequest, pk: int, kind: str) -> FileResponse:
+def instance_image(request: PracticeRequest, pk: int, kind: str) -> FileResponse:
     instance = get_object_or_404(DicomInstance.objects.for_practice(request.user.practice), pk=pk)
     key = instance.thumbnail_key if kind == "thumbnail" else instance.preview_key
     if not key:

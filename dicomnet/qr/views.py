@@ -5,9 +5,11 @@ reads ``qr.selectors`` and ``for_practice``."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -15,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dicomnet.models import DeviceService, DicomServer, RetrieveJob
 from dicomnet.qr import remote, retrieve
 from dicomnet.qr.selectors import is_finished, jobs_of
-from patients.decorators import practice_required
+from patients.decorators import PracticeRequest, practice_required
 from patients.models import Patient, Practice
 
 SERVER_FIELDS = [
@@ -41,7 +43,9 @@ def dicom_name(patient: Patient) -> str:
 
 
 class FindForm(forms.Form):
-    server = forms.ModelChoiceField(queryset=None, label=_("DICOM system"))
+    server: forms.ModelChoiceField[DicomServer] = forms.ModelChoiceField(
+        queryset=None, label=_("DICOM system")
+    )
     patient_name = forms.CharField(label=_("Patient name"), max_length=64, required=False)
     patient_birth_date = forms.DateField(
         label=_("Date of birth"), required=False, widget=forms.DateInput(attrs={"type": "date"})
@@ -57,12 +61,12 @@ class FindForm(forms.Form):
 
     def __init__(self, *args, practice: Practice, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["server"].queryset = DicomServer.objects.for_practice(practice).allowing(
-            DeviceService.FIND
+        cast(forms.ModelChoiceField, self.fields["server"]).queryset = (
+            DicomServer.objects.for_practice(practice).allowing(DeviceService.FIND)
         )
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = cast(dict[str, Any], super().clean())  # Form.clean: the cleaned_data dict
         start, end = data.get("date_from"), data.get("date_to")
         if start and end and start > end:
             raise forms.ValidationError(_("The range must start before it ends."))
@@ -87,17 +91,19 @@ class FindForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    server = forms.ModelChoiceField(queryset=None)
+    server: forms.ModelChoiceField[DicomServer] = forms.ModelChoiceField(queryset=None)
     study_instance_uids = forms.MultipleChoiceField(label=_("Studies"))
     method = forms.ChoiceField(label=_("Method"), choices=RetrieveJob.Method.choices)
 
     def __init__(self, *args, practice: Practice, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["server"].queryset = DicomServer.objects.for_practice(practice).allowing(
+        servers = DicomServer.objects.for_practice(practice)
+        cast(forms.ModelChoiceField, self.fields["server"]).queryset = servers.allowing(
             DeviceService.MOVE, DeviceService.GET
         )
-        uids = self.data.getlist("study_instance_uids") if self.data else []
-        self.fields["study_instance_uids"].choices = [(uid, uid) for uid in uids]
+        uids = cast(QueryDict, self.data).getlist("study_instance_uids") if self.data else []
+        uid_field = cast(forms.MultipleChoiceField, self.fields["study_instance_uids"])
+        uid_field.choices = [(uid, uid) for uid in uids]
 
 
 class DicomServerForm(forms.ModelForm):
@@ -115,7 +121,7 @@ class DicomServerForm(forms.ModelForm):
 
 @practice_required
 @require_http_methods(["GET"])
-def find_prior(request: HttpRequest, pk: int) -> HttpResponse:
+def find_prior(request: PracticeRequest, pk: int) -> HttpResponse:
     """The form, pre-filled from the chart; with a server chosen, the remote's studies."""
     practice = request.user.practice
     patient = get_object_or_404(Patient.objects.for_practice(practice), pk=pk)
@@ -148,7 +154,7 @@ def find_prior(request: HttpRequest, pk: int) -> HttpResponse:
 
 @practice_required
 @require_POST
-def import_studies(request: HttpRequest, pk: int) -> HttpResponse:
+def import_studies(request: PracticeRequest, pk: int) -> HttpResponse:
     practice = request.user.practice
     patient = get_object_or_404(Patient.objects.for_practice(practice), pk=pk)
     form = ImportForm(request.POST, practice=practice)
@@ -179,13 +185,13 @@ def import_studies(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @practice_required
-def job_page(request: HttpRequest, pk: int) -> HttpResponse:
+def job_page(request: PracticeRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(jobs_of(request.user.practice), pk=pk)
     return render(request, "dicomnet/qr_job.html", {"job": job, "finished": is_finished(job)})
 
 
 @practice_required
-def job_partial(request: HttpRequest, pk: int) -> HttpResponse:
+def job_partial(request: PracticeRequest, pk: int) -> HttpResponse:
     """What the job page polls: the progress, with the polling trigger until it finishes."""
     job = get_object_or_404(jobs_of(request.user.practice), pk=pk)
     return render(
@@ -195,7 +201,7 @@ def job_partial(request: HttpRequest, pk: int) -> HttpResponse:
 
 @practice_required
 @require_POST
-def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def job_cancel(request: PracticeRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(jobs_of(request.user.practice), pk=pk)
     retrieve.cancel_job(job)
     if request.htmx:
@@ -203,14 +209,14 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("qr_job", pk=job.pk)
 
 
-def _require(request: HttpRequest, action: str) -> None:
+def _require(request: PracticeRequest, action: str) -> None:
     """Practice admins only: the group grants the dicomnet model permissions."""
     if not request.user.has_perm(f"dicomnet.{action}_dicomserver"):
         raise PermissionDenied("managing DICOM devices is for practice admins")
 
 
 @practice_required
-def server_list(request: HttpRequest) -> HttpResponse:
+def server_list(request: PracticeRequest) -> HttpResponse:
     _require(request, "view")
     servers = DicomServer.objects.for_practice(request.user.practice)
     return render(request, "dicomnet/qr_servers.html", {"servers": servers})
@@ -218,7 +224,7 @@ def server_list(request: HttpRequest) -> HttpResponse:
 
 @practice_required
 @require_http_methods(["GET", "POST"])
-def server_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+def server_edit(request: PracticeRequest, pk: int | None = None) -> HttpResponse:
     practice = request.user.practice
     if pk is None:
         _require(request, "add")
@@ -238,7 +244,7 @@ def server_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 
 @practice_required
 @require_POST
-def server_test(request: HttpRequest, pk: int) -> HttpResponse:
+def server_test(request: PracticeRequest, pk: int) -> HttpResponse:
     """C-ECHO: the round-trip time, or why it failed."""
     _require(request, "view")
     server = get_object_or_404(DicomServer.objects.for_practice(request.user.practice), pk=pk)

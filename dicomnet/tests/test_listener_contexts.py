@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from pydicom import uid
 from pynetdicom.presentation import build_context, negotiate_as_acceptor
@@ -11,10 +13,16 @@ from dicomnet.net.listener import DENTAL_STORAGE_CLASSES, build_ae
 IO_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.3"
 
 
+@functools.cache
+def listener_contexts() -> tuple:
+    """The listener's presentation contexts (building its AE takes a fifth of a second)."""
+    return tuple(build_ae().supported_contexts)
+
+
 def accepted(proposed: list[str], abstract: str = IO_FOR_PRESENTATION) -> str | None:
     offer = build_context(abstract, proposed)
     offer.context_id = 1
-    contexts, _ = negotiate_as_acceptor([offer], build_ae().supported_contexts)
+    contexts, _ = negotiate_as_acceptor([offer], list(listener_contexts()))
     (result,) = contexts
     return result.transfer_syntax[0] if result.result == 0x00 else None
 

@@ -59,7 +59,7 @@ def test_start_import_refuses(practice, other_practice, server, chart, change, m
         retrieve.start_import(
             practice, target, change.get("uids", ["1.2.3"]), patient, change.get("method", "move")
         )
-    assert not RetrieveJob.objects.exists()
+    assert not RetrieveJob.objects.filter(practice=practice).exists()
 
 
 def test_claim_is_taken_once(db, practice, server) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import signal
-import subprocess
 import sys
 import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from dicomnet.ingest.reconcile import reconcile_spool
 from dicomnet.net.listener import serve
+from nexrel.supervisor import supervise
 
 
 class Command(BaseCommand):
@@ -44,22 +44,18 @@ class Command(BaseCommand):
         self._supervise(stop, processes, port, address)
 
     def _supervise(self, stop: threading.Event, processes: int, port, address) -> None:
+        """One child per process on the same port; any child's exit stops them all."""
         argv = [sys.executable, sys.argv[0], "dicom_listener", "--child", "--no-reconcile"]
         if port:
             argv += ["--port", str(port)]
         if address:
             argv += ["--address", address]
-        children = [subprocess.Popen(argv) for _ in range(processes)]
-        self.stdout.write(f"started {processes} listener processes")
-        while not stop.wait(1.0):
-            if any(c.poll() is not None for c in children):
-                self.stderr.write("a listener process exited; stopping the others")
-                break
-        for c in children:
-            if c.poll() is None:
-                c.terminate()
-        for c in children:
-            try:
-                c.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                c.kill()
+        commands = {f"listener process {n}": argv for n in range(1, processes + 1)}
+        code = supervise(
+            commands,
+            should_stop=stop.is_set,
+            own_sessions=False,  # a terminal's Ctrl-C reaches the children too
+            on_started=lambda: self.stdout.write(f"started {processes} listener processes"),
+        )
+        if code:
+            raise CommandError(f"a listener process exited with {code}; stopped the others")
