@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -108,7 +110,7 @@ class DicomServer(models.Model):
         if not self.is_active:
             return _("DICOM device “%(name)s” (%(ae)s) is deactivated.") % names
         if service is not None and not getattr(self, SERVICE_SWITCH[service]):
-            switch = self._meta.get_field(SERVICE_SWITCH[service]).verbose_name
+            switch = cast(models.Field, self._meta.get_field(SERVICE_SWITCH[service])).verbose_name
             return _(
                 "%(service)s is not allowed for DICOM device “%(name)s” (%(ae)s): "
                 "%(switch)s is off."

@@ -19,7 +19,8 @@ class PracticeAdmin(PracticeScopedAdmin):
 
 @admin.register(User)
 class NexrelUserAdmin(PracticeScopedAdmin, UserAdmin):
-    fieldsets = UserAdmin.fieldsets + (("Practice", {"fields": ["practice"]}),)  # type: ignore[operator]  # a tuple in UserAdmin; the stubs keep the base's Optional
+    # A tuple in UserAdmin; the stubs type it as ModelAdmin's (Optional) attribute.
+    fieldsets = UserAdmin.fieldsets + (("Practice", {"fields": ["practice"]}),)  # type: ignore[operator]
     list_display = ["username", "email", "practice", "is_staff"]
     list_filter = ["practice", "is_staff", "is_superuser"]
 

@@ -117,7 +117,7 @@ def imaging_statuses(appointments: Iterable[Appointment]) -> dict[int, ImagingSt
             appointment_id__in=by_appointment
         )
     }
-    owner_of_item = {item.pk: appointment_id for appointment_id, item in items.items()}
+    owner_of_item: dict[int | None, int | None] = {item.pk: a_id for a_id, item in items.items()}
     owner_of_uid = {item.study_instance_uid: a_id for a_id, item in items.items()}
     owner_of_accession = {item.accession_number: a_id for a_id, item in items.items()}
 
@@ -141,11 +141,11 @@ def imaging_statuses(appointments: Iterable[Appointment]) -> dict[int, ImagingSt
             owner_of_uid.get(study.study_instance_uid),
             owner_of_accession.get(study.accession_number) if study.accession_number else None,
         }
-        for owner in owners & statuses.keys():
+        for owner in statuses.keys() & owners:
             statuses[owner].studies.append(study)
     for appointment_id, status in statuses.items():
         status.steps = _steps(by_appointment[appointment_id], status)
-        status.image_count = sum(study.received for study in status.studies)
+        status.image_count = sum(study.received for study in status.studies)  # type: ignore[attr-defined]  # annotate()
     return statuses
 
 
@@ -162,7 +162,7 @@ def _steps(appointment: Appointment, status: ImagingStatus) -> list[Step]:
             steps.append(Step("performed"))
         elif item.status == WorklistItem.Status.DISCONTINUED:
             steps.append(Step("discontinued"))
-    received = sum(study.received for study in status.studies)
+    received = sum(study.received for study in status.studies)  # type: ignore[attr-defined]  # annotate()
     if received:
         steps.append(Step("received", received))
     item_pk = item.pk if item else None
