@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from patients.models import Practice, User
+from patients.models import Practice, PracticeQuerySet, User
 
 
 def is_scoped(request: HttpRequest) -> bool:
@@ -48,7 +48,9 @@ def scope_to_practice(queryset: QuerySet, request: HttpRequest) -> QuerySet:
         return queryset
     if not _practice_id(request):
         return queryset.none()
-    return queryset.filter(**{lookup: _practice_id(request)})
+    if isinstance(queryset, PracticeQuerySet):
+        return queryset.for_practice(_practice_id(request))
+    return queryset.filter(**{lookup: _practice_id(request)})  # Practice itself: by pk
 
 
 class PracticeScopedAdmin(admin.ModelAdmin):

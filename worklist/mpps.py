@@ -144,8 +144,9 @@ def update_step(
     value = _step_status(modifications, required=False)
     with transaction.atomic():
         step = (
-            PerformedProcedureStep.objects.select_for_update()
-            .filter(practice=practice, sop_instance_uid=sop_instance_uid)
+            PerformedProcedureStep.objects.for_practice(practice)
+            .select_for_update()
+            .filter(sop_instance_uid=sop_instance_uid)
             .first()
         )
         if step is None:

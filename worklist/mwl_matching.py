@@ -158,7 +158,7 @@ def select_items(
     query: MwlQuery, *, practice_id: int, device: DicomServer | None
 ) -> list[WorklistItem]:
     """The practice's items matching ``query``, in scheduled order."""
-    items = WorklistItem.objects.filter(query.filters, practice_id=practice_id)
+    items = WorklistItem.objects.for_practice(practice_id).filter(query.filters)
     if device is not None and device.mwl_own_station_only and not query.station_given:
         items = items.filter(scheduled_station_ae_title=device.ae_title)
     items = items.annotate(operatory=F("appointment__operatory")).order_by("scheduled_start", "pk")

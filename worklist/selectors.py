@@ -126,7 +126,8 @@ def imaging_statuses(appointments: Iterable[Appointment]) -> dict[int, ImagingSt
         belongs |= Q(study_instance_uid__in=owner_of_uid)
         belongs |= Q(accession_number__in=owner_of_accession)
     studies = (
-        DicomStudy.objects.filter(belongs, practice_id=practice_id)
+        DicomStudy.objects.for_practice(practice_id)
+        .filter(belongs)
         .annotate(received=Count("instances"))
         .prefetch_related(
             Prefetch("instances", queryset=DicomInstance.objects.order_by("instance_number", "id"))

@@ -27,7 +27,7 @@ def exposure_check(instance: DicomInstance, display: np.ndarray) -> dict:
     Works on the displayed histogram: radiopaque is bright, so over-exposure piles
     pixels at black and under-exposure leaves a pale, low-contrast image.
     """
-    grey = display if display.ndim == 2 else display[..., :3].mean(axis=-1)
+    grey: np.ndarray = display if display.ndim == 2 else display[..., :3].mean(axis=-1)
     # Everything from the 256-bin histogram: one pass over the pixels, not four.
     if grey.dtype != np.uint8:
         grey = np.clip(grey, 0, 255).astype(np.uint8)
