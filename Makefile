@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # JavaScript the pages load, built from package-lock.json and served as static files (no CDN).
 VENDOR_JS := static/vendor/htmx.min.js
 
-.PHONY: run test test-unit setup system-deps venv migrate bench lint licences clean
+.PHONY: run test test-unit setup system-deps venv migrate bench lint typecheck licences clean
 
 run: setup
 	$(PY) manage.py migrate --noinput
@@ -14,6 +14,7 @@ run: setup
 
 test: system-deps setup licences
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
@@ -49,6 +50,10 @@ bench: system-deps setup
 
 lint: setup
 	$(PY) -m ruff check .
+
+# mypy with django-stubs over the app code ([tool.mypy] in pyproject.toml: no tests, no migrations).
+typecheck: setup
+	$(PY) -m mypy
 
 # Licences of the runtime dependencies (pyproject.toml, transitively); fails on GPL/AGPL.
 licences: setup

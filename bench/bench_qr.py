@@ -382,7 +382,7 @@ from dicomnet.models import DicomServer
 server = DicomServer.objects.get(ae_title="ORTHANC")
 start = time.perf_counter()
 last = None
-for last in scu.move(server, [{uid!r}]):
+for last in scu.move(server, study_uids=[{uid!r}]):
     pass
 print("ELAPSED", time.perf_counter() - start, last)
 """

@@ -1,3 +1,5 @@
+from typing import cast
+
 from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import render
@@ -41,7 +43,7 @@ class SeriesInline(admin.TabularInline):
     model = DicomSeries
     extra = 0
     fields = ["series_number", "modality", "series_description", "instance_count"]
-    readonly_fields = fields
+    readonly_fields = cast(list[str], fields)  # names only: no fieldset groups
     can_delete = False
 
 

@@ -42,7 +42,7 @@ def patient_list(request: PracticeRequest) -> HttpResponse:
 @practice_required
 def patient_detail(request: PracticeRequest, pk: int) -> HttpResponse:
     patient = get_object_or_404(Patient.objects.for_practice(request.user.practice), pk=pk)
-    audit(request.user, "view_patient_images", patient=patient, ref=f"patient:{pk}")
+    audit(request.user, action="view_patient_images", patient=patient, ref=f"patient:{pk}")
     mark_notifications_read(patient)
     return render(
         request,

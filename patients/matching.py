@@ -48,7 +48,9 @@ def match_patient(
     patient_name: str,
     birth_date: dt.date | None,
 ) -> MatchResult:
-    result = _match(practice, patient_id.strip(), patient_name, birth_date)
+    result = _match(
+        practice, patient_id=patient_id.strip(), patient_name=patient_name, birth_date=birth_date
+    )
     log.info(
         "match practice=%s PatientID=%r PatientName=%r dob=%s -> %s (%s) candidates=%d",
         practice.pk,
@@ -63,7 +65,7 @@ def match_patient(
 
 
 def _match(
-    practice: Practice, patient_id: str, patient_name: str, birth_date: dt.date | None
+    practice: Practice, *, patient_id: str, patient_name: str, birth_date: dt.date | None
 ) -> MatchResult:
     patients = Patient.objects.for_practice(practice)
     if patient_id:

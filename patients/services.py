@@ -20,7 +20,7 @@ CLOSED_STATUSES = (
 )
 
 
-def audit(user: User, action: str, *, patient: Patient | None = None, ref: str = "") -> None:
+def audit(user: User, *, action: str, patient: Patient | None = None, ref: str = "") -> None:
     """Record who accessed what (Law 25)."""
     if user.practice_id:
         AccessLog.objects.create(

@@ -109,10 +109,10 @@ class Grid:
 
 def day_grid(
     day: dt.date,
+    *,
     appointments: list[Appointment],
     statuses: dict[int, ImagingStatus],
     operatories: list[str],
-    *,
     no_operatory: str,
 ) -> Grid:
     """One column per operatory; each entry placed by its start and length, in pixels."""

@@ -10,6 +10,7 @@ status; the pynetdicom handlers at the bottom only translate.
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from django.db import IntegrityError, transaction
 from pydicom.dataset import Dataset
@@ -21,6 +22,7 @@ from pydicom.uid import (
     generate_uid,
 )
 from pynetdicom import evt
+from pynetdicom.dimse_primitives import N_CREATE, N_SET
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from dicomnet.dimse import status
@@ -210,7 +212,7 @@ def _check_device(event: evt.Event) -> None:
         raise MppsRefusal(status.NOT_AUTHORIZED, refusal)
 
 
-def _refused(operation: str, uid: str, calling_ae: str, exc: MppsRefusal) -> Dataset:
+def _refused(operation: str, *, uid: str, calling_ae: str, exc: MppsRefusal) -> Dataset:
     log.warning(
         "MPPS %s %s from %s refused with 0x%04X: %s",
         operation,
@@ -223,7 +225,7 @@ def _refused(operation: str, uid: str, calling_ae: str, exc: MppsRefusal) -> Dat
 
 
 def handle_n_create(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
-    request = event.request
+    request = cast(N_CREATE, event.request)
     practice, calling_ae = _practice(event)
     uid = str(request.AffectedSOPInstanceUID or "")
     assigned = not uid
@@ -240,7 +242,7 @@ def handle_n_create(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
             practice=practice, calling_ae=calling_ae, sop_instance_uid=uid, attributes=attributes
         )
     except MppsRefusal as exc:
-        return _refused("N-CREATE", uid, calling_ae, exc), None
+        return _refused("N-CREATE", uid=uid, calling_ae=calling_ae, exc=exc), None
     except Exception:
         log.exception("MPPS N-CREATE %s from %s: handler failure", uid, calling_ae)
         return status.PROCESSING_FAILURE, None
@@ -252,7 +254,7 @@ def handle_n_create(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
 
 
 def handle_n_set(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
-    request = event.request
+    request = cast(N_SET, event.request)
     practice, calling_ae = _practice(event)
     uid = str(request.RequestedSOPInstanceUID or "")
     try:
@@ -270,7 +272,7 @@ def handle_n_set(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
             modifications=modifications,
         )
     except MppsRefusal as exc:
-        return _refused("N-SET", uid, calling_ae, exc), None
+        return _refused("N-SET", uid=uid, calling_ae=calling_ae, exc=exc), None
     except Exception:
         log.exception("MPPS N-SET %s from %s: handler failure", uid, calling_ae)
         return status.PROCESSING_FAILURE, None

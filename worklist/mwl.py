@@ -105,13 +105,21 @@ def answer_query(
                 break
             response = encoded_response(
                 item,
-                query,
+                query=query,
                 character_set=character_set,
                 implicit_vr=implicit_vr,
                 little_endian=little_endian,
             )
             if position == len(items):
-                _record(practice_id, device, calling_ae, asked, [*sent, item.pk], outcome, started)
+                _record(
+                    practice_id,
+                    device=device,
+                    calling_ae=calling_ae,
+                    asked=asked,
+                    sent=[*sent, item.pk],
+                    outcome=outcome,
+                    started=started,
+                )
                 recorded = True
             yield status.PENDING, response
             sent.append(item.pk)
@@ -120,18 +128,34 @@ def answer_query(
         final, outcome = status.IDENTIFIER_DOES_NOT_MATCH, f"malformed: {exc}"
     except GeneratorExit:  # the association ended mid-stream
         if not recorded:
-            _record(practice_id, device, calling_ae, asked, sent, "aborted", started)
+            _record(
+                practice_id,
+                device=device,
+                calling_ae=calling_ae,
+                asked=asked,
+                sent=sent,
+                outcome="aborted",
+                started=started,
+            )
         raise
     except Exception:
         log.exception("worklist query from %s failed", calling_ae)
         final, outcome = status.FIND_UNABLE_TO_PROCESS, "failed"
     if not recorded:
-        _record(practice_id, device, calling_ae, asked, sent, outcome, started)
+        _record(
+            practice_id,
+            device=device,
+            calling_ae=calling_ae,
+            asked=asked,
+            sent=sent,
+            outcome=outcome,
+            started=started,
+        )
     if final != status.SUCCESS:
         yield final, None
 
 
-def _record(practice_id, device, calling_ae, asked, sent, outcome, started) -> None:
+def _record(practice_id, *, device, calling_ae, asked, sent, outcome, started) -> None:
     duration_ms = (time.perf_counter() - started) * 1000
     try:
         record_query(

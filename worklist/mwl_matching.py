@@ -162,7 +162,7 @@ def select_items(
     if device is not None and device.mwl_own_station_only and not query.station_given:
         items = items.filter(scheduled_station_ae_title=device.ae_title)
     items = items.annotate(operatory=F("appointment__operatory")).order_by("scheduled_start", "pk")
-    found = list(items)
+    found: list[WorklistItem] = list(items)
     if query.name_check is not None:
         found = [item for item in found if query.name_check(item.patient_name)]
     return found

@@ -28,7 +28,7 @@ from worklist.mwl_matching import MwlQuery
 DEFAULT_CHARACTER_SET = "ISO_IR 192"
 SPS_SEQUENCE = 0x00400100
 # WorklistItem.status as ScheduledProcedureStepStatus (PS3.3 C.4.10 defined terms).
-DICOM_STEP_STATUS = {
+DICOM_STEP_STATUS: dict[str, str] = {
     WorklistItem.Status.SCHEDULED: "SCHEDULED",
     WorklistItem.Status.IN_PROGRESS: "STARTED",
     WorklistItem.Status.COMPLETED: "COMPLETED",
@@ -140,8 +140,8 @@ _cache_lock = threading.Lock()
 
 def encoded_response(
     item: WorklistItem,
-    query: MwlQuery,
     *,
+    query: MwlQuery,
     character_set: str,
     implicit_vr: bool = True,
     little_endian: bool = True,

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -69,7 +70,7 @@ def worklist_providers(practice: Practice) -> QuerySet[DicomServer]:
 
 
 def worklist_query(
-    date_from: dt.date, date_to: dt.date, *, station_ae: str = "", modality: str = ""
+    date_from: dt.date, *, date_to: dt.date, station_ae: str = "", modality: str = ""
 ) -> Dataset:
     """The C-FIND identifier: the date range and filters, and every key we read back."""
     ds = Dataset()
@@ -123,19 +124,22 @@ def query_worklist(
     assoc = ae.associate(server.host, server.port, ae_title=server.ae_title)
     if not assoc.is_established:
         waited = time.monotonic() - started
-        raise WorklistQueryError(association_failure(assoc, server, ae.acse_timeout, waited))
+        acse_timeout = cast(float, ae.acse_timeout)  # new_ae set it
+        raise WorklistQueryError(
+            association_failure(assoc, server=server, timeout=acse_timeout, waited=waited)
+        )
     try:
         if not assoc.accepted_contexts:
             raise WorklistQueryError(f"{peer} does not offer the Modality Worklist service")
         identifier = worklist_query(
-            date_from, date_to, station_ae=station_ae.strip(), modality=modality.strip()
+            date_from, date_to=date_to, station_ae=station_ae.strip(), modality=modality.strip()
         )
         records = []
         started = time.monotonic()
         for answer, found in assoc.send_c_find(identifier, ModalityWorklistInformationFind):
             code = answer.get("Status") if answer else None
             if code is None:
-                if time.monotonic() - started >= ae.dimse_timeout:
+                if time.monotonic() - started >= cast(float, ae.dimse_timeout):  # new_ae set it
                     raise WorklistQueryError(f"{peer} did not answer within {ae.dimse_timeout:g} s")
                 raise WorklistQueryError(f"{peer} closed the association before its last answer")
             if code in (status.PENDING, status.PENDING_WARNING):

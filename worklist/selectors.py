@@ -66,7 +66,7 @@ def appointments_of(practice: Practice) -> QuerySet[Appointment]:
 
 
 def calendar_appointments(
-    practice: Practice, start: dt.datetime, end: dt.datetime, *, operatory: str | None = None
+    practice: Practice, *, start: dt.datetime, end: dt.datetime, operatory: str | None = None
 ) -> QuerySet[Appointment]:
     """The practice's appointments starting in [start, end), cancelled ones left out."""
     appointments = (

@@ -53,7 +53,10 @@ def _calendar_context(request: PracticeRequest) -> dict | HttpResponse:
     start, end = query.bounds()
     appointments = list(
         selectors.calendar_appointments(
-            practice, start, end, operatory=query.operatory if query.view == "week" else None
+            practice,
+            start=start,
+            end=end,
+            operatory=query.operatory if query.view == "week" else None,
         )
     )
     if query.view == "day" and query.operatory is not None:
@@ -75,7 +78,11 @@ def _calendar_context(request: PracticeRequest) -> dict | HttpResponse:
     if query.view == "day":
         shown = [query.operatory] if query.operatory is not None else operatories
         context["grid"] = day_grid(
-            query.day, appointments, statuses, shown, no_operatory=_("No operatory")
+            query.day,
+            appointments=appointments,
+            statuses=statuses,
+            operatories=shown,
+            no_operatory=_("No operatory"),
         )
     else:
         context["columns"] = week_columns(query.days, appointments, statuses)
@@ -174,7 +181,7 @@ def _render_detail(
     if imaging.studies:
         audit(
             request.user,
-            "view_patient_images",
+            action="view_patient_images",
             patient=appointment.patient,
             ref=f"appointment:{appointment.pk}",
         )

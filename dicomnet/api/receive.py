@@ -7,6 +7,8 @@ key's practice owns the notification. The view only translates HTTP into
 
 from __future__ import annotations
 
+from typing import cast
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import authentication, exceptions, permissions, serializers, status
@@ -106,7 +108,7 @@ class ReceiveView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         notification, queued = record_notification(
-            practice=request.auth.practice,
+            practice=cast(ApiKey, request.auth).practice,  # HasApiKey checked it
             orthanc_instance_id=data["instance_id"],
             remote_aet=data["remote_aet"],
         )

@@ -99,11 +99,11 @@ class ImportView(PracticeAPIView):
         try:
             job = retrieve.start_import(
                 practice,
-                server,
-                data["study_instance_uids"],
-                patient,
-                data["method"],
-                request.user,
+                server=server,
+                study_uids=data["study_instance_uids"],
+                patient=patient,
+                method=data["method"],
+                user=request.user,
             )
         except retrieve.ImportRefused as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)

@@ -127,7 +127,7 @@ def run_pipeline(instance: DicomInstance) -> DicomInstance:
         try:
             preview = render_preview(
                 path,
-                ds,
+                ds=ds,
                 max_size=settings.NEXREL_PREVIEW_MAX_SIZE,
                 thumb_size=settings.NEXREL_THUMBNAIL_SIZE,
             )

@@ -145,7 +145,7 @@ def _scale_to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def render_preview(
-    path: Path | str, ds: Dataset, *, max_size: int = 2048, thumb_size: int = 256
+    path: Path | str, *, ds: Dataset, max_size: int = 2048, thumb_size: int = 256
 ) -> RenderedPreview:
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         # ds is a header read without pixels: check the file's own element list.

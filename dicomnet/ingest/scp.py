@@ -7,8 +7,10 @@ import errno
 import logging
 import os
 from pathlib import Path
+from typing import cast
 
 from pynetdicom import evt
+from pynetdicom.dimse_primitives import C_STORE
 
 from dicomnet.dimse import status
 from dicomnet.ingest.store import IngestError, OutOfResources, store_instance
@@ -27,10 +29,10 @@ def handle_store(event: evt.Event) -> int:
     spool temp directory, which the reconciler only clears once the process is gone.
     """
     grant = grant_of(event)
-    request = event.request
+    request = cast(C_STORE, event.request)
     sop_uid = str(request.AffectedSOPInstanceUID)
     path = Path(event.dataset_path)
-    result = _store(event, grant, path, sop_uid)
+    result = _store(event, grant=grant, path=path, sop_uid=sop_uid)
     if result != status.SUCCESS:
         with contextlib.suppress(OSError):
             os.unlink(path)
@@ -43,7 +45,7 @@ def _next_position(assoc) -> int:
     return assoc.nexrel_objects
 
 
-def _store(event: evt.Event, grant: AssociationGrant, path: Path, sop_uid: str) -> int:
+def _store(event: evt.Event, *, grant: AssociationGrant, path: Path, sop_uid: str) -> int:
     request = event.request
     try:
         write_error = incoming.take_write_error(path)

@@ -17,6 +17,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, transaction
@@ -136,7 +137,7 @@ def store_instance(
         reason = "disk full" if exc.errno == errno.ENOSPC else f"spool not writable: {exc}"
         raise OutOfResources(reason) from exc
 
-    fields = dict(
+    fields: dict[str, Any] = dict(
         sop_class_uid=str(ds.SOPClassUID),
         transfer_syntax_uid=str(ds.file_meta.get("TransferSyntaxUID", "")),
         size=size,
@@ -147,7 +148,9 @@ def store_instance(
     )
     try:
         lane = queues.lane_for(sop_class_uid=fields["sop_class_uid"], position=position)
-        outcome = _record(practice, str(ds.SOPInstanceUID), spooled, fields, lane=lane)
+        outcome = _record(
+            practice, sop_uid=str(ds.SOPInstanceUID), spooled=spooled, fields=fields, lane=lane
+        )
     except (DatabaseError, IntegrityError) as exc:
         _discard(spooled)
         raise OutOfResources(f"database unavailable: {exc}") from exc
@@ -160,12 +163,14 @@ def store_instance(
 
 
 def _record(
-    practice: Practice, sop_uid: str, spooled: Path, fields: dict, *, lane: queues.Lane
+    practice: Practice, *, sop_uid: str, spooled: Path, fields: dict, lane: queues.Lane
 ) -> StoreOutcome:
     for attempt in range(3):
         try:
             with transaction.atomic():
-                return _record_once(practice, sop_uid, spooled, fields, lane=lane)
+                return _record_once(
+                    practice, sop_uid=sop_uid, spooled=spooled, fields=fields, lane=lane
+                )
         except IntegrityError:
             # Another association stored the same UID at the same moment: look again.
             if attempt == 2:
@@ -174,7 +179,7 @@ def _record(
 
 
 def _record_once(
-    practice: Practice, sop_uid: str, spooled: Path, fields: dict, *, lane: queues.Lane
+    practice: Practice, *, sop_uid: str, spooled: Path, fields: dict, lane: queues.Lane
 ) -> StoreOutcome:
     versions = list(
         DicomInstance.objects.for_practice(practice)

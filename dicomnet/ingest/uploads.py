@@ -38,7 +38,7 @@ def ingest_upload(name: str, fileobj: IO[bytes], *, user: PracticeUser) -> list[
         fileobj.seek(0)
         return list(_ingest_zip(name, fileobj, user=user))
     fileobj.seek(0)
-    return [_ingest_one(name, fileobj, user=user)]
+    return [_ingest_one(name, src=fileobj, user=user)]
 
 
 def _ingest_zip(name: str, fileobj: IO[bytes], *, user: PracticeUser) -> Iterable[UploadResult]:
@@ -63,7 +63,7 @@ def _ingest_zip(name: str, fileobj: IO[bytes], *, user: PracticeUser) -> Iterabl
             member_name = f"{name}/{member.filename}"
             try:
                 with archive.open(member) as src:
-                    result = _ingest_one(member_name, src, user=user, position=position)
+                    result = _ingest_one(member_name, src=src, user=user, position=position)
             except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
                 # Raised while reading (a CRC is checked at the member's end): report this
                 # member and go on with the others.
@@ -74,7 +74,7 @@ def _ingest_zip(name: str, fileobj: IO[bytes], *, user: PracticeUser) -> Iterabl
 
 
 def _ingest_one(
-    name: str, src: IO[bytes], *, user: PracticeUser, position: int = 1
+    name: str, *, src: IO[bytes], user: PracticeUser, position: int = 1
 ) -> UploadResult:
     path: Path | None = None
     try:

@@ -38,7 +38,7 @@ def instance_image(request: PracticeRequest, pk: int, kind: str) -> FileResponse
     if kind == "preview":
         audit(
             request.user,
-            "view_image",
+            action="view_image",
             patient=instance.study.patient if instance.study else None,
             ref=f"instance:{pk}",
         )

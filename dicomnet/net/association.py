@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 from pynetdicom import AE
@@ -53,13 +54,13 @@ def associate(ae: AE, server: DicomServer, **kwargs):
     started = time.monotonic()
     assoc = ae.associate(server.host, server.port, ae_title=server.ae_title, **kwargs)
     if not assoc.is_established:
-        raise ScuError(
-            association_failure(assoc, server, ae.acse_timeout, time.monotonic() - started)
-        )
+        waited = time.monotonic() - started
+        timeout = cast(float, ae.acse_timeout)  # new_ae set it
+        raise ScuError(association_failure(assoc, server=server, timeout=timeout, waited=waited))
     return assoc
 
 
-def association_failure(assoc, server: DicomServer, timeout: float, waited: float) -> str:
+def association_failure(assoc, *, server: DicomServer, timeout: float, waited: float) -> str:
     """Why the association was not established, in words."""
     peer = peer_name(server)
     if assoc.is_rejected:

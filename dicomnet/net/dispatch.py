@@ -24,7 +24,7 @@ MWL_FIND = str(ModalityWorklistInformationFind)
 
 
 def grant_of(event: evt.Event) -> AssociationGrant:
-    return event.assoc.nexrel  # set by network.PracticeACSE on acceptance
+    return event.assoc.nexrel  # type: ignore[attr-defined]  # set by hardening.PracticeACSE
 
 
 def handle_echo(event: evt.Event) -> int:

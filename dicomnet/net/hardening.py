@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from typing import cast
 
 from django.conf import settings
 from django.db import connections
 from pynetdicom import evt
 from pynetdicom.acse import ACSE
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
 from dicomnet.net.access import AssociationGrant, AssociationRefusal, authorise_association
@@ -61,7 +63,7 @@ def _guarded_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
     view = memoryview(buffer)
     received = 0
     while received < nr_bytes:
-        count = self.socket.recv_into(view[received:], nr_bytes - received)
+        count = cast(socket.socket, self.socket).recv_into(view[received:], nr_bytes - received)
         if not count:  # connection closed: return what arrived, as pynetdicom does
             view.release()
             del buffer[received:]
@@ -80,7 +82,7 @@ class PracticeACSE(ACSE):
     """ACSE that asks the database who may associate, and logs every refusal."""
 
     def _negotiate_as_acceptor(self) -> None:
-        rq = self.requestor.primitive
+        rq = cast(A_ASSOCIATE, self.requestor.primitive)  # the request being negotiated
         peer = str(self.assoc.requestor.address or "")
         # pynetdicom would refuse this too (later, and logging only at INFO): refuse it
         # here, before any database query, so that every rejection is logged with why.
@@ -113,7 +115,7 @@ class PracticeACSE(ACSE):
 
 
 def on_conn_open(event: evt.Event) -> None:
-    sock = event.assoc.dul.socket.socket
+    sock = cast(AssociationSocket, event.assoc.dul.socket).socket  # set once connected
     if sock is not None:
         sock.settimeout(settings.DICOM_SOCKET_TIMEOUT)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -125,7 +127,7 @@ def on_conn_close(event: evt.Event) -> None:
         # Closed before any A-ASSOCIATE-RQ (a TCP probe, a peer stalled mid-PDU). pynetdicom
         # (AA-5) gives the association thread nothing to wake on, so it would hold one of the
         # bounded association slots for the whole ACSE timeout. None reads as "no request".
-        event.assoc.dul.to_user_queue.put(None)
+        event.assoc.dul.to_user_queue.put(None)  # type: ignore[arg-type]
     # Each association thread opened its own database connection.
     if threading.current_thread() is event.assoc:
         connections.close_all()
@@ -141,7 +143,8 @@ class ReusePortAssociationServer(ThreadedAssociationServer):
     """Lets several listener processes accept on one port; the kernel spreads connections."""
 
     def server_bind(self) -> None:
+        listening = cast(socket.socket, self.socket)  # made by the constructor, before binding
         if hasattr(socket, "SO_REUSEPORT"):
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().server_bind()

@@ -41,7 +41,9 @@ def build_ae(ae_title: str | None = None) -> AE:
     ae.dimse_timeout = settings.DICOM_DIMSE_TIMEOUT
     ae.network_timeout = settings.DICOM_NETWORK_TIMEOUT
     ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
-    abstract = {cx.abstract_syntax for cx in AllStoragePresentationContexts}
+    abstract: set[str] = {
+        cx.abstract_syntax for cx in AllStoragePresentationContexts if cx.abstract_syntax
+    }
     abstract.update(DENTAL_STORAGE_CLASSES)
     for sop_class in sorted(abstract):
         ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES)
@@ -84,7 +86,7 @@ def find_handlers() -> dict[str, dispatch.FindHandler]:
 
 
 def event_handlers() -> list:
-    handlers = hardening.HARDENING_HANDLERS + dispatch.ECHO_HANDLERS
+    handlers: list = hardening.HARDENING_HANDLERS + dispatch.ECHO_HANDLERS
     handlers = handlers + [(evt.EVT_C_FIND, dispatch.handle_find, [find_handlers()])]
     for module in service_modules():
         handlers = handlers + list(getattr(module, "HANDLERS", []))

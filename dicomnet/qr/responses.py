@@ -9,10 +9,12 @@ value for it, in the device profile's SpecificCharacterSet.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from pydicom import Dataset
 from pydicom.datadict import keyword_for_tag
 
+from dicomnet.models import DicomSeries
 from dicomnet.qr.matching import (
     BATCH,
     QrQuery,
@@ -115,11 +117,12 @@ def _series(query: QrQuery, practice_id: int) -> Iterator[dict[str, object]]:
 def _images(query: QrQuery, practice_id: int) -> Iterator[dict[str, object]]:
     for instance in matching_instances(query, practice_id=practice_id):
         study = instance.study
+        series = cast(DicomSeries, instance.series)  # matching_instances: series__isnull=False
         yield {
             **_study_values({f: getattr(study, f) for f in STUDY_FIELDS}),
-            "SeriesInstanceUID": instance.series.series_instance_uid,
-            "Modality": instance.series.modality,
-            "SeriesNumber": instance.series.series_number,
+            "SeriesInstanceUID": series.series_instance_uid,
+            "Modality": series.modality,
+            "SeriesNumber": series.series_number,
             "SOPInstanceUID": instance.sop_instance_uid,
             "SOPClassUID": instance.sop_class_uid,
             "InstanceNumber": instance.instance_number,
@@ -147,14 +150,15 @@ UNIQUE_KEYS = {
 
 
 def build_answer(
-    values: dict[str, object], query: QrQuery, *, character_set: str, retrieve_ae: str
+    values: dict[str, object], *, query: QrQuery, character_set: str, retrieve_ae: str
 ) -> Dataset:
     """The keys the query asked for (empty when Nexrel holds no value) and the unique keys."""
     ds = Dataset()
     ds.SpecificCharacterSet = character_set
     ds.QueryRetrieveLevel = query.level
     for keyword in UNIQUE_KEYS[query.level]:
-        ds.update({keyword: values.get(keyword, "")})
+        # pydicom's update takes keywords too (as its docstring says), not only tags.
+        ds.update({keyword: values.get(keyword, "")})  # type: ignore[dict-item]
     for tag, vr in query.keys:
         if tag in ds:
             continue

@@ -35,6 +35,7 @@ class ImportRefused(ValueError):
 
 def start_import(
     practice: Practice,
+    *,
     server: DicomServer,
     study_uids: list[str],
     patient: Patient | None,
@@ -184,16 +185,19 @@ def _operations(job: RetrieveJob):
     if job.method == RetrieveJob.Method.GET:
         return scu.get(
             job.server,
-            job.study_instance_uids,
-            store=lambda path, sop_uid, sop_class: store_received(job, path, sop_uid, sop_class),
+            study_uids=job.study_instance_uids,
+            store=lambda path, sop_uid, sop_class: store_received(
+                job, path=path, sop_uid=sop_uid, sop_class=sop_class
+            ),
             should_cancel=should_cancel,
         )
-    return scu.move(job.server, job.study_instance_uids, should_cancel=should_cancel)
+    return scu.move(job.server, study_uids=job.study_instance_uids, should_cancel=should_cancel)
 
 
-def store_received(job: RetrieveJob, path: Path, sop_uid: str, sop_class: str) -> int:
+def store_received(job: RetrieveJob, *, path: Path, sop_uid: str, sop_class: str) -> int:
     """One object received over a C-GET: the same durable ingest as the listener's C-STORE."""
-    job.received = getattr(job, "received", 0) + 1
+    # A count for this run of the job, not a field.
+    job.received = received = getattr(job, "received", 0) + 1  # type: ignore[attr-defined]
     try:
         store_instance(
             path,
@@ -203,7 +207,7 @@ def store_received(job: RetrieveJob, path: Path, sop_uid: str, sop_class: str) -
             peer_address=job.server.host,
             expected_sop_instance_uid=sop_uid,
             expected_sop_class_uid=sop_class,
-            position=job.received,
+            position=received,
         )
     except IngestError as exc:
         log.warning("import job %s: %s refused with 0x%04X: %s", job.pk, sop_uid, exc.status, exc)

@@ -42,6 +42,7 @@ from dicomnet.dimse import status
 from dicomnet.ingest.storage import local_copy
 from dicomnet.models import DeviceService, DicomInstance, DicomServer
 from dicomnet.net.access import AssociationGrant, device_refusal
+from dicomnet.net.dispatch import grant_of
 from dicomnet.qr.matching import MalformedIdentifier, matching_instances, parse_identifier
 from dicomnet.qr.responses import build_answer, level_answers
 
@@ -83,7 +84,9 @@ def answer_find(
                 return
             yield (
                 status.PENDING,
-                build_answer(values, query, character_set=character_set, retrieve_ae=retrieve_ae),
+                build_answer(
+                    values, query=query, character_set=character_set, retrieve_ae=retrieve_ae
+                ),
             )
             sent += 1
     except MalformedIdentifier as exc:
@@ -141,7 +144,7 @@ def load_dataset(instance: DicomInstance) -> Dataset:
 
 def _send(
     instances: list[DicomInstance], is_cancelled: Callable[[], bool], what: str
-) -> Iterator[tuple[int, Dataset | None]]:
+) -> Iterator[int | tuple[int, Dataset | None]]:
     yield len(instances)
     for position, instance in enumerate(instances):
         if is_cancelled():
@@ -165,12 +168,13 @@ def _instances(event: evt.Event, grant: AssociationGrant, character_set: str):
 
 def handle_move(event: evt.Event) -> Iterator:
     """EVT_C_MOVE: destination, number of sub-operations, then the datasets to send."""
-    grant: AssociationGrant = event.assoc.nexrel
+    grant = grant_of(event)
     device = _device(grant)
     refusal = device_refusal(device, DeviceService.MOVE)
     if refusal:
         log.warning("C-MOVE from %s refused: %s", grant.calling_ae, refusal)
         raise RetrieveRefused(refusal)
+    assert device is not None  # device_refusal refuses a deleted device
     destination_ae = str(event.move_destination).strip()
     destination = (
         DicomServer.objects.for_practice(grant.practice_id)
@@ -205,7 +209,7 @@ def handle_move(event: evt.Event) -> Iterator:
 
 def handle_get(event: evt.Event) -> Iterator:
     """EVT_C_GET: number of sub-operations, then the datasets to send on this association."""
-    grant: AssociationGrant = event.assoc.nexrel
+    grant = grant_of(event)
     device = _device(grant)
     refusal = device_refusal(device, DeviceService.GET)
     if refusal:
@@ -213,6 +217,7 @@ def handle_get(event: evt.Event) -> Iterator:
         yield 1
         yield status.NOT_AUTHORIZED, None
         return
+    assert device is not None  # device_refusal refuses a deleted device
     try:
         instances = _instances(event, grant, device.mwl_character_set or DEFAULT_CHARACTER_SET)
     except MalformedIdentifier as exc:
@@ -245,10 +250,9 @@ def configure_ae(ae: AE) -> None:
     for sop_class in QR_CLASSES:
         ae.add_supported_context(sop_class)
     for cx in list(ae.supported_contexts):
-        if cx.abstract_syntax.startswith("1.2.840.10008.5.1.4.1.1."):
-            ae.add_supported_context(
-                cx.abstract_syntax, cx.transfer_syntax, scu_role=True, scp_role=True
-            )
+        syntax = cx.abstract_syntax
+        if syntax is not None and syntax.startswith("1.2.840.10008.5.1.4.1.1."):
+            ae.add_supported_context(syntax, cx.transfer_syntax, scu_role=True, scp_role=True)
 
 
 HANDLERS = [(evt.EVT_C_MOVE, handle_move), (evt.EVT_C_GET, handle_get)]

@@ -17,9 +17,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, StoragePresentationContexts, build_role, evt
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -238,7 +240,7 @@ def find_studies(
         for answer, found in assoc.send_c_find(identifier, model):
             code = answer.get("Status") if answer else None
             if code is None:
-                if time.monotonic() - started >= ae.dimse_timeout:
+                if time.monotonic() - started >= cast(float, ae.dimse_timeout):  # new_ae set it
                     raise ScuError(f"{peer} did not answer within {ae.dimse_timeout:g} s")
                 raise ScuError(f"{peer} closed the association before its last answer")
             if code in (status.PENDING, status.PENDING_WARNING):
@@ -246,7 +248,11 @@ def find_studies(
                     records.append(record_from(found, level))
                 continue
             if code != status.SUCCESS:
-                raise ScuError(_status_message(peer, code, answer, QR_FIND_SERVICE_CLASS_STATUS))
+                raise ScuError(
+                    _status_message(
+                        peer, code=code, answer=answer, table=QR_FIND_SERVICE_CLASS_STATUS
+                    )
+                )
     finally:
         if assoc.is_established:
             assoc.release()
@@ -270,7 +276,7 @@ def mark_imported(server: DicomServer, records: list[FindRecord]) -> list[FindRe
     ]
 
 
-def _status_message(peer: str, code: int, answer: Dataset, table: dict) -> str:
+def _status_message(peer: str, *, code: int, answer: Dataset, table: dict) -> str:
     meaning = table.get(code, ("", "unknown status"))[1]
     comment = str(answer.get("ErrorComment", "") or "")
     return f"{peer} answered with status 0x{code:04X} ({meaning})" + (
@@ -309,8 +315,8 @@ def move_destination_unknown_message(server: DicomServer, destination: str) -> s
 
 def move(
     server: DicomServer,
-    study_uids: list[str],
     *,
+    study_uids: list[str],
     destination: str | None = None,
     should_cancel: Callable[[], bool] = lambda: False,
     timeout: float | None = None,
@@ -321,21 +327,21 @@ def move(
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     yield from _retrieve(
         ae,
-        server,
-        study_uids,
-        lambda assoc, ds: assoc.send_c_move(
+        server=server,
+        study_uids=study_uids,
+        send=lambda assoc, ds: assoc.send_c_move(
             ds, destination, StudyRootQueryRetrieveInformationModelMove, msg_id=1
         ),
-        StudyRootQueryRetrieveInformationModelMove,
-        should_cancel,
+        model=StudyRootQueryRetrieveInformationModelMove,
+        should_cancel=should_cancel,
         destination=destination,
     )
 
 
 def get(
     server: DicomServer,
-    study_uids: list[str],
     *,
+    study_uids: list[str],
     store: Callable[[Path, str, str], int],
     should_cancel: Callable[[], bool] = lambda: False,
     timeout: float | None = None,
@@ -362,11 +368,13 @@ def get(
 
     yield from _retrieve(
         ae,
-        server,
-        study_uids,
-        lambda assoc, ds: assoc.send_c_get(ds, StudyRootQueryRetrieveInformationModelGet, msg_id=1),
-        StudyRootQueryRetrieveInformationModelGet,
-        should_cancel,
+        server=server,
+        study_uids=study_uids,
+        send=lambda assoc, ds: assoc.send_c_get(
+            ds, StudyRootQueryRetrieveInformationModelGet, msg_id=1
+        ),
+        model=StudyRootQueryRetrieveInformationModelGet,
+        should_cancel=should_cancel,
         associate_kwargs={"ext_neg": roles, "evt_handlers": [(evt.EVT_C_STORE, handle_store)]},
     )
 
@@ -374,7 +382,7 @@ def get(
 def storage_classes_for_get() -> list[str]:
     """The dental classes first, then the common ones: 127 contexts besides the C-GET one."""
     classes = list(DENTAL_STORAGE_CLASSES)
-    classes += [cx.abstract_syntax for cx in StoragePresentationContexts]
+    classes += [cx.abstract_syntax for cx in StoragePresentationContexts if cx.abstract_syntax]
     return list(dict.fromkeys(classes))[:127]
 
 
@@ -382,13 +390,12 @@ def _receive(event: evt.Event, store: Callable[[Path, str, str], int]) -> int:
     tmp_dir = spool_tmp_dir()
     tmp_dir.mkdir(parents=True, exist_ok=True)
     path = tmp_dir / f"cget-{uuid.uuid4().hex}.dcm"
+    request = cast(C_STORE, event.request)
     try:
         path.write_bytes(event.encoded_dataset())
-        result = store(
-            path, str(event.request.AffectedSOPInstanceUID), str(event.request.AffectedSOPClassUID)
-        )
+        result = store(path, str(request.AffectedSOPInstanceUID), str(request.AffectedSOPClassUID))
     except Exception:
-        log.exception("C-GET: storing %s failed", event.request.AffectedSOPInstanceUID)
+        log.exception("C-GET: storing %s failed", request.AffectedSOPInstanceUID)
         result = status.STORE_HANDLER_FAILURE
     if result != status.SUCCESS:
         with contextlib.suppress(OSError):
@@ -398,12 +405,12 @@ def _receive(event: evt.Event, store: Callable[[Path, str, str], int]) -> int:
 
 def _retrieve(
     ae: AE,
+    *,
     server: DicomServer,
     study_uids: list[str],
     send: Callable,
     model,
     should_cancel: Callable[[], bool],
-    *,
     destination: str = "",
     associate_kwargs: dict | None = None,
 ) -> Iterator[RetrieveProgress]:
@@ -470,7 +477,10 @@ def _retrieve(
                 error = move_destination_unknown_message(server, destination)
                 break
             if final_code not in (status.SUCCESS, status.SUBOPS_COMPLETE_WITH_FAILURES):
-                error = _status_message(peer, final_code, answer, QR_MOVE_SERVICE_CLASS_STATUS)
+                final = cast(int, final_code)  # this study's final status
+                error = _status_message(
+                    peer, code=final, answer=answer, table=QR_MOVE_SERVICE_CLASS_STATUS
+                )
                 break
             if should_cancel():
                 cancelled = True

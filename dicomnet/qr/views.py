@@ -168,11 +168,11 @@ def import_studies(request: PracticeRequest, pk: int) -> HttpResponse:
     try:
         job = retrieve.start_import(
             practice,
-            form.cleaned_data["server"],
-            form.cleaned_data["study_instance_uids"],
-            patient,
-            form.cleaned_data["method"],
-            request.user,
+            server=form.cleaned_data["server"],
+            study_uids=form.cleaned_data["study_instance_uids"],
+            patient=patient,
+            method=form.cleaned_data["method"],
+            user=request.user,
         )
     except retrieve.ImportRefused as exc:
         return render(

@@ -87,7 +87,7 @@ def test_washed_out_xray_is_flagged_after_rendering(tmp_path: Path) -> None:
     ds.WindowCenter, ds.WindowWidth = 2048, 4096
     path = tmp_path / "pale.dcm"
     ds.save_as(path, enforce_file_format=True)
-    display = render_preview(path, read_header(path)).display
+    display = render_preview(path, ds=read_header(path)).display
     assert check(display)["verdict"] == "under_exposed"
 
 

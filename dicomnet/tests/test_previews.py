@@ -160,7 +160,7 @@ SYNTAXES_COVERED = {
 
 def render(path: Path, **kwargs) -> RenderedPreview:
     """As the pipeline does: a header read without pixels, then the file's own pixels."""
-    return render_preview(path, read_header(path), **kwargs)
+    return render_preview(path, ds=read_header(path), **kwargs)
 
 
 def image_size(data: bytes) -> tuple[int, int]:
@@ -220,7 +220,7 @@ def linear_window(values: np.ndarray, center: float, width: float) -> np.ndarray
 def test_bundled_image_renders(name: str) -> None:
     path = PYDICOM_TEST_FILES / name
     header = read_header(path)
-    preview = render_preview(path, header)
+    preview = render_preview(path, ds=header)
 
     display = preview.display
     assert display.dtype == np.uint8
@@ -592,4 +592,4 @@ def test_header_with_pixels_read_in_full_renders_the_same(tmp_path: Path) -> Non
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         full = pydicom.dcmread(path)
-    np.testing.assert_array_equal(render_preview(path, full).display, render(path).display)
+    np.testing.assert_array_equal(render_preview(path, ds=full).display, render(path).display)

@@ -32,7 +32,13 @@ def chart(practice) -> Patient:
 
 
 def test_start_import_records_a_pending_job(db, practice, server, chart) -> None:
-    job = retrieve.start_import(practice, server, [" 1.2.3 ", "1.2.3", "1.2.4"], chart, "move")
+    job = retrieve.start_import(
+        practice,
+        server=server,
+        study_uids=[" 1.2.3 ", "1.2.3", "1.2.4"],
+        patient=chart,
+        method="move",
+    )
     assert job.status == RetrieveJob.Status.PENDING
     assert job.study_instance_uids == ["1.2.3", "1.2.4"]
     assert job.patient == chart and job.method == "move"
@@ -57,7 +63,11 @@ def test_start_import_refuses(practice, other_practice, server, chart, change, m
         target = other_practice.server  # move allowed: refused for being another practice's
     with pytest.raises(retrieve.ImportRefused, match=message):
         retrieve.start_import(
-            practice, target, change.get("uids", ["1.2.3"]), patient, change.get("method", "move")
+            practice,
+            server=target,
+            study_uids=change.get("uids", ["1.2.3"]),
+            patient=patient,
+            method=change.get("method", "move"),
         )
     assert not RetrieveJob.objects.filter(practice=practice).exists()
 

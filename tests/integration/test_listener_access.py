@@ -78,7 +78,8 @@ def test_deactivated_device_is_rejected(listener):
     assert echoscu(port, calling="SIRONA").returncode != 0
     assoc = associate(port, calling="SIRONA")
     assert reject_of(assoc) == (PERMANENT, SERVICE_USER, CALLING_AE_NOT_RECOGNISED)
-    wait_until(lambda: "calling AE 'SIRONA' (Sirona Orthophos) is deactivated" in proc.output(), 5)
+    expected = "calling AE 'SIRONA': DICOM device “Sirona Orthophos” (SIRONA) is deactivated."
+    wait_until(lambda: expected in proc.output(), 5)
 
 
 def test_host_check_rejects_other_addresses_and_accepts_the_registered_one(listener):

@@ -216,7 +216,10 @@ def test_move_from_a_device_without_allow_move_is_refused(listener, archive, sto
     responses = move(port, "PLANMECA", "STORESCP", archive["zoe"])
     assert responses[-1].Status not in (status.SUCCESS, status.SUBOPS_COMPLETE_WITH_FAILURES)
     assert list(storescp.iterdir()) == []
-    assert "allow_move is off" in proc.output()
+    assert (
+        "C-MOVE from PLANMECA refused: Retrieving by C-MOVE is not allowed for DICOM device "
+        "“Planmeca ProMax” (PLANMECA): allow move is off." in proc.output()
+    )
 
 
 def test_getscu_retrieves_over_the_same_association(listener, archive, tmp_path):

@@ -160,7 +160,11 @@ def test_move_imports_through_listener_and_links_to_chosen_patient(
     _, port = listener_factory()
     orthanc.add_modality("nexrel", settings.DICOM_AE_TITLE, port)
     job = retrieve.start_import(
-        orthanc_server.practice, orthanc_server, [seeded["cote"], seeded["tremblay"]], chart, "move"
+        orthanc_server.practice,
+        server=orthanc_server,
+        study_uids=[seeded["cote"], seeded["tremblay"]],
+        patient=chart,
+        method="move",
     )
     wait_until(lambda: RetrieveJob.objects.get(pk=job.pk).finished_at is not None, timeout=60)
     job.refresh_from_db()
@@ -179,7 +183,11 @@ def test_move_imports_through_listener_and_links_to_chosen_patient(
 
 def test_get_imports_over_the_same_association(orthanc_server, seeded, chart, worker) -> None:
     job = retrieve.start_import(
-        orthanc_server.practice, orthanc_server, [seeded["cote"]], chart, "get"
+        orthanc_server.practice,
+        server=orthanc_server,
+        study_uids=[seeded["cote"]],
+        patient=chart,
+        method="get",
     )
     # The queued task would do the same; run it here and now (idempotent claim).
     outcome = retrieve.run_job(job.pk)
@@ -212,7 +220,9 @@ def test_cancel_a_running_move(orthanc, orthanc_server, practice, chart, listene
             retrieve.cancel_job(job)
         return RetrieveJob.objects.get(pk=job.pk).cancel_requested
 
-    reports = list(scu.move(orthanc_server, [study_uid], should_cancel=cancel_after_first))
+    reports = list(
+        scu.move(orthanc_server, study_uids=[study_uid], should_cancel=cancel_after_first)
+    )
     first, final = reports[0], reports[-1]
     assert not first.final and first.completed + first.failed + first.remaining == 40
     assert final.final and final.cancelled, final
@@ -246,9 +256,13 @@ def test_start_import_refuses_what_it_cannot_do(db, practice, orthanc_server, ch
     orthanc_server.allow_get = False
     orthanc_server.save()
     with pytest.raises(retrieve.ImportRefused, match="C-GET"):
-        retrieve.start_import(practice, orthanc_server, ["1.2.3"], chart, "get")
+        retrieve.start_import(
+            practice, server=orthanc_server, study_uids=["1.2.3"], patient=chart, method="get"
+        )
     with pytest.raises(retrieve.ImportRefused, match="no study"):
-        retrieve.start_import(practice, orthanc_server, [], chart, "move")
+        retrieve.start_import(
+            practice, server=orthanc_server, study_uids=[], patient=chart, method="move"
+        )
     assert not RetrieveJob.objects.exists()
 
 
