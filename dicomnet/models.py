@@ -55,20 +55,25 @@ class DicomServer(models.Model):
         ORTHANC = "orthanc", "Orthanc"
 
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="dicom_servers")
-    name = models.CharField(max_length=100)
+    name = models.CharField(_("name"), max_length=100)
     ae_title = models.CharField(_("AE title"), max_length=16)
-    host = models.CharField(max_length=255, default="127.0.0.1")
+    host = models.CharField(_("host"), max_length=255, default="127.0.0.1")
     port = models.PositiveIntegerField(default=104)
     is_active = models.BooleanField(_("active"), default=True)
     check_host = models.BooleanField(
-        default=False, help_text=_("Only accept associations from this host's address.")
+        _("check host"),
+        default=False,
+        help_text=_("Only accept associations from this host's address."),
     )
     allow_store = models.BooleanField(_("allow store"), default=True)
     allow_find = models.BooleanField(_("allow find"), default=False)
     allow_move = models.BooleanField(_("allow move"), default=False)
     allow_get = models.BooleanField(_("allow get"), default=False)
     vendor_profile = models.CharField(
-        max_length=20, choices=VendorProfile.choices, default=VendorProfile.GENERIC
+        _("vendor profile"),
+        max_length=20,
+        choices=VendorProfile.choices,
+        default=VendorProfile.GENERIC,
     )
     # Device profile for the modality worklist.
     mwl_character_set = models.CharField(
