@@ -443,6 +443,7 @@ def _retrieve(
             ds.StudyInstanceUID = uid
             current = {"completed": 0, "failed": 0, "warning": 0, "remaining": 0}
             cancel_sent = False
+            final_code = None
             for answer, _identifier in send(assoc, ds):
                 code = answer.get("Status") if answer else None
                 if code is None:
@@ -464,6 +465,8 @@ def _retrieve(
                     current["completed"] += current["remaining"]
                     current["remaining"] = 0
                 break
+            if final_code is None and not error:
+                error = f"{peer} ended the retrieve of {uid} without a final status"
             for key in done:
                 done[key] += current[key]
             if final_code == status.SUCCESS and not any(current[k] for k in done):
@@ -477,9 +480,9 @@ def _retrieve(
                 error = move_destination_unknown_message(server, destination)
                 break
             if final_code not in (status.SUCCESS, status.SUBOPS_COMPLETE_WITH_FAILURES):
-                final = cast(int, final_code)  # this study's final status
+                assert final_code is not None  # a missing final status is an error above
                 error = _status_message(
-                    peer, code=final, answer=answer, table=QR_MOVE_SERVICE_CLASS_STATUS
+                    peer, code=final_code, answer=answer, table=QR_MOVE_SERVICE_CLASS_STATUS
                 )
                 break
             if should_cancel():
