@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from dataclasses import dataclass
-from typing import cast
 
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -20,10 +18,9 @@ from pydicom.dataset import Dataset
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 from pynetdicom.status import MODALITY_WORKLIST_SERVICE_CLASS_STATUS
 
-from dicomnet.dimse import status
 from dicomnet.dimse.values import parse_da, parse_tm
 from dicomnet.models import DeviceService, DicomServer
-from dicomnet.net.association import association_failure, new_ae, peer_name
+from dicomnet.net.association import ScuError, associate, find_answers, new_ae, peer_name
 from patients.models import Practice
 
 log = logging.getLogger("worklist.scu")
@@ -120,39 +117,27 @@ def query_worklist(
     ae = new_ae(server, timeout)
     ae.add_requested_context(ModalityWorklistInformationFind)
     peer = peer_name(server)
-    started = time.monotonic()
-    assoc = ae.associate(server.host, server.port, ae_title=server.ae_title)
-    if not assoc.is_established:
-        waited = time.monotonic() - started
-        acse_timeout = cast(float, ae.acse_timeout)  # new_ae set it
-        raise WorklistQueryError(
-            association_failure(assoc, server=server, timeout=acse_timeout, waited=waited)
-        )
+    try:
+        assoc = associate(ae, server)
+    except ScuError as exc:
+        raise WorklistQueryError(str(exc)) from exc
     try:
         if not assoc.accepted_contexts:
             raise WorklistQueryError(f"{peer} does not offer the Modality Worklist service")
         identifier = worklist_query(
             date_from, date_to=date_to, station_ae=station_ae.strip(), modality=modality.strip()
         )
-        records = []
-        started = time.monotonic()
-        for answer, found in assoc.send_c_find(identifier, ModalityWorklistInformationFind):
-            code = answer.get("Status") if answer else None
-            if code is None:
-                if time.monotonic() - started >= cast(float, ae.dimse_timeout):  # new_ae set it
-                    raise WorklistQueryError(f"{peer} did not answer within {ae.dimse_timeout:g} s")
-                raise WorklistQueryError(f"{peer} closed the association before its last answer")
-            if code in (status.PENDING, status.PENDING_WARNING):
-                if found is not None:
-                    records.append(record_from(found))
-                continue
-            if code != status.SUCCESS:
-                meaning = MODALITY_WORKLIST_SERVICE_CLASS_STATUS.get(code, ("", "unknown"))[1]
-                comment = str(answer.get("ErrorComment", "") or "")
-                raise WorklistQueryError(
-                    f"{peer} answered with status 0x{code:04X} ({meaning})"
-                    + (f": {comment}" if comment else "")
-                )
+        answers = find_answers(
+            assoc,
+            identifier,
+            ModalityWorklistInformationFind,
+            peer=peer,
+            statuses=MODALITY_WORKLIST_SERVICE_CLASS_STATUS,
+        )
+        try:
+            records = [record_from(found) for found in answers]
+        except ScuError as exc:
+            raise WorklistQueryError(str(exc)) from exc
     finally:
         if assoc.is_established:
             assoc.release()

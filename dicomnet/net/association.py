@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import cast
 
 from django.conf import settings
+from pydicom import Dataset
 from pynetdicom import AE
+from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 
 from dicomnet.dimse import status
@@ -58,6 +61,41 @@ def associate(ae: AE, server: DicomServer, **kwargs):
         timeout = cast(float, ae.acse_timeout)  # new_ae set it
         raise ScuError(association_failure(assoc, server=server, timeout=timeout, waited=waited))
     return assoc
+
+
+def status_message(peer: str, *, code: int, answer: Dataset, table: dict) -> str:
+    """A failure status in words: its meaning in the service's status table, and the comment."""
+    meaning = table.get(code, ("", "unknown status"))[1]
+    comment = str(answer.get("ErrorComment", "") or "")
+    return f"{peer} answered with status 0x{code:04X} ({meaning})" + (
+        f": {comment}" if comment else ""
+    )
+
+
+def find_answers(
+    assoc: Association, identifier: Dataset, model: str, *, peer: str, statuses: dict
+) -> Iterator[Dataset]:
+    """The matches of one C-FIND, until its final status.
+
+    Silence, a lost association or a failure status raise ``ScuError`` with the reason
+    (``statuses``: the service's table, for the meaning of a failure); what was received
+    before is not to be used as if it were the whole answer.
+    """
+    timeout = cast(float, assoc.dimse_timeout)  # new_ae set it
+    started = time.monotonic()
+    for answer, found in assoc.send_c_find(identifier, model):
+        code = answer.get("Status") if answer else None
+        if code is None:
+            if time.monotonic() - started >= timeout:
+                raise ScuError(f"{peer} did not answer within {timeout:g} s")
+            raise ScuError(f"{peer} closed the association before its last answer")
+        if code in (status.PENDING, status.PENDING_WARNING):
+            if found is not None:
+                yield found
+            continue
+        if code != status.SUCCESS:
+            raise ScuError(status_message(peer, code=code, answer=answer, table=statuses))
+        return
 
 
 def association_failure(assoc, *, server: DicomServer, timeout: float, waited: float) -> str:

@@ -94,7 +94,12 @@ def event_handlers() -> list:
 
 
 def serve(stop: threading.Event, *, port: int | None = None, address: str | None = None) -> None:
-    """Accept associations until ``stop`` is set, then shut down cleanly."""
+    """Accept associations until ``stop`` is set, then shut down cleanly.
+
+    Every configured service is imported first: a missing one stops the start before any
+    process-wide setting is changed or any port is bound.
+    """
+    service_modules()
     configure_pynetdicom()
     ae = build_ae()
     bind = (address or settings.DICOM_BIND_ADDRESS, port or settings.DICOM_PORT)

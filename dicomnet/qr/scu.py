@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -38,9 +37,11 @@ from dicomnet.models import DicomServer, DicomStudy
 from dicomnet.net.association import (
     ScuError,
     associate,
+    find_answers,
     new_ae,
     our_ae_title,
     peer_name,
+    status_message,
 )
 from dicomnet.net.contexts import ALL_TRANSFER_SYNTAXES, DENTAL_STORAGE_CLASSES
 from dicomnet.net.incoming import spool_tmp_dir
@@ -232,27 +233,13 @@ def find_studies(
     ae.add_requested_context(model)
     assoc = associate(ae, server)
     peer = peer_name(server)
-    records: list[FindRecord] = []
     try:
         if not assoc.accepted_contexts:
             raise ScuError(f"{peer} does not offer the {root} root query service")
-        started = time.monotonic()
-        for answer, found in assoc.send_c_find(identifier, model):
-            code = answer.get("Status") if answer else None
-            if code is None:
-                if time.monotonic() - started >= cast(float, ae.dimse_timeout):  # new_ae set it
-                    raise ScuError(f"{peer} did not answer within {ae.dimse_timeout:g} s")
-                raise ScuError(f"{peer} closed the association before its last answer")
-            if code in (status.PENDING, status.PENDING_WARNING):
-                if found is not None:
-                    records.append(record_from(found, level))
-                continue
-            if code != status.SUCCESS:
-                raise ScuError(
-                    _status_message(
-                        peer, code=code, answer=answer, table=QR_FIND_SERVICE_CLASS_STATUS
-                    )
-                )
+        answers = find_answers(
+            assoc, identifier, model, peer=peer, statuses=QR_FIND_SERVICE_CLASS_STATUS
+        )
+        records = [record_from(found, level) for found in answers]
     finally:
         if assoc.is_established:
             assoc.release()
@@ -274,14 +261,6 @@ def mark_imported(server: DicomServer, records: list[FindRecord]) -> list[FindRe
         else r
         for r in records
     ]
-
-
-def _status_message(peer: str, *, code: int, answer: Dataset, table: dict) -> str:
-    meaning = table.get(code, ("", "unknown status"))[1]
-    comment = str(answer.get("ErrorComment", "") or "")
-    return f"{peer} answered with status 0x{code:04X} ({meaning})" + (
-        f": {comment}" if comment else ""
-    )
 
 
 # --- C-MOVE / C-GET --------------------------------------------------------------------
@@ -481,7 +460,7 @@ def _retrieve(
                 break
             if final_code not in (status.SUCCESS, status.SUBOPS_COMPLETE_WITH_FAILURES):
                 assert final_code is not None  # a missing final status is an error above
-                error = _status_message(
+                error = status_message(
                     peer, code=final_code, answer=answer, table=QR_MOVE_SERVICE_CLASS_STATUS
                 )
                 break

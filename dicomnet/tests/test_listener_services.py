@@ -8,11 +8,12 @@ leaving a listener that silently answers no worklist or no query/retrieve.
 from __future__ import annotations
 
 import socket
+import tempfile
 import threading
 
 import pytest
 from django.core.management import call_command
-from pynetdicom import evt
+from pynetdicom import _config, evt
 from pynetdicom.sop_class import (
     CTImageStorage,
     DigitalIntraOralXRayImageStorageForPresentation,
@@ -90,9 +91,12 @@ def nothing_listens(port: int) -> bool:
 
 def test_listener_refuses_to_start_when_a_service_module_is_missing(a_service_missing):
     port = free_port()
+    before = (tempfile.tempdir, _config.STORE_RECV_CHUNKED_DATASET)
     with pytest.raises(MissingService, match=r"'dicomnet\.qr\.gone' can't be imported"):
         listener.serve(threading.Event(), port=port, address="127.0.0.1")
     assert nothing_listens(port)
+    # refused before any process-wide setting changed (temp dir, streamed C-STORE)
+    assert (tempfile.tempdir, _config.STORE_RECV_CHUNKED_DATASET) == before
 
 
 def test_the_listener_command_fails_naming_the_missing_module(db, a_service_missing):
