@@ -258,7 +258,7 @@ Q_CLUSTER: dict = {
     "workers": envint("Q_WORKERS", "2"),
     "timeout": envint("Q_TIMEOUT", "300"),
     "retry": envint("Q_RETRY", "600"),
-    "max_attempts": 1,  # our own retry logic records the reason; see dicomnet/pipeline.py
+    "max_attempts": 1,  # our own retry logic records the reason; see dicomnet/ingest/pipeline.py
     "ack_failures": True,
     "catch_up": False,
     "poll": float(env("Q_POLL", "0.1")),
@@ -267,7 +267,7 @@ Q_CLUSTER: dict = {
     # Prefetch little, so an interactive task is never stuck behind many bulk ones.
     "queue_limit": envint("Q_WORKERS", "2"),
 }
-# Brokers with an interactive and a bulk lane (dicomnet/queues.py).
+# Brokers with an interactive and a bulk lane (dicomnet/ingest/queues.py).
 if env("REDIS_URL"):
     Q_CLUSTER["redis"] = env("REDIS_URL")
     Q_CLUSTER["broker_class"] = "dicomnet.ingest.queues.PriorityRedis"
