@@ -1,10 +1,12 @@
-"""dicomnet's pages (``urlpatterns``, mounted at /dicom/) and its REST API (``api_urlpatterns``,
-mounted at /api/dental/dicom/)."""
+"""dicomnet's pages (``urlpatterns``, mounted at /dicom/), its REST API (``api_urlpatterns``,
+mounted at /api/dental/dicom/) and DICOMweb (``dicomweb_urlpatterns``, mounted at /dicomweb/;
+the only import of ``dicomnet.dicomweb``)."""
 
 from django.urls import path
 
 from dicomnet.api import receive
 from dicomnet.api import views as api_views
+from dicomnet.dicomweb import views as dicomweb_views
 from dicomnet.ingest import views as ingest_views
 from dicomnet.qr import views as qr_views
 
@@ -28,4 +30,29 @@ api_urlpatterns = [
     path("import", api_views.ImportView.as_view(), name="api_dicom_import"),
     path("jobs/<int:pk>", api_views.JobView.as_view(), name="api_dicom_job"),
     path("jobs/<int:pk>/cancel", api_views.JobCancelView.as_view(), name="api_dicom_job_cancel"),
+]
+
+# QIDO-RS (PS3.18 §10.6): GET only, no trailing slash, as DICOMweb clients build the paths.
+dicomweb_urlpatterns = [
+    path("studies", dicomweb_views.search, {"resource": "studies"}, name="dicomweb_studies"),
+    path("series", dicomweb_views.search, {"resource": "series"}, name="dicomweb_series"),
+    path("instances", dicomweb_views.search, {"resource": "instances"}, name="dicomweb_instances"),
+    path(
+        "studies/<str:study>/series",
+        dicomweb_views.search,
+        {"resource": "study_series"},
+        name="dicomweb_study_series",
+    ),
+    path(
+        "studies/<str:study>/instances",
+        dicomweb_views.search,
+        {"resource": "study_instances"},
+        name="dicomweb_study_instances",
+    ),
+    path(
+        "studies/<str:study>/series/<str:series>/instances",
+        dicomweb_views.search,
+        {"resource": "series_instances"},
+        name="dicomweb_series_instances",
+    ),
 ]

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/dental/dicom/", include(dicomnet_urls.api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("dicom/", include("dicomnet.urls")),
+    path("dicomweb/", include(dicomnet_urls.dicomweb_urlpatterns)),
     path("", include("worklist.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

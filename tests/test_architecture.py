@@ -1,7 +1,8 @@
 """The import rule of docs/architecture.md, kept: every import, lazy ones included, runs one way.
 
 patients <- dicomnet <- worklist <- nexrel across apps, and inside dicomnet
-dimse <- net <- ingest <- qr (models, admin, api, urls and management may use them all).
+dimse <- net <- ingest <- qr <- dicomweb (models, admin, api, urls and management may use
+them all; only dicomnet.urls imports dicomweb).
 Beneath every app, ``nexrel.supervisor`` and ``nexrel.settings`` import none of them.
 """
 
@@ -24,9 +25,16 @@ FORBIDDEN = {
     "worklist": NEXREL_TOP,
     "nexrel.supervisor": APPS,
     "nexrel.settings": APPS,
-    "dicomnet.dimse": ("dicomnet.net", "dicomnet.ingest", "dicomnet.qr", "dicomnet.models"),
-    "dicomnet.net": ("dicomnet.ingest", "dicomnet.qr"),
-    "dicomnet.ingest": ("dicomnet.qr",),
+    "dicomnet.dimse": (
+        "dicomnet.net",
+        "dicomnet.ingest",
+        "dicomnet.qr",
+        "dicomnet.models",
+        "dicomnet.dicomweb",
+    ),
+    "dicomnet.net": ("dicomnet.ingest", "dicomnet.qr", "dicomnet.dicomweb"),
+    "dicomnet.ingest": ("dicomnet.qr", "dicomnet.dicomweb"),
+    "dicomnet.qr": ("dicomnet.dicomweb",),
 }
 
 

@@ -1,5 +1,6 @@
 """Query/retrieve over REST. Each view translates HTTP into one call: ``remote.find`` (C-FIND),
-``retrieve.start_import``, ``retrieve.cancel_job``; reads go through ``qr.selectors`` and ``for_practice``.
+``retrieve.start_import``, ``retrieve.cancel_job``; reads go through ``qr.selectors`` and
+``for_practice``.
 
 Another practice's servers, patients and jobs are 404: they do not exist for the caller.
 """

@@ -8,7 +8,7 @@ value for it, in the device profile's SpecificCharacterSet.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import cast
 
 from pydicom import Dataset
@@ -159,7 +159,15 @@ def build_answer(
     for keyword in UNIQUE_KEYS[query.level]:
         # pydicom's update takes keywords too (as its docstring says), not only tags.
         ds.update({keyword: values.get(keyword, "")})  # type: ignore[dict-item]
-    for tag, vr in query.keys:
+    return add_keys(ds, values, query.keys, retrieve_ae=retrieve_ae)
+
+
+def add_keys(
+    ds: Dataset, values: dict[str, object], keys: Iterable[tuple[int, str]], *, retrieve_ae: str
+) -> Dataset:
+    """Each (tag, VR) of ``keys`` not yet in ``ds``, from ``values`` by keyword; empty when
+    Nexrel holds no value. Shared by the C-FIND answers and QIDO-RS (``dicomnet.dicomweb``)."""
+    for tag, vr in keys:
         if tag in ds:
             continue
         keyword = keyword_for_tag(tag)

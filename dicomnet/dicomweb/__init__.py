@@ -1,0 +1,8 @@
+"""DICOMweb (PS3.18) over the archive: QIDO-RS, the Search transaction, for now.
+
+``qido`` turns a search's path and query parameters into the query/retrieve identifier
+``dicomnet.qr.matching.parse_identifier`` reads, selects with the same matcher as C-FIND and
+answers in DICOM JSON; ``views`` adds the session, the media type and the access log. Only
+``dicomnet.urls`` (``dicomweb_urlpatterns``, mounted at /dicomweb/) imports this package.
+docs/dicomweb-conformance.md says what is supported.
+"""

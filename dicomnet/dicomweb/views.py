@@ -1,0 +1,98 @@
+"""QIDO-RS over HTTP: the session, the media type, the status codes and the access log.
+
+The user of the browser session, attached to a practice, searches that practice's archive;
+another practice's studies are never matched, whatever the path. Without a session: 401 with
+``WWW-Authenticate`` (bearer tokens come next), never a redirect to the login page. Errors
+are JSON ``{"detail": ...}``. No match is 204 No Content, as PS3.18 §8.3.4.4.1 says.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from dicomnet.dicomweb.qido import RESOURCES, BadSearch, Page, parse_search, run_search
+from dicomnet.models import DicomStudy
+from patients.decorators import PracticeRequest
+from patients.models import Patient
+from patients.services import audit
+
+DICOM_JSON = "application/dicom+json"
+ACCEPTED = (DICOM_JSON, "application/json")
+AUTHENTICATE = 'Bearer realm="Nexrel DICOMweb"'
+
+
+def _error(status: int, detail: str, **headers: str) -> JsonResponse:
+    return JsonResponse({"detail": detail}, status=status, headers=headers or None)
+
+
+def session_practice(view):
+    """A logged-in user of a practice; 401 (with WWW-Authenticate) or 403 as JSON otherwise."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return _error(401, "authentication required", **{"WWW-Authenticate": AUTHENTICATE})
+        if not getattr(request.user, "practice_id", None):
+            return _error(403, "this account does not belong to a practice")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _audit(request: PracticeRequest, page: Page) -> None:
+    """One access-log row per patient whose studies were answered (one without a patient
+    when none is linked or nothing matched)."""
+    root = reverse("dicomweb_studies").removesuffix("studies")  # "/dicomweb/"
+    ref = "qido:" + request.path.removeprefix(root)
+    linked = DicomStudy.objects.for_practice(request.user.practice).filter(
+        study_instance_uid__in=page.study_uids
+    )
+    patients: list[Patient | None] = list(
+        Patient.objects.for_practice(request.user.practice)
+        .filter(pk__in=linked.values("patient"))  # "patient_id" is the DICOM PatientID
+        .order_by("pk")
+    )
+    for patient in patients or [None]:
+        audit(request.user, action="dicomweb_search", patient=patient, ref=ref)
+
+
+@require_GET
+@session_practice
+def search(
+    request: PracticeRequest, resource: str, study: str = "", series: str = ""
+) -> HttpResponse:
+    """Search for studies, series or instances (PS3.18 §10.6)."""
+    if not any(request.accepts(media_type) for media_type in ACCEPTED):
+        return _error(406, f"this resource answers {DICOM_JSON} (or application/json) only")
+    try:
+        query = parse_search(
+            RESOURCES[resource], dict(request.GET.lists()), study_uid=study, series_uid=series
+        )
+    except BadSearch as exc:
+        return _error(400, str(exc))
+    page = run_search(
+        query,
+        practice_id=request.user.practice_id,
+        studies_url=request.build_absolute_uri(reverse("dicomweb_studies")),
+    )
+    _audit(request, page)
+    warnings = []
+    if page.not_held:
+        names = ", ".join(sorted(page.not_held))
+        warnings.append(f'299 Nexrel "Nexrel holds no value for the included fields {names}"')
+    if page.more:
+        warnings.append('299 Nexrel "There are additional results that can be requested"')
+    if not page.answers:
+        response = HttpResponse(status=204)
+    else:
+        body = json.dumps(page.answers, ensure_ascii=False).encode()
+        response = HttpResponse(body, content_type=DICOM_JSON)
+    if warnings:
+        response["Warning"] = ", ".join(warnings)
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -1,0 +1,81 @@
+"""QIDO-RS through a real DICOMweb client (dicomweb-client) against the running web server,
+logged in as the demo clinician through the login page, as a browser would."""
+
+from __future__ import annotations
+
+import re
+
+import requests
+from dicomweb_client.api import DICOMwebClient
+
+from tests.dicom_samples import ingest_processed
+
+
+def logged_in_session(base: str) -> requests.Session:
+    session = requests.Session()
+    form = session.get(f"{base}/accounts/login/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+    assert token, form.text[:500]
+    done = session.post(
+        f"{base}/accounts/login/",
+        data={
+            "csrfmiddlewaretoken": token.group(1),
+            "username": "clinician",
+            "password": "nexrel-demo",
+        },
+        headers={"Referer": f"{base}/accounts/login/"},
+        timeout=10,
+        allow_redirects=False,
+    )
+    assert done.status_code == 302, done.text[:500]
+    assert "sessionid" in session.cookies
+    return session
+
+
+def test_dicomweb_client_searches_studies_series_and_instances(web_server, practice):
+    first = ingest_processed(
+        practice, patient_id="1001", patient_name="Côté^Zoé", study_date="20240115",
+        instance_number=1,
+    )  # fmt: skip
+    ingest_processed(
+        practice, patient_id="1001", patient_name="Côté^Zoé", study_date="20240115",
+        instance_number=2, study_uid=first.study.study_instance_uid,
+        series_uid=first.series.series_instance_uid,
+    )  # fmt: skip
+    ingest_processed(practice, patient_id="1002", patient_name="Bélanger^Étienne")
+    study_uid = first.study.study_instance_uid
+    series_uid = first.series.series_instance_uid
+
+    anonymous = requests.get(f"{web_server}/dicomweb/studies", timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+
+    client = DICOMwebClient(
+        f"{web_server}/dicomweb", session=logged_in_session(web_server)
+    )
+    studies = client.search_for_studies(search_filters={"PatientName": "cote*"})
+    assert [s["0020000D"]["Value"] for s in studies] == [[study_uid]]
+    assert studies[0]["00100010"]["Value"] == [{"Alphabetic": "Côté^Zoé"}]
+    assert studies[0]["00201208"]["Value"] == [2]
+    # RetrieveURL is built from the request's Host; dicomweb-client sends Host without the
+    # port (web.py: ``headers['Host'] = self.host``), so only the path is compared here.
+    [retrieve_url] = studies[0]["00081190"]["Value"]
+    assert retrieve_url.startswith("http://127.0.0.1")
+    assert retrieve_url.endswith(f"/dicomweb/studies/{study_uid}")
+
+    series = client.search_for_series(study_instance_uid=study_uid)
+    assert [s["0020000E"]["Value"] for s in series] == [[series_uid]]
+    assert series[0]["00080060"]["Value"] == ["CT"]
+
+    instances = client.search_for_instances(
+        study_instance_uid=study_uid, series_instance_uid=series_uid
+    )
+    assert sorted(i["00200013"]["Value"][0] for i in instances) == [1, 2]
+
+    every_series = client.search_for_series(search_filters={"PatientName": "BÉLANGER"})
+    assert len(every_series) == 1
+    assert every_series[0]["00100010"]["Value"] == [{"Alphabetic": "Bélanger^Étienne"}]
+
+    assert client.search_for_studies(search_filters={"PatientName": "nobody*"}) == []
+    paged = client.search_for_instances(limit=1, offset=1)
+    assert len(paged) == 1
