@@ -1,5 +1,5 @@
-"""QIDO-RS through a real DICOMweb client (dicomweb-client) against the running web server,
-logged in as the demo clinician through the login page, as a browser would."""
+"""End to end: QIDO-RS through a real DICOMweb client (dicomweb-client) against the running
+web server, logged in as the demo clinician through the login page, as a browser would."""
 
 from __future__ import annotations
 
