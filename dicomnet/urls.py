@@ -32,7 +32,8 @@ api_urlpatterns = [
     path("jobs/<int:pk>/cancel", api_views.JobCancelView.as_view(), name="api_dicom_job_cancel"),
 ]
 
-# QIDO-RS (PS3.18 §10.6): GET only, no trailing slash, as DICOMweb clients build the paths.
+# QIDO-RS (PS3.18 §10.6) and WADO-RS (§10.4): GET only, no trailing slash, as DICOMweb
+# clients build the paths.
 dicomweb_urlpatterns = [
     path("studies", dicomweb_views.search, {"resource": "studies"}, name="dicomweb_studies"),
     path("series", dicomweb_views.search, {"resource": "series"}, name="dicomweb_series"),
@@ -54,5 +55,32 @@ dicomweb_urlpatterns = [
         dicomweb_views.search,
         {"resource": "series_instances"},
         name="dicomweb_series_instances",
+    ),
+    # WADO-RS: the stored objects (multipart/related) and their metadata (DICOM JSON).
+    path("studies/<str:study>", dicomweb_views.retrieve, name="dicomweb_retrieve_study"),
+    path(
+        "studies/<str:study>/metadata",
+        dicomweb_views.metadata,
+        name="dicomweb_study_metadata",
+    ),
+    path(
+        "studies/<str:study>/series/<str:series>",
+        dicomweb_views.retrieve,
+        name="dicomweb_retrieve_series",
+    ),
+    path(
+        "studies/<str:study>/series/<str:series>/metadata",
+        dicomweb_views.metadata,
+        name="dicomweb_series_metadata",
+    ),
+    path(
+        "studies/<str:study>/series/<str:series>/instances/<str:instance>",
+        dicomweb_views.retrieve,
+        name="dicomweb_retrieve_instance",
+    ),
+    path(
+        "studies/<str:study>/series/<str:series>/instances/<str:instance>/metadata",
+        dicomweb_views.metadata,
+        name="dicomweb_instance_metadata",
     ),
 ]

@@ -1,9 +1,12 @@
-"""QIDO-RS over HTTP: the session, the media type, the status codes and the access log.
+"""QIDO-RS and WADO-RS over HTTP: the session, the media type, the status codes and the
+access log.
 
-The user of the browser session, attached to a practice, searches that practice's archive;
-another practice's studies are never matched, whatever the path. Without a session: 401 with
-``WWW-Authenticate`` (bearer tokens come next), never a redirect to the login page. Errors
-are JSON ``{"detail": ...}``. No match is 204 No Content, as PS3.18 §8.3.4.4.1 says.
+The user of the browser session, attached to a practice, searches and retrieves that
+practice's archive; another practice's studies are never matched, whatever the path (a
+retrieve of one is 404, never 403). Without a session: 401 with ``WWW-Authenticate``
+(bearer tokens come next), never a redirect to the login page. Errors are JSON
+``{"detail": ...}``. No match of a search is 204 No Content, as PS3.18 §8.3.4.4.1 says.
+A retrieve streams the stored objects (``StreamingHttpResponse``, no Content-Length).
 """
 
 from __future__ import annotations
@@ -11,12 +14,20 @@ from __future__ import annotations
 import json
 from functools import wraps
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from dicomnet.dicomweb.qido import RESOURCES, BadSearch, Page, parse_search, run_search
-from dicomnet.models import DicomStudy
+from dicomnet.dicomweb import wado
+from dicomnet.dicomweb.qido import (
+    RESOURCES,
+    BadSearch,
+    Page,
+    parse_search,
+    retrieve_url,
+    run_search,
+)
+from dicomnet.models import DicomInstance, DicomStudy
 from patients.decorators import PracticeRequest
 from patients.models import Patient
 from patients.services import audit
@@ -44,11 +55,16 @@ def session_practice(view):
     return wrapper
 
 
+def _ref(request: HttpRequest, transaction: str) -> str:
+    """The access log's object: ``qido:studies/1.2.3/series``, ``wado:studies/1.2.3``."""
+    root = reverse("dicomweb_studies").removesuffix("studies")  # "/dicomweb/"
+    return f"{transaction}:{request.path.removeprefix(root)}"
+
+
 def _audit(request: PracticeRequest, page: Page) -> None:
     """One access-log row per patient whose studies were answered (one without a patient
     when none is linked or nothing matched)."""
-    root = reverse("dicomweb_studies").removesuffix("studies")  # "/dicomweb/"
-    ref = "qido:" + request.path.removeprefix(root)
+    ref = _ref(request, "qido")
     linked = DicomStudy.objects.for_practice(request.user.practice).filter(
         study_instance_uid__in=page.study_uids
     )
@@ -94,5 +110,79 @@ def search(
         response = HttpResponse(body, content_type=DICOM_JSON)
     if warnings:
         response["Warning"] = ", ".join(warnings)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _select(
+    request: PracticeRequest, study: str, series: str, instance: str
+) -> list[DicomInstance] | JsonResponse:
+    """The instances a retrieve names (400, 404 as a response otherwise); logged (Law 25)."""
+    try:
+        target = wado.parse_target(study, series, instance)
+        instances = wado.select_instances(target, practice_id=request.user.practice_id)
+    except wado.BadRetrieve as exc:
+        return _error(400, str(exc))
+    except wado.NotFound as exc:
+        return _error(404, str(exc))
+    return instances
+
+
+def _audit_retrieve(request: PracticeRequest, instances: list[DicomInstance]) -> None:
+    """One access-log row: the study's linked patient, if any (one study per path)."""
+    study = instances[0].study
+    patient = study.patient if study is not None else None
+    audit(request.user, action="dicomweb_retrieve", patient=patient, ref=_ref(request, "wado"))
+
+
+@require_GET
+@session_practice
+def retrieve(
+    request: PracticeRequest, study: str, series: str = "", instance: str = ""
+) -> HttpResponse | StreamingHttpResponse:
+    """Retrieve a study, a series or an instance (PS3.18 §10.4): the stored objects as
+    ``multipart/related; type="application/dicom"``, streamed."""
+    selected = _select(request, study, series, instance)
+    if isinstance(selected, JsonResponse):
+        return selected
+    refusal = wado.negotiate(
+        request.headers.get("Accept", ""), {i.transfer_syntax_uid for i in selected}
+    )
+    if refusal is not None:
+        return _error(406, refusal)
+    _audit_retrieve(request, selected)
+    boundary = wado.new_boundary()
+    response = StreamingHttpResponse(
+        wado.multipart_body(selected, boundary),
+        content_type=wado.multipart_content_type(boundary),
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+@session_practice
+def metadata(
+    request: PracticeRequest, study: str, series: str = "", instance: str = ""
+) -> HttpResponse:
+    """Retrieve the metadata of a study, a series or an instance (PS3.18 §10.4): a DICOM JSON
+    array, one object per instance, large values as BulkDataURIs."""
+    if not any(request.accepts(media_type) for media_type in ACCEPTED):
+        return _error(406, f"this resource answers {DICOM_JSON} (or application/json) only")
+    selected = _select(request, study, series, instance)
+    if isinstance(selected, JsonResponse):
+        return selected
+    _audit_retrieve(request, selected)
+    studies_url = request.build_absolute_uri(reverse("dicomweb_studies"))
+    answers = []
+    for found in selected:
+        uids = {
+            "StudyInstanceUID": study,
+            "SeriesInstanceUID": found.series.series_instance_uid if found.series else "",
+            "SOPInstanceUID": found.sop_instance_uid,
+        }
+        answers.append(wado.instance_metadata(found, retrieve_url(studies_url, uids, "IMAGE")))
+    body = json.dumps(answers, ensure_ascii=False).encode()
+    response = HttpResponse(body, content_type=DICOM_JSON)
     response["Cache-Control"] = "private, no-store"
     return response

@@ -1,5 +1,6 @@
-"""End to end: QIDO-RS through a real DICOMweb client (dicomweb-client) against the running
-web server, logged in as the demo clinician through the login page, as a browser would."""
+"""End to end: QIDO-RS and WADO-RS through a real DICOMweb client (dicomweb-client) against
+the running web server, logged in as the demo clinician through the login page, as a browser
+would."""
 
 from __future__ import annotations
 
@@ -50,9 +51,8 @@ def test_dicomweb_client_searches_studies_series_and_instances(web_server, pract
     assert anonymous.status_code == 401
     assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
 
-    client = DICOMwebClient(
-        f"{web_server}/dicomweb", session=logged_in_session(web_server)
-    )
+    session = logged_in_session(web_server)
+    client = DICOMwebClient(f"{web_server}/dicomweb", session=session)
     studies = client.search_for_studies(search_filters={"PatientName": "cote*"})
     assert [s["0020000D"]["Value"] for s in studies] == [[study_uid]]
     assert studies[0]["00100010"]["Value"] == [{"Alphabetic": "Côté^Zoé"}]
@@ -79,3 +79,30 @@ def test_dicomweb_client_searches_studies_series_and_instances(web_server, pract
     assert client.search_for_studies(search_filters={"PatientName": "nobody*"}) == []
     paged = client.search_for_instances(limit=1, offset=1)
     assert len(paged) == 1
+
+    # WADO-RS: the study's objects, as stored, and an instance's metadata.
+    qido_uids = {
+        i["00080018"]["Value"][0] for i in client.search_for_instances(study_instance_uid=study_uid)
+    }
+    retrieved = client.retrieve_study(study_uid)
+    assert {str(ds.SOPInstanceUID) for ds in retrieved} == qido_uids
+    assert len(qido_uids) == 2
+    assert {str(ds.PatientName) for ds in retrieved} == {"Côté^Zoé"}
+    in_series = client.retrieve_series(
+        study_uid, series_uid, media_types=(("application/dicom", "*"),)
+    )
+    assert {str(ds.SOPInstanceUID) for ds in in_series} == qido_uids
+    metadata = client.retrieve_instance_metadata(study_uid, series_uid, first.sop_instance_uid)
+    assert metadata["00100010"]["Value"] == [{"Alphabetic": "Côté^Zoé"}]
+    assert metadata["7FE00010"]["BulkDataURI"].endswith(
+        f"/instances/{first.sop_instance_uid}/bulkdata/7FE00010"
+    )
+    transcode = session.get(
+        f"{web_server}/dicomweb/studies/{study_uid}",
+        headers={
+            "Accept": 'multipart/related; type="application/dicom"; '
+            "transfer-syntax=1.2.840.10008.1.2.4.50"
+        },
+        timeout=10,
+    )
+    assert transcode.status_code == 406
