@@ -32,10 +32,10 @@ api_urlpatterns = [
     path("jobs/<int:pk>/cancel", api_views.JobCancelView.as_view(), name="api_dicom_job_cancel"),
 ]
 
-# QIDO-RS (PS3.18 §10.6) and WADO-RS (§10.4): GET only, no trailing slash, as DICOMweb
-# clients build the paths.
+# QIDO-RS (PS3.18 §10.6) and WADO-RS (§10.4): GET, no trailing slash, as DICOMweb clients
+# build the paths; STOW-RS (§10.5): POST on "studies" and "studies/{study}".
 dicomweb_urlpatterns = [
-    path("studies", dicomweb_views.search, {"resource": "studies"}, name="dicomweb_studies"),
+    path("studies", dicomweb_views.studies, {"resource": "studies"}, name="dicomweb_studies"),
     path("series", dicomweb_views.search, {"resource": "series"}, name="dicomweb_series"),
     path("instances", dicomweb_views.search, {"resource": "instances"}, name="dicomweb_instances"),
     path(
@@ -57,7 +57,8 @@ dicomweb_urlpatterns = [
         name="dicomweb_series_instances",
     ),
     # WADO-RS: the stored objects (multipart/related) and their metadata (DICOM JSON).
-    path("studies/<str:study>", dicomweb_views.retrieve, name="dicomweb_retrieve_study"),
+    # GET retrieves (WADO-RS); POST stores (STOW-RS, PS3.18 §10.5), as on "studies".
+    path("studies/<str:study>", dicomweb_views.study, name="dicomweb_retrieve_study"),
     path(
         "studies/<str:study>/metadata",
         dicomweb_views.metadata,

@@ -1,5 +1,5 @@
-"""QIDO-RS and WADO-RS over HTTP: the session, the media type, the status codes and the
-access log.
+"""QIDO-RS, WADO-RS and STOW-RS over HTTP: the session, the media type, the status codes
+and the access log.
 
 The user of the browser session, attached to a practice, searches and retrieves that
 practice's archive; another practice's studies are never matched, whatever the path (a
@@ -7,18 +7,25 @@ retrieve of one is 404, never 403). Without a session: 401 with ``WWW-Authentica
 (bearer tokens come next), never a redirect to the login page. Errors are JSON
 ``{"detail": ...}``. No match of a search is 204 No Content, as PS3.18 §8.3.4.4.1 says.
 A retrieve streams the stored objects (``StreamingHttpResponse``, no Content-Length).
+A store (``POST studies``, ``POST studies/{study}``) reads the body as a stream, part by
+part, each through ``store_instance`` (durable before the answer); it keeps Django's CSRF
+protection (session clients send ``X-CSRFToken``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 from functools import wraps
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
+from pydicom import dcmread
 
-from dicomnet.dicomweb import wado
+from dicomnet.dicomweb import stow, wado
 from dicomnet.dicomweb.qido import (
     RESOURCES,
     BadSearch,
@@ -27,6 +34,9 @@ from dicomnet.dicomweb.qido import (
     retrieve_url,
     run_search,
 )
+from dicomnet.dimse import status
+from dicomnet.dimse.uids import is_valid_uid
+from dicomnet.ingest.store import IngestError, store_instance
 from dicomnet.models import DicomInstance, DicomStudy
 from patients.decorators import PracticeRequest
 from patients.models import Patient
@@ -35,6 +45,8 @@ from patients.services import audit
 DICOM_JSON = "application/dicom+json"
 ACCEPTED = (DICOM_JSON, "application/json")
 AUTHENTICATE = 'Bearer realm="Nexrel DICOMweb"'
+
+log = logging.getLogger("dicomnet.dicomweb")
 
 
 def _error(status: int, detail: str, **headers: str) -> JsonResponse:
@@ -184,5 +196,129 @@ def metadata(
         answers.append(wado.instance_metadata(found, retrieve_url(studies_url, uids, "IMAGE")))
     body = json.dumps(answers, ensure_ascii=False).encode()
     response = HttpResponse(body, content_type=DICOM_JSON)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# ---------------------------------------------------------------------- STOW-RS
+
+
+@require_http_methods(["GET", "POST"])
+def studies(request: HttpRequest, resource: str = "studies") -> HttpResponse:
+    """``/dicomweb/studies``: GET searches (QIDO-RS), POST stores (STOW-RS)."""
+    if request.method == "POST":
+        return store(request)
+    return search(request, resource=resource)
+
+
+@require_http_methods(["GET", "POST"])
+def study(request: HttpRequest, study: str) -> HttpResponse | StreamingHttpResponse:
+    """``/dicomweb/studies/{study}``: GET retrieves (WADO-RS), POST stores (STOW-RS)."""
+    if request.method == "POST":
+        return store(request, study=study)
+    return retrieve(request, study=study)
+
+
+def _store_part(
+    request: PracticeRequest, part: stow.Part, *, study: str, studies_url: str
+) -> tuple[stow.Stored | None, stow.Failed | None, str]:
+    """Store one part (its temp file is removed in every case); (stored, failed, study)."""
+    sop_class = sop_instance = study_uid = ""
+    try:
+        if part.path is None:
+            log.info("STOW-RS part %d refused: %s", part.index, part.error)
+            reason = status.OUT_OF_RESOURCES if part.out_of_resources else status.CANNOT_UNDERSTAND
+            return None, stow.Failed("", "", reason), ""
+        if part.content_type and not stow.is_dicom_part(part.content_type):
+            return None, stow.Failed("", "", status.CANNOT_UNDERSTAND), ""
+        try:
+            header = dcmread(part.path, stop_before_pixels=True)
+            sop_class = str(header.get("SOPClassUID", "") or "")
+            sop_instance = str(header.get("SOPInstanceUID", "") or "")
+            study_uid = str(header.get("StudyInstanceUID", "") or "")
+            series_uid = str(header.get("SeriesInstanceUID", "") or "")
+        except Exception:
+            return None, stow.Failed("", "", status.CANNOT_UNDERSTAND), ""
+        failed = stow.Failed(sop_class, sop_instance, status.DATASET_DOES_NOT_MATCH_SOP_CLASS)
+        if study and study_uid != study:
+            return None, failed, ""
+        if not (is_valid_uid(study_uid) and is_valid_uid(series_uid)):
+            return None, failed, ""
+        try:
+            outcome = store_instance(
+                part.path,
+                practice=request.user.practice,
+                server=None,
+                calling_ae="",
+                peer_address=request.META.get("REMOTE_ADDR", ""),
+                position=part.index,
+            )
+        except IngestError as exc:
+            log.info("STOW-RS part %d refused: %s", part.index, exc)
+            return None, stow.Failed(sop_class, sop_instance, exc.status), ""
+        except Exception:
+            log.exception("STOW-RS part %d: unexpected error", part.index)
+            return None, stow.Failed(sop_class, sop_instance, status.PROCESSING_FAILURE), ""
+        uids = {
+            "StudyInstanceUID": study_uid,
+            "SeriesInstanceUID": series_uid,
+            "SOPInstanceUID": outcome.instance.sop_instance_uid,
+        }
+        stored = stow.Stored(
+            outcome.instance.sop_class_uid,
+            outcome.instance.sop_instance_uid,
+            retrieve_url(studies_url, uids, "IMAGE"),
+        )
+        return stored, None, study_uid
+    finally:
+        if part.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(part.path)
+
+
+@session_practice
+def store(request: PracticeRequest, study: str = "") -> HttpResponse:
+    """Store instances (PS3.18 §10.5): a ``multipart/related; type="application/dicom"``
+    body, one instance per part. Answered once every part is durable (or has failed): 200
+    all stored, 202 some failed, 409 all failed, with the store response in DICOM JSON."""
+    try:
+        boundary = stow.boundary_of(request.headers.get("Content-Type", ""))
+    except stow.UnsupportedMedia as exc:
+        return _error(415, str(exc))
+    if study and not is_valid_uid(study):
+        return _error(400, f"the study UID {study!r} of the path is not a UID")
+    studies_url = request.build_absolute_uri(reverse("dicomweb_studies"))
+    stored: list[stow.Stored] = []
+    failed: list[stow.Failed] = []
+    stored_studies: list[str] = []
+    for part in stow.iter_parts(stow.read_chunks(request), boundary):
+        done, refused, study_uid = _store_part(request, part, study=study, studies_url=studies_url)
+        if done is not None:
+            stored.append(done)
+            if study_uid not in stored_studies:
+                stored_studies.append(study_uid)
+        if refused is not None:
+            failed.append(refused)
+    if not stored and not failed:
+        return _error(400, "the body holds no part")
+    for uid in stored_studies:
+        linked = (
+            DicomStudy.objects.for_practice(request.user.practice)
+            .filter(study_instance_uid=uid)
+            .select_related("patient")
+            .first()
+        )
+        patient = linked.patient if linked is not None else None
+        audit(request.user, action="dicomweb_store", patient=patient, ref=f"stow:{uid}")
+    study_url = (study or stored_studies[0]) if len(stored_studies) == 1 else ""
+    body = stow.response_dataset(
+        study_url=f"{studies_url}/{study_url}" if study_url else "",
+        stored=stored,
+        failed=failed,
+    )
+    code = 409 if not stored else 202 if failed else 200
+    response = HttpResponse(
+        json.dumps(body, ensure_ascii=False).encode(), content_type=DICOM_JSON, status=code
+    )
     response["Cache-Control"] = "private, no-store"
     return response

@@ -312,7 +312,10 @@ def test_accept(clinician_client, archive, accept, status):
 
 
 def test_get_only(clinician_client, archive):
-    assert clinician_client.post("/dicomweb/studies").status_code == 405
+    # POST on /studies is STOW-RS (test_stow.py): without a multipart body, 415.
+    assert clinician_client.post("/dicomweb/studies").status_code == 415
+    assert clinician_client.put("/dicomweb/studies").status_code == 405
+    assert clinician_client.post("/dicomweb/series").status_code == 405
     assert clinician_client.delete("/dicomweb/series").status_code == 405
 
 

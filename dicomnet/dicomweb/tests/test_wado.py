@@ -256,7 +256,11 @@ def test_without_a_session_401_with_www_authenticate(client, archive):
 
 
 def test_get_only(clinician_client, archive):
-    assert clinician_client.post(f"/dicomweb/studies/{archive.study}").status_code == 405
+    # POST on a study is STOW-RS (test_stow.py): without a multipart body, 415.
+    assert clinician_client.post(f"/dicomweb/studies/{archive.study}").status_code == 415
+    assert clinician_client.put(f"/dicomweb/studies/{archive.study}").status_code == 405
+    series = f"/dicomweb/studies/{archive.study}/series/{archive.series}"
+    assert clinician_client.post(series).status_code == 405
 
 
 def test_a_retrieve_is_in_the_access_log(clinician_client, clinician, archive):
