@@ -148,7 +148,8 @@ class AccessLog(models.Model):
     user = models.ForeignKey(User, null=True, on_delete=models.SET_NULL)
     patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.SET_NULL)
     action = models.CharField(max_length=50)
-    object_ref = models.CharField(max_length=100, blank=True)
+    # Long enough for a DICOMweb path of three UIDs ("wado:studies/…/series/…/instances/…").
+    object_ref = models.CharField(max_length=255, blank=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     objects = PracticeManager()

@@ -28,7 +28,7 @@ def audit(user: User, *, action: str, patient: Patient | None = None, ref: str =
             user=user,
             patient=patient,
             action=action,
-            object_ref=ref[:100],
+            object_ref=ref[:255],
         )
 
 

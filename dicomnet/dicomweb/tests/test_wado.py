@@ -269,6 +269,8 @@ def test_a_retrieve_is_in_the_access_log(clinician_client, clinician, archive):
     for path in (
         f"studies/{archive.study}",
         f"studies/{archive.study}/series/{archive.series}/metadata",
+        f"studies/{archive.study}/series/{archive.series}"
+        f"/instances/{archive.first.sop_instance_uid}/metadata",
     ):
         before = AccessLog.objects.count()
         get(clinician_client, path, accept=None)
@@ -277,7 +279,7 @@ def test_a_retrieve_is_in_the_access_log(clinician_client, clinician, archive):
             clinician,
             zoe,
             "dicomweb_retrieve",
-            f"wado:{path}"[:100],  # AccessLog.object_ref holds 100 characters
+            f"wado:{path}",  # the whole path: AccessLog.object_ref holds 255 characters
         )
     before = AccessLog.objects.count()
     get(clinician_client, f"studies/{archive.study}", accept="text/html")  # 406: nothing sent
