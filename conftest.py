@@ -27,7 +27,7 @@ tests/integration/ or tests/e2e/) is marked ``integration`` or ``e2e`` here, whi
 - tests/fixtures.py: ``listener``, ``listener_factory`` (``dicom_listener`` subprocesses),
   ``worker`` (a django-q2 cluster);
 - tests/peers.py: ``postgres_server``, ``postgres_database``, ``redis_server``,
-  ``s3_server``, ``s3_bucket``, ``echo_peer`` (DCMTK storescp);
+  ``s3_server``, ``s3_bucket``, ``s3_settings``, ``echo_peer`` (DCMTK storescp);
 - tests/orthanc.py: ``orthanc``;
 - tests/browser.py: ``web_server``, ``browser_page`` (Chromium through Playwright).
 """
@@ -50,6 +50,7 @@ from tests.peers import (
     redis_server,
     s3_bucket,
     s3_server,
+    s3_settings,
 )
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ __all__ = [  # imported fixtures, for pytest to find here
     "redis_server",
     "s3_bucket",
     "s3_server",
+    "s3_settings",
     "web_server",
     "worker",
 ]
@@ -85,6 +87,7 @@ INTEGRATION_FIXTURES = {
     "redis_server",
     "s3_server",
     "s3_bucket",
+    "s3_settings",
     "echo_peer",
     "orthanc",
 }

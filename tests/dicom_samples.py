@@ -28,7 +28,7 @@ from pydicom.uid import (
 
 from dicomnet.ingest.pipeline import process_instance
 from dicomnet.ingest.storage import copy_into_spool_tmp
-from dicomnet.ingest.store import store_instance
+from dicomnet.ingest.store import StoreOutcome, store_instance
 from dicomnet.models import DicomInstance
 from patients.models import Practice
 from tests.fixtures import PYDICOM_TEST_FILES
@@ -140,14 +140,28 @@ def write_dicom(path: Path, **kwargs) -> Path:
     return path
 
 
-def ingest_processed(practice: Practice, **kwargs) -> DicomInstance:
-    """Store one object (``dicom_bytes(**kwargs)``) through the ingest path and run its
-    pipeline task here, now."""
-    tmp = copy_into_spool_tmp(io.BytesIO(dicom_bytes(**kwargs)))
+def store_bytes(practice: Practice, data: bytes, *, position: int = 1) -> StoreOutcome:
+    """Store ``data`` through the durable ingest path, as a received object; its processing
+    task is queued, not run. The spool temp file is removed whatever happens."""
+    tmp = copy_into_spool_tmp(io.BytesIO(data))
     try:
-        outcome = store_instance(tmp, practice=practice, server=None)
+        return store_instance(tmp, practice=practice, server=None, position=position)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def ingest_bytes(practice: Practice, data: bytes, *, position: int = 1) -> DicomInstance:
+    """Store ``data`` through the ingest path and run its pipeline task here, now."""
+    outcome = store_bytes(practice, data, position=position)
     assert process_instance(outcome.instance.pk) == "processed"
-    return DicomInstance.objects.select_related("study").get(pk=outcome.instance.pk)
+    return DicomInstance.objects.select_related("study", "series").get(pk=outcome.instance.pk)
+
+
+def ingest_dataset(practice: Practice, ds: Dataset) -> DicomInstance:
+    return ingest_bytes(practice, to_bytes(ds))
+
+
+def ingest_processed(practice: Practice, **kwargs) -> DicomInstance:
+    """``ingest_bytes`` of the CT-based sample ``dicom_bytes(**kwargs)`` builds."""
+    return ingest_bytes(practice, dicom_bytes(**kwargs))

@@ -278,6 +278,25 @@ def s3_bucket(s3_server: S3Server) -> str:
     return s3_server.create_bucket(f"nexrel-{uuid.uuid4().hex[:12]}")
 
 
+@pytest.fixture
+def s3_settings(settings, s3_server: S3Server, s3_bucket: str) -> str:
+    """Default storage is S3Storage, with the options settings.py builds from the env;
+    yields the bucket."""
+    from nexrel.settings import s3_storage
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": s3_storage(
+            bucket=s3_bucket,
+            region=s3_server.region,
+            endpoint_url=s3_server.endpoint_url,
+            access_key=s3_server.access_key,
+            secret_key=s3_server.secret_key,
+        ),
+    }
+    return s3_bucket
+
+
 # DCMTK --------------------------------------------------------------------------------------
 
 

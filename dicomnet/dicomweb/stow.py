@@ -84,6 +84,11 @@ class Part:
     error: str = ""
     out_of_resources: bool = False  # the error is the spool's (disk full...), not the body's
 
+    @classmethod
+    def spool_failure(cls, index: int, headers: dict[str, str], exc: OSError) -> Part:
+        """The part could not be written to the spool (disk full, not writable...)."""
+        return cls(index, headers, error=f"cannot write the spool: {exc}", out_of_resources=True)
+
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "")
@@ -200,12 +205,7 @@ def iter_parts(
                         except OSError as exc:
                             current = None
                             reported = True
-                            yield Part(
-                                index,
-                                headers,
-                                error=f"cannot write the spool: {exc}",
-                                out_of_resources=True,
-                            )
+                            yield Part.spool_failure(index, headers, exc)
                         state = "body"
                         progressed = True
                     elif len(buf) > MAX_HEADER_BYTES:
@@ -230,12 +230,7 @@ def iter_parts(
                             writing.discard()
                             current = None
                             reported = True
-                            yield Part(
-                                index,
-                                headers,
-                                error=f"cannot write the spool: {exc}",
-                                out_of_resources=True,
-                            )
+                            yield Part.spool_failure(index, headers, exc)
                         else:
                             if finished is not None:
                                 current = None

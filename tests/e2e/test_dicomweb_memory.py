@@ -5,7 +5,6 @@ body in the web server's memory. The server's peak RSS (``VmHWM``, reset through
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import shutil
 import time
@@ -19,10 +18,8 @@ from pydicom import dcmwrite
 from pydicom.uid import generate_uid
 
 from dicomnet.ingest.pipeline import process_instance
-from dicomnet.ingest.storage import copy_into_spool_tmp
-from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomInstance
-from tests.dicom_samples import intraoral, to_bytes
+from tests.dicom_samples import ingest_bytes, intraoral, to_bytes
 from tests.e2e.test_dicomweb_client import csrf_session, logged_in_session
 
 MB = 1024 * 1024
@@ -199,13 +196,7 @@ def test_wado_rs_of_a_300_slice_study_keeps_the_server_rss_bounded(web_server, p
         ds.InstanceNumber = n
         data = to_bytes(ds)
         total += len(data)
-        tmp = copy_into_spool_tmp(io.BytesIO(data))
-        try:
-            outcome = store_instance(tmp, practice=practice, server=None, position=n)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        assert process_instance(outcome.instance.pk) == "processed"
+        ingest_bytes(practice, data, position=n)
     ingested = time.monotonic()
 
     peak = PeakRss(server_pid(web_server))

@@ -7,20 +7,14 @@ old paths (``dicomnet.pipeline.process_instance``...) are kept importable. A rea
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-
 import pytest
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.models import OrmQ, Schedule
 from django_q.tasks import async_task
 
-from dicomnet.ingest.storage import copy_into_spool_tmp
-from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomInstance
-from tests.dicom_samples import dicom_bytes
+from tests.dicom_samples import dicom_bytes, store_bytes
 from tests.fixtures import wait_until
 
 pytestmark = pytest.mark.integration
@@ -40,12 +34,7 @@ def test_every_old_task_path_names_the_moved_function(old, new):
 
 def stored_without_task(practice, **kwargs) -> DicomInstance:
     """An instance made durable, with the task ``store_instance`` queued (new path) removed."""
-    tmp = copy_into_spool_tmp(io.BytesIO(dicom_bytes(**kwargs)))
-    try:
-        outcome = store_instance(tmp, practice=practice, server=None)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    outcome = store_bytes(practice, dicom_bytes(**kwargs))
     OrmQ.objects.all().delete()
     return outcome.instance
 

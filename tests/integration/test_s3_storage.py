@@ -12,7 +12,6 @@ from dicomnet.ingest.pipeline import process_instance
 from dicomnet.ingest.storage import copy_into_spool_tmp
 from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomInstance, DicomStudy
-from nexrel.settings import s3_storage
 from tests.dicom_samples import write_dicom
 
 pytestmark = [pytest.mark.integration]
@@ -20,22 +19,6 @@ pytestmark = [pytest.mark.integration]
 
 def is_webp(data: bytes) -> bool:
     return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
-
-
-@pytest.fixture
-def s3_settings(settings, s3_server, s3_bucket) -> str:
-    """Default storage is S3Storage, with the options settings.py builds from the env."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": s3_storage(
-            bucket=s3_bucket,
-            region=s3_server.region,
-            endpoint_url=s3_server.endpoint_url,
-            access_key=s3_server.access_key,
-            secret_key=s3_server.secret_key,
-        ),
-    }
-    return s3_bucket
 
 
 def _bucket_keys(client, bucket: str) -> set[str]:

@@ -3,33 +3,15 @@ includefield, errors, the session, the media type, practice scoping and the acce
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 from dataclasses import dataclass
 
 import pytest
 
-from dicomnet.ingest.pipeline import process_instance
-from dicomnet.ingest.storage import copy_into_spool_tmp
-from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomInstance
-from patients.models import AccessLog, Patient, Practice
-from tests.dicom_samples import ingest_processed, intraoral, to_bytes
+from patients.models import AccessLog, Patient
+from tests.dicom_samples import ingest_dataset, ingest_processed, intraoral
 
 DICOM_JSON = "application/dicom+json"
-
-
-def ingest_intraoral(practice: Practice, **kwargs) -> DicomInstance:
-    """An intra-oral X-ray (Modality IO) through the ingest path, processed now."""
-    tmp = copy_into_spool_tmp(io.BytesIO(to_bytes(intraoral(**kwargs))))
-    try:
-        outcome = store_instance(tmp, practice=practice, server=None)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-    assert process_instance(outcome.instance.pk) == "processed"
-    return DicomInstance.objects.select_related("study", "series").get(pk=outcome.instance.pk)
 
 
 @dataclass
@@ -56,10 +38,10 @@ def archive(practice, other_practice) -> Archive:
         practice, patient_id="1001", patient_name="Côté^Zoé", study_date="20240320",
         study_time="141000",
     )  # fmt: skip
-    belanger = ingest_intraoral(
-        practice, patient_id="1002", patient_name="Bélanger^Étienne", study_date="20240210",
+    belanger = ingest_dataset(practice, intraoral(
+        patient_id="1002", patient_name="Bélanger^Étienne", study_date="20240210",
         AccessionNumber="ACC42", StudyDescription="Bitewings",
-    )  # fmt: skip
+    ))  # fmt: skip
     other = ingest_processed(
         other_practice.practice, patient_id="1001", patient_name="Côté^Zoé",
         study_date="20240115",

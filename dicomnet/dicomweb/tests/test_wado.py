@@ -4,10 +4,7 @@ BulkDataURIs; negotiation, errors, the session, practice scoping and the access 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import os
 from dataclasses import dataclass
 
 import pytest
@@ -17,26 +14,11 @@ from pydicom import Dataset
 from pydicom.uid import generate_uid
 
 from dicomnet.dicomweb import wado
-from dicomnet.ingest.pipeline import process_instance
-from dicomnet.ingest.storage import copy_into_spool_tmp
-from dicomnet.ingest.store import store_instance
 from dicomnet.models import DicomInstance
-from patients.models import AccessLog, Patient, Practice
-from tests.dicom_samples import ingest_processed, intraoral, to_bytes
+from patients.models import AccessLog, Patient
+from tests.dicom_samples import ingest_dataset, ingest_processed, intraoral
 
 MULTIPART = 'multipart/related; type="application/dicom"'
-
-
-def ingest_intraoral(practice: Practice, **kwargs) -> DicomInstance:
-    """An intra-oral X-ray through the ingest path, processed now (``intraoral(**kwargs)``)."""
-    tmp = copy_into_spool_tmp(io.BytesIO(to_bytes(intraoral(**kwargs))))
-    try:
-        outcome = store_instance(tmp, practice=practice, server=None)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-    assert process_instance(outcome.instance.pk) == "processed"
-    return DicomInstance.objects.select_related("study", "series").get(pk=outcome.instance.pk)
 
 
 @dataclass
@@ -149,9 +131,11 @@ def test_the_body_is_streamed_in_chunks_never_whole(archive):
 
 def test_the_latest_version_of_a_re_sent_instance_wins(practice, clinician_client):
     sop = generate_uid()
-    first = ingest_intraoral(practice, sop_uid=sop, seed=1, patient_name="Côté^Zoé")
+    first = ingest_dataset(practice, intraoral(sop_uid=sop, seed=1, patient_name="Côté^Zoé"))
     study, series = first.study.study_instance_uid, first.series.series_instance_uid
-    latest = ingest_intraoral(practice, sop_uid=sop, seed=2, study_uid=study, series_uid=series)
+    latest = ingest_dataset(
+        practice, intraoral(sop_uid=sop, seed=2, study_uid=study, series_uid=series)
+    )
     assert (first.version, latest.version) == (1, 2)
     assert first.sha256 != latest.sha256
     url = f"studies/{study}/series/{series}/instances/{sop}"
@@ -347,22 +331,8 @@ def test_long_values_and_nested_ones_become_bulk_data_uris():
 # ---------------------------------------------------------------------- S3
 
 
-def test_retrieve_and_metadata_from_s3_storage(
-    settings, s3_server, s3_bucket, practice, clinician_client
-):
+def test_retrieve_and_metadata_from_s3_storage(s3_settings, practice, clinician_client):
     """The same bytes when default storage is S3 (a moto server), as production runs it."""
-    from nexrel.settings import s3_storage
-
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": s3_storage(
-            bucket=s3_bucket,
-            region=s3_server.region,
-            endpoint_url=s3_server.endpoint_url,
-            access_key=s3_server.access_key,
-            secret_key=s3_server.secret_key,
-        ),
-    }
     first = ingest_processed(practice, patient_id="1001", patient_name="Côté^Zoé")
     assert first.storage_key and not first.spool_path
     study = first.study.study_instance_uid
