@@ -28,7 +28,7 @@ tests/integration/ or tests/e2e/) is marked ``integration`` or ``e2e`` here, whi
   ``worker`` (a django-q2 cluster);
 - tests/peers.py: ``postgres_server``, ``postgres_database``, ``redis_server``,
   ``s3_server``, ``s3_bucket``, ``s3_settings``, ``echo_peer`` (DCMTK storescp);
-- tests/orthanc.py: ``orthanc``;
+- tests/orthanc.py: ``orthanc``, ``orthanc_factory`` (with more configuration: plugins);
 - tests/browser.py: ``web_server``, ``browser_page`` (Chromium through Playwright).
 """
 
@@ -42,7 +42,7 @@ import pytest
 
 from tests.browser import browser_page, web_server
 from tests.fixtures import listener, listener_factory, worker
-from tests.orthanc import orthanc
+from tests.orthanc import orthanc, orthanc_factory
 from tests.peers import (
     echo_peer,
     postgres_database,
@@ -65,6 +65,7 @@ __all__ = [  # imported fixtures, for pytest to find here
     "listener",
     "listener_factory",
     "orthanc",
+    "orthanc_factory",
     "postgres_database",
     "postgres_server",
     "redis_server",
@@ -90,6 +91,7 @@ INTEGRATION_FIXTURES = {
     "s3_settings",
     "echo_peer",
     "orthanc",
+    "orthanc_factory",
 }
 E2E_FIXTURES = {"web_server", "browser_page"}
 

@@ -84,4 +84,34 @@ dicomweb_urlpatterns = [
         dicomweb_views.metadata,
         name="dicomweb_instance_metadata",
     ),
+    path(
+        "studies/<str:study>/series/<str:series>/instances/<str:instance>/frames/<str:frame_list>",
+        dicomweb_views.frames,
+        name="dicomweb_frames",
+    ),
+    path(
+        "studies/<str:study>/series/<str:series>/instances/<str:instance>/bulkdata/<path:path>",
+        dicomweb_views.bulkdata,
+        name="dicomweb_bulkdata",
+    ),
+]
+
+# WADO-RS rendered resources and thumbnails (PS3.18 §10.4.1.1.3, §9.5): consumer images of a
+# study, a series, an instance or frames, named dicomweb_<level>_rendered / _thumbnail.
+_INSTANCE = "studies/<str:study>/series/<str:series>/instances/<str:instance>"
+_RENDERED_RESOURCES = (
+    ("study", "studies/<str:study>"),
+    ("series", "studies/<str:study>/series/<str:series>"),
+    ("instance", _INSTANCE),
+    ("frames", f"{_INSTANCE}/frames/<str:frame_list>"),
+)
+dicomweb_urlpatterns += [
+    path(
+        f"{prefix}/{kind}",
+        dicomweb_views.rendered,
+        {"kind": kind},
+        name=f"dicomweb_{level}_{kind}",
+    )
+    for level, prefix in _RENDERED_RESOURCES
+    for kind in ("rendered", "thumbnail")
 ]

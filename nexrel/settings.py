@@ -6,6 +6,7 @@ storage under ``var/``). Production differs only by environment variables.
 
 from __future__ import annotations
 
+import mimetypes
 import os
 from pathlib import Path
 
@@ -70,6 +71,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles, whose runserver nexrel's extends (static files with the CSP header).
+    "nexrel",  # composes the apps: the clinician's home and chart pages, the demo data
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
@@ -78,7 +81,6 @@ INSTALLED_APPS = [
     "patients",
     "dicomnet",
     "worklist",
-    "nexrel",  # composes the apps: the clinician's home and chart pages, the demo data
 ]
 
 MIDDLEWARE = [
@@ -246,6 +248,11 @@ ORTHANC_USERNAME = env("ORTHANC_USERNAME", "nexrel")
 ORTHANC_PASSWORD = envsecret("ORTHANC_PASSWORD")
 ORTHANC_TIMEOUT = envint("ORTHANC_TIMEOUT", "60")
 
+# DICOMweb: the largest STOW-RS body taken (docs/dicomweb-conformance.md); larger is a 413.
+DICOMWEB_MAX_STOW_BYTES = envint("DICOMWEB_MAX_STOW_BYTES", str(4 * 1024**3))
+if DICOMWEB_MAX_STOW_BYTES < 1:
+    raise ImproperlyConfigured("DICOMWEB_MAX_STOW_BYTES must be a positive number of bytes")
+
 # Processing pipeline.
 NEXREL_TASK_MAX_ATTEMPTS = envint("NEXREL_TASK_MAX_ATTEMPTS", "4")
 NEXREL_ANALYZERS = envlist("NEXREL_ANALYZERS", "dicomnet.ingest.analysis.exposure_check")
@@ -284,12 +291,20 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {"TITLE": "Nexrel API", "VERSION": "0.1.0"}
 
+# The viewer's decode worker compiles the codecs' WebAssembly ('wasm-unsafe-eval', which is
+# not 'unsafe-eval': no string becomes code) and is a module script of our own origin. A
+# worker obeys the CSP of its own script's response, so static files carry this header too
+# (nexrel/static_csp.py, docs/viewer.md).
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "img-src": [CSP.SELF, "data:", "blob:", "https:"],
     "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
-    "script-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.WASM_UNSAFE_EVAL],
+    "worker-src": [CSP.SELF],
 }
+# The codecs are fetched with WebAssembly.instantiateStreaming, which needs this exact type;
+# Python's mimetypes only knows it on some systems.
+mimetypes.add_type("application/wasm", ".wasm")
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", "false")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 

@@ -1,8 +1,19 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.template.response import TemplateResponse
+from django.urls import reverse
 
+from patients import tokens
 from patients.admin_scoping import PracticeScopedAdmin, is_scoped
-from patients.models import AccessLog, Appointment, Notification, Patient, Practice, User
+from patients.models import (
+    AccessLog,
+    ApiToken,
+    Appointment,
+    Notification,
+    Patient,
+    Practice,
+    User,
+)
 
 
 @admin.register(Practice)
@@ -70,3 +81,62 @@ class AccessLogAdmin(PracticeScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(PracticeScopedAdmin):
+    """A token is created here (or by ``manage.py api_token create``) and shown once, on its
+    own page; only its prefix and hash are kept, and neither form nor list shows the hash.
+    A token is revoked, not deleted, so the list keeps who had one."""
+
+    list_display = ["name", "prefix", "user", "created_at", "last_used_at", "expires_at",
+                    "revoked_at"]  # fmt: skip
+    list_filter = ["user__practice", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__username"]
+    fields = ["user", "name", "expires_at", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_tokens"]
+
+    def get_queryset(self, request):
+        """A practice admin sees the tokens of their practice's users (a token has no
+        practice of its own: it is its user's)."""
+        queryset = super().get_queryset(request).select_related("user")
+        if is_scoped(request):
+            practice_id = getattr(request.user, "practice_id", None)
+            if not practice_id:
+                return queryset.none()
+            return queryset.filter(user__practice_id=practice_id)
+        return queryset
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly + ["user"] if obj is not None else readonly
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            raw = tokens.new_token()
+            obj.prefix, obj.token_hash = raw[: tokens.PREFIX_LENGTH], tokens.hash_token(raw)
+            request._nexrel_clear_token = raw
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """Show the token once, on its own page (never in a message cookie)."""
+        return TemplateResponse(
+            request,
+            "admin/patients/apitoken_created.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "API token created",
+                "api_token": obj,
+                "clear_token": request._nexrel_clear_token,
+                "list_url": reverse("admin:patients_apitoken_changelist"),
+            },
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke")
+    def revoke_tokens(self, request, queryset):
+        revoked = sum(tokens.revoke(token) for token in queryset)
+        self.message_user(request, f"{revoked} API tokens revoked.")

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install the system packages Nexrel's tests use (DCMTK, Orthanc, Redis, Chromium, PostgreSQL, npm),
-# if missing. Needs root or sudo; never starts the packages' system services.
+# Install the system packages Nexrel's tests use (DCMTK, Orthanc and its DICOMweb plugin,
+# Redis, Chromium, PostgreSQL, npm), if missing. Needs root or sudo; never starts the packages' system services.
 set -eu
 need=()
 command -v storescu >/dev/null || need+=(dcmtk)
 command -v Orthanc >/dev/null || need+=(orthanc)
+# Orthanc's DICOMweb plugin: tests/integration/test_dicomweb_orthanc.py uses Nexrel as its server.
+[ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || need+=(orthanc-dicomweb)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v chromium >/dev/null || need+=(chromium)
 command -v npm >/dev/null || need+=(npm)

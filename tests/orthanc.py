@@ -2,6 +2,9 @@
 
 ``orthanc`` starts ``/usr/sbin/Orthanc`` with its own JSON configuration in a temp
 directory, DICOM and HTTP on free loopback ports, no plugins and no HTTP authentication.
+``orthanc_factory(**config)`` starts one with more configuration, e.g. its DICOMweb plugin
+(``DICOMWEB_PLUGIN``, Debian's ``orthanc-dicomweb``) and ``DicomWeb.Servers``; it skips when
+a plugin it is given is not installed.
 ``Orthanc.add_modality`` registers a DICOM peer (a C-MOVE destination) through the REST
 API; ``Orthanc.upload`` stores DICOM bytes with ``POST /instances``. Skips when Orthanc is
 not installed.
@@ -14,7 +17,7 @@ import shutil
 import signal
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from tests.peers import stop_process
 
 ORTHANC_BIN = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 ORTHANC_AE = "ORTHANC"
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
 
 @dataclass
@@ -48,6 +52,10 @@ class Orthanc:
         with urllib.request.urlopen(req, timeout=30) as resp:
             data = resp.read()
         return json.loads(data) if data.strip() else None
+
+    def download(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=30) as resp:
+            return resp.read()
 
     def upload(self, dicom: bytes) -> dict:
         return self.request("POST", "/instances", dicom)
@@ -90,16 +98,18 @@ def orthanc_config(directory: Path, *, dicom_port: int, http_port: int) -> dict:
     }
 
 
-@pytest.fixture
-def orthanc(tmp_path_factory) -> Iterator[Orthanc]:
+def start_orthanc(directory: Path, **extra) -> Orthanc:
+    """Orthanc with ``orthanc_config`` and ``extra`` on top, its ports open; stop it with
+    ``stop_process(server.proc)``."""
     if not Path(ORTHANC_BIN).exists():
         pytest.skip("Orthanc not installed")
-    directory = tmp_path_factory.mktemp("orthanc")
+    for plugin in extra.get("Plugins", []):
+        if not Path(plugin).exists():
+            pytest.skip(f"Orthanc plugin {plugin} not installed")
     dicom_port, http_port = free_port(), free_port()
     config = directory / "orthanc.json"
-    config.write_text(
-        json.dumps(orthanc_config(directory, dicom_port=dicom_port, http_port=http_port))
-    )
+    settings = orthanc_config(directory, dicom_port=dicom_port, http_port=http_port)
+    config.write_text(json.dumps({**settings, **extra}))
     log_path = directory / "orthanc.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -116,5 +126,26 @@ def orthanc(tmp_path_factory) -> Iterator[Orthanc]:
     except TimeoutError:
         stop_process(proc, signal.SIGKILL)
         raise RuntimeError(f"Orthanc did not start:\n{server.log()}") from None
+    return server
+
+
+@pytest.fixture
+def orthanc(tmp_path_factory) -> Iterator[Orthanc]:
+    server = start_orthanc(tmp_path_factory.mktemp("orthanc"))
     yield server
-    stop_process(proc)
+    stop_process(server.proc)
+
+
+@pytest.fixture
+def orthanc_factory(tmp_path_factory) -> Iterator[Callable[..., Orthanc]]:
+    """``orthanc_factory(**config)``: an Orthanc with more configuration (stopped at the end)."""
+    started: list[Orthanc] = []
+
+    def start(**extra) -> Orthanc:
+        server = start_orthanc(tmp_path_factory.mktemp("orthanc"), **extra)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        stop_process(server.proc)

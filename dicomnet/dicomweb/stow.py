@@ -2,6 +2,8 @@
 
 - ``boundary_of``: the boundary of a ``multipart/related; type="application/dicom"``
   Content-Type; ``UnsupportedMedia`` (a 415) for anything else.
+- ``check_length``, ``read_chunks``: the limit of a body (``BodyTooLarge``, a 413), by its
+  declared Content-Length before reading, and while reading.
 - ``iter_parts``: the body's parts, read from an iterable of chunks (``read_chunks`` makes
   one of a file-like request), each written straight into a temp file under the spool's
   temp area (the directory of C-STORE and uploads, so ``store_instance`` can rename it into
@@ -65,9 +67,37 @@ def is_dicom_part(content_type: str) -> bool:
     return media_type.lower() == DICOM
 
 
-def read_chunks(stream: IO[bytes] | Any, chunk: int = CHUNK) -> Iterator[bytes]:
-    """``stream.read(chunk)`` until it is exhausted (a Django request is file-like)."""
+class BodyTooLarge(Exception):
+    """The body is larger than the limit (``DICOMWEB_MAX_STOW_BYTES``): a 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the body is larger than the limit of {limit} bytes")
+        self.limit = limit
+
+
+def check_length(content_length: str, limit: int) -> None:
+    """Refuse a declared Content-Length over ``limit`` before reading the body."""
+    try:
+        declared = int(content_length or 0)
+    except ValueError:
+        return  # not a length: Django reads no body then (a WSGI request's stream is empty)
+    if declared > limit:
+        raise BodyTooLarge(limit)
+
+
+def read_chunks(
+    stream: IO[bytes] | Any, chunk: int = CHUNK, *, limit: int | None = None
+) -> Iterator[bytes]:
+    """``stream.read(chunk)`` until it is exhausted (a Django request is file-like).
+
+    With a ``limit``, raises ``BodyTooLarge`` as soon as more than ``limit`` bytes have been
+    read, before yielding the chunk that crosses it: a body without a Content-Length (or
+    one larger than declared) is never read past the limit plus a chunk."""
+    total = 0
     while data := stream.read(chunk):
+        total += len(data)
+        if limit is not None and total > limit:
+            raise BodyTooLarge(limit)
         yield data
 
 

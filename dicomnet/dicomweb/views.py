@@ -1,30 +1,40 @@
 """QIDO-RS, WADO-RS and STOW-RS over HTTP: the session, the media type, the status codes
 and the access log.
 
-The user of the browser session, attached to a practice, searches and retrieves that
-practice's archive; another practice's studies are never matched, whatever the path (a
-retrieve of one is 404, never 403). Without a session: 401 with ``WWW-Authenticate``
-(bearer tokens come next), never a redirect to the login page. Errors are JSON
+The user of the browser session, or of the bearer token (``Authorization: Bearer nxr_…``,
+``patients.tokens``), attached to a practice, searches and retrieves that practice's
+archive; another practice's studies are never matched, whatever the path (a retrieve of one
+is 404, never 403). Without credentials: 401 with ``WWW-Authenticate``, never a redirect to
+the login page; with a bad token, 401 with ``error="invalid_token"`` (RFC 6750 §3). Errors are JSON
 ``{"detail": ...}``. No match of a search is 204 No Content, as PS3.18 §8.3.4.4.1 says.
 A retrieve streams the stored objects (``StreamingHttpResponse``, no Content-Length).
 A store (``POST studies``, ``POST studies/{study}``) reads the body as a stream, part by
-part, each through ``store_instance`` (durable before the answer); it keeps Django's CSRF
-protection (session clients send ``X-CSRFToken``).
+part, each through ``store_instance`` (durable before the answer). A session's POST keeps
+Django's CSRF protection (its clients send ``X-CSRFToken``); a token's needs none (no
+browser sends the Authorization header on its own).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
+from collections.abc import Iterator
 from functools import wraps
+from typing import IO
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 from pydicom import dcmread
 
+from dicomnet.dicomweb import frames as frame_reader
+from dicomnet.dicomweb import rendered as rendering
 from dicomnet.dicomweb import stow, wado
 from dicomnet.dicomweb.qido import (
     RESOURCES,
@@ -41,10 +51,13 @@ from dicomnet.models import DicomInstance, DicomStudy
 from patients.decorators import PracticeRequest
 from patients.models import Patient
 from patients.services import audit
+from patients.tokens import authenticate_token
 
 DICOM_JSON = "application/dicom+json"
+OCTET = "application/octet-stream"
 ACCEPTED = (DICOM_JSON, "application/json")
 AUTHENTICATE = 'Bearer realm="Nexrel DICOMweb"'
+INVALID_TOKEN = f'{AUTHENTICATE}, error="invalid_token"'
 
 log = logging.getLogger("dicomnet.dicomweb")
 
@@ -53,13 +66,51 @@ def _error(status: int, detail: str, **headers: str) -> JsonResponse:
     return JsonResponse({"detail": detail}, status=status, headers=headers or None)
 
 
+class _CsrfCheck(CsrfViewMiddleware):
+    """Django's CSRF check, answering the reason of a refusal instead of its page."""
+
+    def _reject(self, request: HttpRequest, reason: str) -> str:
+        return reason
+
+
+def _csrf_refusal(request: HttpRequest) -> str | None:
+    """Why Django's CSRF protection refuses ``request`` (an unsafe method), or None."""
+    check = _CsrfCheck(lambda request: HttpResponse())
+    check.process_request(request)
+    return check.process_view(request, None, (), {})  # type: ignore[arg-type,return-value]
+
+
 def session_practice(view):
-    """A logged-in user of a practice; 401 (with WWW-Authenticate) or 403 as JSON otherwise."""
+    """The user of a bearer token or of the session, of a practice; as JSON otherwise: 401
+    (with ``WWW-Authenticate``) or 403.
+
+    1. ``Authorization: Bearer <token>``: the token's user, or 401 ``invalid_token`` for a
+       token that is unknown, malformed, revoked or expired (never the session instead). No
+       CSRF check: a browser never sends the header on its own.
+    2. Otherwise the session's user, or 401. A POST (STOW-RS) must pass Django's CSRF
+       check (``X-CSRFToken``): the views that take one are ``csrf_exempt`` so that token
+       clients get here, and the check is made here instead, for sessions only.
+    3. The user must belong to a practice (403).
+    """
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
-        if not request.user.is_authenticated:
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            user = authenticate_token(credentials.strip())
+            if user is None:
+                return _error(
+                    401,
+                    "the bearer token is unknown, malformed, revoked or expired",
+                    **{"WWW-Authenticate": INVALID_TOKEN},
+                )
+            request.user = user
+        elif not request.user.is_authenticated:
             return _error(401, "authentication required", **{"WWW-Authenticate": AUTHENTICATE})
+        elif request.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            refusal = _csrf_refusal(request)
+            if refusal is not None:
+                return _error(403, f"CSRF check failed: {refusal}")
         if not getattr(request.user, "practice_id", None):
             return _error(403, "this account does not belong to a practice")
         return view(request, *args, **kwargs)
@@ -200,9 +251,169 @@ def metadata(
     return response
 
 
+# ---------------------------------------------------------------------- frames, bulk data
+
+
+def _streamed(chunks: Iterator[bytes], stored: IO[bytes]) -> Iterator[bytes]:
+    """``chunks``, then the stored object closed (also when the client goes away)."""
+    try:
+        yield from chunks
+    finally:
+        stored.close()
+
+
+def _instance_stream(
+    request: PracticeRequest, study: str, series: str, instance: str
+) -> tuple[DicomInstance, IO[bytes]] | JsonResponse:
+    selected = _select(request, study, series, instance)
+    if isinstance(selected, JsonResponse):
+        return selected
+    try:
+        return selected[0], wado.open_stored(selected[0])
+    except FileNotFoundError:
+        log.error("instance %s: stored object missing", selected[0].pk)
+        return _error(404, "the stored object is missing")
+
+
+@require_GET
+@session_practice
+def frames(
+    request: PracticeRequest, study: str, series: str, instance: str, frame_list: str
+) -> HttpResponse | StreamingHttpResponse:
+    """Retrieve frames of an instance (PS3.18 §10.4.1.1.2): as stored or decoded, one part
+    per frame, in the order asked."""
+    try:
+        numbers = frame_reader.parse_frame_list(frame_list)
+    except wado.BadRetrieve as exc:
+        return _error(400, str(exc))
+    opened = _instance_stream(request, study, series, instance)
+    if isinstance(opened, JsonResponse):
+        return opened
+    found, stored = opened
+    answer = frame_reader.negotiate_frames(
+        request.headers.get("Accept", ""), found.transfer_syntax_uid
+    )
+    if isinstance(answer, str):
+        stored.close()
+        return _error(406, answer)
+    parts = frame_reader.read_frames(stored, numbers, answer)
+    try:
+        first = next(parts)  # a frame number past the last, or undecodable: said before 200
+    except wado.NotFound as exc:
+        stored.close()
+        return _error(404, str(exc))
+    except Exception as exc:
+        stored.close()
+        log.warning("instance %s: frames %s not readable: %s", found.pk, frame_list, exc)
+        return _error(406 if answer.decoded else 500, f"the frames cannot be read: {exc}")
+    _audit_retrieve(request, [found])
+    boundary = wado.new_boundary()
+    body = wado.related_body(
+        ((answer.part_type, data) for data in itertools.chain([first], parts)), boundary
+    )
+    response = StreamingHttpResponse(
+        _streamed(body, stored),
+        content_type=f'multipart/related; type="{answer.part_type.split(";")[0]}"; '
+        f"boundary={boundary}",
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_GET
+@session_practice
+def bulkdata(
+    request: PracticeRequest, study: str, series: str, instance: str, path: str
+) -> HttpResponse:
+    """Retrieve one bulk data value a metadata BulkDataURI names (PS3.18 §10.4.1.1.4)."""
+    accepts = [m for m, _ in wado.media_ranges(request.headers.get("Accept", "") or "*/*")]
+    if not {"*/*", "multipart/*", "multipart/related"} & set(accepts):
+        return _error(406, f'bulk data is answered as multipart/related; type="{OCTET}" only')
+    opened = _instance_stream(request, study, series, instance)
+    if isinstance(opened, JsonResponse):
+        return opened
+    found, stored = opened
+    try:
+        with stored:
+            value, syntax = frame_reader.read_bulkdata(stored, path)
+    except wado.BadRetrieve as exc:
+        return _error(400, str(exc))
+    except wado.NotFound as exc:
+        return _error(404, str(exc))
+    _audit_retrieve(request, [found])
+    boundary = wado.new_boundary()
+    body = b"".join(wado.related_body([(f"{OCTET}; transfer-syntax={syntax}", value)], boundary))
+    response = HttpResponse(
+        body, content_type=f'multipart/related; type="{OCTET}"; boundary={boundary}'
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# ---------------------------------------------------------------------- rendered, thumbnail
+
+
+@require_GET
+@session_practice
+def rendered(
+    request: PracticeRequest,
+    study: str,
+    series: str = "",
+    instance: str = "",
+    frame_list: str = "",
+    kind: str = "rendered",
+) -> HttpResponse:
+    """A study, series, instance or frames as consumer images (PS3.18 §10.4.1.1.3; §9.5 for
+    ``kind="thumbnail"``): JPEG, PNG or WebP by ``Accept``, with ``window``, ``viewport`` and
+    ``quality``. A study or series gives its first instance; several frames, one image a
+    part of a ``multipart/related`` answer."""
+    thumbnail = kind == "thumbnail"
+    try:
+        numbers = rendering.parse_frames(frame_list) if frame_list else []
+        parameters = rendering.parse_parameters(dict(request.GET.lists()))
+    except rendering.BadRendering as exc:
+        return _error(400, str(exc))
+    multipart = len(numbers) > 1
+    media_type = rendering.choose_media_type(request.headers.get("Accept", ""), multipart=multipart)
+    if media_type is None:
+        kinds = ", ".join(rendering.FORMATS)
+        return _error(406, f"this resource answers {kinds} only")
+    selected = _select(request, study, series, instance)
+    if isinstance(selected, JsonResponse):
+        return selected
+    found = selected[0]
+    try:
+        images = rendering.render_instance(
+            found, frames=numbers, parameters=parameters, thumbnail=thumbnail
+        )
+    except rendering.FrameNotFound as exc:
+        return _error(404, str(exc))
+    except FileNotFoundError:
+        log.error("instance %s: stored object missing", found.pk)
+        return _error(404, "the stored object is missing")
+    except rendering.NotAnImage as exc:
+        return _error(406, f"{exc}: it can't be rendered as an image")
+    except Exception as exc:
+        log.warning("instance %s: cannot render: %s: %s", found.pk, type(exc).__name__, exc)
+        return _error(500, f"the instance cannot be rendered: {type(exc).__name__}: {exc}")
+    _audit_retrieve(request, selected)
+    bodies = [rendering.encode(i, media_type, quality=parameters.quality) for i in images]
+    if multipart:
+        boundary = wado.new_boundary()
+        response = HttpResponse(
+            b"".join(wado.related_body(((media_type, b) for b in bodies), boundary)),
+            content_type=f'multipart/related; type="{media_type}"; boundary={boundary}',
+        )
+    else:
+        response = HttpResponse(bodies[0], content_type=media_type)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 # ---------------------------------------------------------------------- STOW-RS
 
 
+@csrf_exempt  # for token clients; session_practice checks a session's POST
 @require_http_methods(["GET", "POST"])
 def studies(request: HttpRequest, resource: str = "studies") -> HttpResponse:
     """``/dicomweb/studies``: GET searches (QIDO-RS), POST stores (STOW-RS)."""
@@ -211,6 +422,7 @@ def studies(request: HttpRequest, resource: str = "studies") -> HttpResponse:
     return search(request, resource=resource)
 
 
+@csrf_exempt  # for token clients; session_practice checks a session's POST
 @require_http_methods(["GET", "POST"])
 def study(request: HttpRequest, study: str) -> HttpResponse | StreamingHttpResponse:
     """``/dicomweb/studies/{study}``: GET retrieves (WADO-RS), POST stores (STOW-RS)."""
@@ -280,26 +492,43 @@ def _store_part(
 def store(request: PracticeRequest, study: str = "") -> HttpResponse:
     """Store instances (PS3.18 §10.5): a ``multipart/related; type="application/dicom"``
     body, one instance per part. Answered once every part is durable (or has failed): 200
-    all stored, 202 some failed, 409 all failed, with the store response in DICOM JSON."""
+    all stored, 202 some failed, 409 all failed, with the store response in DICOM JSON.
+
+    A body over ``DICOMWEB_MAX_STOW_BYTES`` is 413: refused before reading when its
+    Content-Length says so; otherwise reading stops at the limit, the part being read is
+    dropped, and the parts stored before it stay stored (durable, already answered for
+    in the access log), listed in the 413's JSON as ``stored``."""
     try:
         boundary = stow.boundary_of(request.headers.get("Content-Type", ""))
     except stow.UnsupportedMedia as exc:
         return _error(415, str(exc))
     if study and not is_valid_uid(study):
         return _error(400, f"the study UID {study!r} of the path is not a UID")
+    limit = settings.DICOMWEB_MAX_STOW_BYTES
+    try:
+        stow.check_length(request.headers.get("Content-Length", ""), limit)
+    except stow.BodyTooLarge as exc:
+        return _error(413, str(exc))
     studies_url = request.build_absolute_uri(reverse("dicomweb_studies"))
     stored: list[stow.Stored] = []
     failed: list[stow.Failed] = []
     stored_studies: list[str] = []
-    for part in stow.iter_parts(stow.read_chunks(request), boundary):
-        done, refused, study_uid = _store_part(request, part, study=study, studies_url=studies_url)
-        if done is not None:
-            stored.append(done)
-            if study_uid not in stored_studies:
-                stored_studies.append(study_uid)
-        if refused is not None:
-            failed.append(refused)
-    if not stored and not failed:
+    too_large: stow.BodyTooLarge | None = None
+    try:
+        for part in stow.iter_parts(stow.read_chunks(request, limit=limit), boundary):
+            done, refused, study_uid = _store_part(
+                request, part, study=study, studies_url=studies_url
+            )
+            if done is not None:
+                stored.append(done)
+                if study_uid not in stored_studies:
+                    stored_studies.append(study_uid)
+            if refused is not None:
+                failed.append(refused)
+    except stow.BodyTooLarge as exc:
+        log.info("STOW-RS body refused after %d stored part(s): %s", len(stored), exc)
+        too_large = exc
+    if not stored and not failed and too_large is None:
         return _error(400, "the body holds no part")
     for uid in stored_studies:
         linked = (
@@ -310,6 +539,17 @@ def store(request: PracticeRequest, study: str = "") -> HttpResponse:
         )
         patient = linked.patient if linked is not None else None
         audit(request.user, action="dicomweb_store", patient=patient, ref=f"stow:{uid}")
+    if too_large is not None:
+        refusal = JsonResponse(
+            {
+                "detail": f"{too_large}; reading stopped there, the parts before it "
+                f"({len(stored)}) are stored",
+                "stored": [s.sop_instance_uid for s in stored],
+            },
+            status=413,
+        )
+        refusal["Cache-Control"] = "private, no-store"
+        return refusal
     study_url = (study or stored_studies[0]) if len(stored_studies) == 1 else ""
     body = stow.response_dataset(
         study_url=f"{studies_url}/{study_url}" if study_url else "",

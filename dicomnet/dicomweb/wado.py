@@ -87,7 +87,7 @@ def select_instances(target: Target, *, practice_id: int) -> list[DicomInstance]
 # ---------------------------------------------------------------------- negotiation
 
 
-def _media_ranges(accept: str) -> Iterator[tuple[str, dict[str, str]]]:
+def media_ranges(accept: str) -> Iterator[tuple[str, dict[str, str]]]:
     """(type/subtype, parameters) of each media range with a quality above 0."""
     for token in accept.split(","):
         if not token.strip():
@@ -111,7 +111,7 @@ def negotiate(accept: str, stored_syntaxes: Iterable[str]) -> str | None:
     """
     stored = set(stored_syntaxes)
     asked_syntaxes: list[str] = []
-    for media_type, params in _media_ranges(accept or "*/*"):
+    for media_type, params in media_ranges(accept or "*/*"):
         if media_type in ("*/*", "multipart/*"):
             return None
         if media_type != "multipart/related":
@@ -166,6 +166,15 @@ def multipart_body(
         with open_stored(instance) as stored:
             while data := stored.read(chunk):
                 yield data
+        yield b"\r\n"
+    yield f"--{boundary}--\r\n".encode("ascii")
+
+
+def related_body(parts: Iterable[tuple[str, bytes]], boundary: str) -> Iterator[bytes]:
+    """A multipart/related body of ``(content type, bytes)`` parts, one part at a time."""
+    for part_type, data in parts:
+        yield f"--{boundary}\r\nContent-Type: {part_type}\r\n\r\n".encode("ascii")
+        yield data
         yield b"\r\n"
     yield f"--{boundary}--\r\n".encode("ascii")
 

@@ -337,3 +337,76 @@ def test_a_part_of_another_type_fails(clinician_client, practice, two_instances)
     assert answer(response).FailedSOPSequence[0].FailureReason == 0xC000
     assert not DicomInstance.objects.exists()
     assert tmp_files() == []
+
+
+# ---------------------------------------------------------------------- the size limit (413)
+
+
+def test_read_chunks_stops_past_the_limit():
+    assert b"".join(stow.read_chunks(io.BytesIO(b"x" * 10), 4, limit=10)) == b"x" * 10
+    read = []
+    with pytest.raises(stow.BodyTooLarge, match="limit of 9 bytes"):
+        for data in stow.read_chunks(io.BytesIO(b"x" * 10), 4, limit=9):
+            read.append(data)
+    assert b"".join(read) == b"x" * 8  # the chunk crossing the limit is never yielded
+
+
+def test_a_declared_length_over_the_limit_is_413_before_reading(
+    clinician_client, practice, two_instances, settings, monkeypatch
+):
+    body = body_of(*two_instances)
+    settings.DICOMWEB_MAX_STOW_BYTES = len(body) - 1
+
+    def never(*args, **kwargs):
+        raise AssertionError("the body was read")
+
+    monkeypatch.setattr(stow, "read_chunks", never)
+    response = post(clinician_client, body)
+    assert response.status_code == 413
+    assert f"limit of {len(body) - 1} bytes" in response.json()["detail"]
+    assert not DicomInstance.objects.exists()
+    assert tmp_files() == []
+
+    monkeypatch.undo()
+    settings.DICOMWEB_MAX_STOW_BYTES = len(body)  # exactly the limit is taken
+    assert post(clinician_client, body).status_code == 200
+
+
+class ShortReads(io.BytesIO):
+    """A stream that answers at most 1000 bytes a read, as a socket does."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(1000 if size is None or size < 0 else min(size, 1000))
+
+
+def test_a_body_without_length_growing_past_the_limit_is_413(
+    clinician, practice, two_instances, settings
+):
+    """As ASGI hands a chunked body over: no Content-Length, a stream longer than any
+    limit. Reading stops at the limit; the part being read is dropped (no temp file), the
+    part before it stays stored and is listed."""
+    from django.test import RequestFactory
+
+    from dicomnet.dicomweb import views
+    from patients.tokens import create_token
+
+    first, second = two_instances
+    body = body_of(first, second)
+    settings.DICOMWEB_MAX_STOW_BYTES = len(body) - 10_000  # inside the second part
+    _, raw = create_token(clinician, "uploader")
+    request = RequestFactory().generic(
+        "POST", "/dicomweb/studies", b"", CONTENT_TYPE=CONTENT_TYPE,
+        HTTP_AUTHORIZATION=f"Bearer {raw}",
+    )  # fmt: skip
+    assert "CONTENT_LENGTH" not in request.META
+    request._stream = ShortReads(body)  # type: ignore[attr-defined]
+    response = views.studies(request)
+    assert response.status_code == 413, response.content
+    answer = json.loads(response.content)
+    assert "reading stopped" in answer["detail"]
+    assert answer["stored"] == [uids(first)[2]]
+    assert list(DicomInstance.objects.values_list("sop_instance_uid", flat=True)) == [
+        uids(first)[2]
+    ]
+    assert AccessLog.objects.filter(action="dicomweb_store").count() == 1
+    assert tmp_files() == []

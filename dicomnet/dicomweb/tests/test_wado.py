@@ -288,8 +288,8 @@ def test_instance_metadata_in_dicom_json_with_bulk_data_uris(clinician_client, a
     uri = f"http://testserver/dicomweb/{instance_path}/bulkdata/7FE00010"
     assert answer["7FE00010"] == {"vr": "OW", "BulkDataURI": uri}
     assert "00020010" not in answer  # the file meta is not metadata
-    # bulkdata and frames are not served yet
-    assert clinician_client.get(f"/dicomweb/{instance_path}/bulkdata/7FE00010").status_code == 404
+    # the URI is served (dicomnet/dicomweb/tests/test_frames.py checks its bytes)
+    assert clinician_client.get(f"/dicomweb/{instance_path}/bulkdata/7FE00010").status_code == 200
 
 
 def test_study_and_series_metadata_answer_every_instance(clinician_client, archive):
