@@ -4,8 +4,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # JavaScript the pages load, built from package-lock.json and served as static files (no CDN).
 VENDOR_JS := static/vendor/htmx.min.js
+# The diagnostic viewer (docs/viewer.md): Cornerstone3D bundled by esbuild, its decode worker
+# and the codecs' WebAssembly, from static/viewer/src/ and package-lock.json.
+VIEWER_JS := static/viewer/dist/viewer.js
+VIEWER_SRC := $(wildcard static/viewer/src/*.js) scripts/build-viewer.mjs
 
-.PHONY: run test test-unit setup system-deps venv migrate bench lint typecheck licences clean
+.PHONY: run test test-unit setup system-deps venv migrate bench lint typecheck licences clean viewer
 
 run: setup
 	$(PY) manage.py migrate --noinput
@@ -24,7 +28,7 @@ test: system-deps setup licences
 test-unit: setup
 	$(PY) -m pytest -n 2 --dist loadgroup -m "not integration and not e2e" $(PYTEST_ARGS)
 
-setup: $(STAMP) $(VENDOR_JS)
+setup: $(STAMP) $(VENDOR_JS) $(VIEWER_JS)
 
 $(STAMP): pyproject.toml
 	@PYBIN=$$(scripts/find-python.sh) && echo "using $$PYBIN" && \
@@ -40,6 +44,12 @@ $(VENDOR_JS): package.json package-lock.json
 	mkdir -p $(@D)
 	cp node_modules/htmx.org/dist/htmx.min.js $@
 
+viewer: $(VIEWER_JS)
+
+# After $(VENDOR_JS), whose npm ci installs node_modules from the lockfile.
+$(VIEWER_JS): $(VIEWER_SRC) package.json package-lock.json | $(VENDOR_JS)
+	node scripts/build-viewer.mjs
+
 system-deps:
 	scripts/apt-deps.sh
 
@@ -47,6 +57,7 @@ bench: system-deps setup
 	$(PY) bench/run_bench.py
 	$(PY) bench/bench_mwl.py
 	$(PY) bench/bench_qr.py
+	$(PY) bench/bench_dicomweb.py
 
 lint: setup
 	$(PY) -m ruff check .

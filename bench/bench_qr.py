@@ -125,7 +125,10 @@ def ensure_qr_corpus(n: int) -> Path:
 
 
 class Orthanc:
-    def __init__(self, work: Path, modalities: dict | None = None):
+    """Orthanc from Debian, started on free ports with a configuration in ``work``;
+    ``options`` are added to (or replace) the configuration's (bench_dicomweb.py: plugins)."""
+
+    def __init__(self, work: Path, modalities: dict | None = None, options: dict | None = None):
         self.work = work
         work.mkdir(parents=True, exist_ok=True)
         self.port, self.http = free_port(), free_port()
@@ -140,6 +143,7 @@ class Orthanc:
             "DefaultEncoding": "Latin1", "SaveJobs": False, "ConcurrentJobs": 2,
             "DicomModalities": modalities or {},
         }  # fmt: skip
+        config.update(options or {})
         (work / "orthanc.json").write_text(json.dumps(config))
         self.log = open(work / "orthanc.log", "ab")
         self.proc = subprocess.Popen(

@@ -2,6 +2,7 @@ from typing import cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import JsonResponse
 from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -15,9 +16,11 @@ from dicomnet.models import (
     DicomSeries,
     DicomServer,
     DicomStudy,
+    ImageAnnotation,
     OrthancNotification,
 )
 from dicomnet.net import association
+from dicomnet.viewer.annotations import as_json
 from patients.admin_scoping import PracticeScopedAdmin
 from patients.models import Patient
 
@@ -233,3 +236,22 @@ class OrthancNotificationAdmin(PracticeScopedAdmin):
             )
             count += queued
         self.message_user(request, f"{count} failed fetches queued again.")
+
+
+@admin.register(ImageAnnotation)
+class ImageAnnotationAdmin(PracticeScopedAdmin):
+    list_display = ["kind", "label", "instance", "frame", "author", "updated_at", "practice"]
+    list_filter = ["practice", "kind"]
+    search_fields = ["label", "instance__sop_instance_uid", "instance__study__patient_name"]
+    readonly_fields = ["instance", "frame", "author", "kind", "created_at", "updated_at"]
+    actions = ["export_json"]
+
+    def has_add_permission(self, request, *args):
+        return False  # drawn in the viewer, on an image
+
+    @admin.action(description="Export as JSON")
+    def export_json(self, request, queryset):
+        rows = [as_json(a) for a in queryset.select_related("instance", "author")]
+        response = JsonResponse({"annotations": rows}, json_dumps_params={"indent": 2})
+        response["Content-Disposition"] = 'attachment; filename="annotations.json"'
+        return response

@@ -411,3 +411,39 @@ class OrthancNotification(models.Model):
 
     def __str__(self) -> str:
         return f"Orthanc {self.orthanc_instance_id}: {self.status}"
+
+
+class ImageAnnotation(models.Model):
+    """A measurement, a note or the manual calibration a user drew on one frame of an image
+    in the viewer (docs/viewer.md). ``data`` is what the viewer needs to draw it again: the
+    tool's points in patient coordinates (mm), its cached value and, for a calibration, the
+    known length and the resulting mm per pixel."""
+
+    class Kind(models.TextChoices):
+        LENGTH = "length", _("Length")
+        ANGLE = "angle", _("Angle")
+        ARROW = "arrow", _("Text note")
+        CALIBRATION = "calibration", _("Calibration")
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    instance = models.ForeignKey(
+        DicomInstance, on_delete=models.CASCADE, related_name="annotations"
+    )
+    frame = models.PositiveIntegerField(default=1)
+    author = models.ForeignKey(
+        "patients.User", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    label = models.CharField(max_length=200, blank=True)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PracticeManager()
+
+    class Meta:
+        indexes = [models.Index(fields=["practice", "instance"])]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.instance.sop_instance_uid}"

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from dicomnet import urls as dicomnet_urls
+from nexrel import viewer as nexrel_viewer
 from nexrel import views as nexrel_views
 
 urlpatterns = [
@@ -16,6 +17,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("dicom/", include("dicomnet.urls")),
     path("dicomweb/", include(dicomnet_urls.dicomweb_urlpatterns)),
+    path("viewer/studies/<str:study_uid>/", nexrel_viewer.study_viewer, name="viewer"),
+    path("viewer/api/", include("dicomnet.viewer.urls")),
     path("", include("worklist.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

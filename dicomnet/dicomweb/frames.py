@@ -92,6 +92,8 @@ def negotiate_frames(accept: str, stored_syntax: str) -> FrameAnswer | str:
     - No Accept, ``*/*`` or ``multipart/*``: native frames decoded, compressed ones as stored.
     """
     stored = stored_syntax or ExplicitVRLittleEndian
+    if stored == DeflatedExplicitVRLittleEndian:  # its frames are sent inflated
+        stored = ExplicitVRLittleEndian
     stored_type = IMAGE_MEDIA_TYPES.get(stored, OCTET_STREAM)
     as_stored = FrameAnswer(False, f"{stored_type}; transfer-syntax={stored}")
     decoded = FrameAnswer(True, _decoded_type())

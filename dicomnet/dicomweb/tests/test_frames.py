@@ -230,3 +230,11 @@ def test_negotiation_of_a_compressed_object():
     assert default.part_type == f"image/jpeg; transfer-syntax={jpeg}"
     assert isinstance(frames.negotiate_frames("image/png", jpeg), str)
     assert isinstance(frames.negotiate_frames('multipart/related; type="image/jls"', jpeg), str)
+
+
+def test_a_deflated_objects_frames_are_named_explicit_little_endian(clinician_client, practice):
+    instance = ingest_file(practice, "image_dfl.dcm")
+    response = clinician_client.get(frames_url(instance, "1"), HTTP_ACCEPT=STAR)
+    _, [(content_type, data)] = related_parts(response)
+    assert content_type == f"application/octet-stream; transfer-syntax={ExplicitVRLittleEndian}"
+    assert data == native_le(get_testdata_file("image_dfl.dcm"), 0)

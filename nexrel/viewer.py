@@ -1,0 +1,122 @@
+"""The diagnostic viewer's page (docs/viewer.md): /viewer/studies/<StudyInstanceUID>/. It
+composes the patient (patients) and the study's images (dicomnet.viewer); the pixels come
+from DICOMweb and the drawing from static/viewer/, so this view only describes the study."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from dicomnet.models import DicomInstance, DicomStudy
+from dicomnet.viewer.selectors import ViewerSeries, viewer_series, viewer_study
+from patients.decorators import PracticeRequest, practice_required
+from patients.services import audit
+
+
+def _series_json(entry: ViewerSeries) -> dict[str, Any]:
+    series = entry.series
+    return {
+        "uid": series.series_instance_uid,
+        "number": series.series_number,
+        "modality": series.modality,
+        "description": series.series_description,
+        "volume": entry.is_volume,
+        "instances": [
+            {
+                "uid": i.sop_instance_uid,
+                "number": i.instance_number,
+                "frames": i.frames,
+                "thumb": reverse("instance_image", args=[i.pk, "thumbnail"])
+                if i.thumbnail_key
+                else "",
+                "preview": reverse("instance_image", args=[i.pk, "preview"])
+                if i.preview_key
+                else "",
+            }  # fmt: skip
+            for i in entry.instances
+        ],
+    }
+
+
+def _strings() -> dict[str, str]:
+    """The words the script shows itself (the buttons are in the template)."""
+    return {
+        "loading": _("Loading the full-resolution image…"),
+        "failed": _("The image could not be decoded: %(error)s"),
+        "calibration": _("Calibration"),
+        "uncalibrated": _("uncalibrated"),
+        "user_calibration": _("manual (%(mm)s mm/px)"),
+        "detector": _("detector plane (Imager Pixel Spacing)"),
+        "pixel_spacing": _("Pixel Spacing"),
+        "note_prompt": _("Text of the note"),
+        "calibrate_prompt": _("Known length of the line you drew, in mm"),
+        "calibrate_first": _("Draw a line over an object of known length first."),
+        "calibrate_bad": _("Enter a length in mm greater than zero."),
+        "save_failed": _("The annotation could not be saved: %(error)s"),
+        "slice": _("Image"),
+        "play": _("Play"),
+        "pause": _("Pause"),
+        "mpr_unavailable": _("MPR needs a CT or CBCT series of several slices."),
+        "preset_default": _("File"),
+        "preset_bone": _("Bone"),
+        "preset_soft": _("Soft tissue"),
+        "preset_endo": _("Endo"),
+        "preset_perio": _("Perio"),
+        "axial": _("Axial"),
+        "coronal": _("Coronal"),
+        "sagittal": _("Sagittal"),
+    }
+
+
+def _opened(
+    series: list[ViewerSeries], series_uid: str, instance_uid: str
+) -> tuple[ViewerSeries, DicomInstance] | None:
+    """The series and image to open: those the query names, else the study's first."""
+    for entry in series:
+        for instance in entry.instances:
+            if instance.sop_instance_uid == instance_uid or (
+                not instance_uid and entry.series.series_instance_uid == series_uid
+            ):
+                return entry, instance
+    if series:
+        return series[0], series[0].instances[0]
+    return None
+
+
+@practice_required
+def study_viewer(request: PracticeRequest, study_uid: str) -> HttpResponse:
+    try:
+        study = viewer_study(request.user.practice, study_uid)
+    except DicomStudy.DoesNotExist:
+        raise Http404("no such study") from None
+    series = viewer_series(study)
+    opened = _opened(series, request.GET.get("series", ""), request.GET.get("instance", ""))
+    audit(request.user, action="view_study", patient=study.patient, ref=f"viewer:{study_uid}")
+    config = {
+        "study": study_uid,
+        "dicomweb": reverse("dicomweb_studies").removesuffix("studies"),
+        "annotations": reverse("viewer_instance_annotations", args=["SOP"]),
+        "annotation": reverse("viewer_annotation", args=[0]),
+        "wasmBasePath": static("viewer/dist/"),
+        "series": [_series_json(s) for s in series],
+        "open": {
+            "series": opened[0].series.series_instance_uid if opened else "",
+            "instance": opened[1].sop_instance_uid if opened else "",
+        },
+        "strings": _strings(),
+    }
+    return render(
+        request,
+        "viewer/study.html",
+        {
+            "study": study,
+            "series": series,
+            "first": opened[1] if opened else None,
+            "viewer_config": config,
+        },
+    )

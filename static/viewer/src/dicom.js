@@ -1,0 +1,105 @@
+// What the viewer reads of DICOMweb: the series' metadata (WADO-RS, DICOM JSON) registered
+// with the wadors loader, the imageIds of its frames, and the calibration of an image.
+import { wadors } from "@cornerstonejs/dicom-image-loader";
+
+const tag = (instance, t) => instance?.[t]?.Value;
+export const first = (instance, t) => tag(instance, t)?.[0];
+
+export const UID = {
+  sop: "00080018",
+  frames: "00280008",
+  instanceNumber: "00200013",
+  pixelSpacing: "00280030",
+  imagerPixelSpacing: "00181164",
+  calibrationType: "00280A02",
+  ermf: "00181114",
+  modality: "00080060",
+};
+
+// Fetches the series' metadata and registers each instance with the wadors loader under
+// the imageId of its first frame (its other frames are derived from it, per-frame groups
+// included). Returns {sopUid: instanceJSON}.
+export async function loadSeriesMetadata(config, studyUid, seriesUid) {
+  const url = `${config.dicomweb}studies/${studyUid}/series/${seriesUid}/metadata`;
+  const response = await fetch(url, {
+    credentials: "same-origin",
+    headers: { Accept: "application/dicom+json" },
+  });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  const instances = {};
+  for (const instance of await response.json()) {
+    const sop = first(instance, UID.sop);
+    // Modality is type 1, but files without it exist, and the wadors loader reads it
+    // unguarded (its NM check): "OT", as the standard says for "other".
+    if (!first(instance, UID.modality)) instance[UID.modality] = { vr: "CS", Value: ["OT"] };
+    instances[sop] = instance;
+    wadors.metaDataManager.add(frameImageId(config, studyUid, seriesUid, sop, 1), instance);
+  }
+  return instances;
+}
+
+export function frameImageId(config, studyUid, seriesUid, sopUid, frame) {
+  const base = new URL(config.dicomweb, window.location.href).href;
+  return `wadors:${base}studies/${studyUid}/series/${seriesUid}/instances/${sopUid}/frames/${frame}`;
+}
+
+// The image of an imageId: {sop, frame}.
+export function parseImageId(imageId) {
+  const match = /\/instances\/([^/]+)\/frames\/(\d+)$/.exec(imageId);
+  return match ? { sop: match[1], frame: Number(match[2]) } : null;
+}
+
+// How lengths on this image are calibrated, in words (docs/viewer.md):
+// a manual calibration; else Pixel Spacing Calibration Type when the file gives one; "ERMF"
+// when Imager Pixel Spacing is corrected by the Estimated Radiographic Magnification Factor;
+// Pixel Spacing; Imager Pixel Spacing alone (the detector plane); else "uncalibrated".
+export function calibrationLabel(instance, strings, manualMmPerPx) {
+  if (manualMmPerPx) return strings.user_calibration.replace("%(mm)s", manualMmPerPx.toFixed(4));
+  const ps = tag(instance, UID.pixelSpacing);
+  const ips = tag(instance, UID.imagerPixelSpacing);
+  const type = first(instance, UID.calibrationType);
+  const ermf = Number(first(instance, UID.ermf) || 0);
+  const mm = (v) => `${Number(v[0]).toFixed(3)} mm`;
+  if (ps && type) return `${type} (${mm(ps)})`;
+  if (ips && ermf > 1) return `ERMF ${ermf} (${mm(ips.map((v) => v / ermf))})`;
+  if (ps) return `${strings.pixel_spacing} (${mm(ps)})`;
+  if (ips) return `${strings.detector} (${mm(ips)})`;
+  return strings.uncalibrated;
+}
+
+// The spacing in mm of a projection radiograph's pixels, [row, column], by the rule of
+// calibrationLabel (Imager Pixel Spacing alone is the detector plane); null without one.
+export function projectionSpacing(instance) {
+  const ps = tag(instance, UID.pixelSpacing);
+  if (ps) return ps.map(Number);
+  const ips = tag(instance, UID.imagerPixelSpacing);
+  if (!ips) return null;
+  const ermf = Number(first(instance, UID.ermf) || 0);
+  return ips.map((v) => Number(v) / (ermf > 1 ? ermf : 1));
+}
+
+// The wadors loader marks an image plane as "default values" when it has no Image
+// Position/Orientation (Patient), which no radiograph has, and then Cornerstone measures
+// in pixels even with a Pixel Spacing. This provider, ahead of the loader's, gives a
+// radiograph's plane its spacing from the file (projectionSpacing) and keeps the defaults
+// flag only for an image with no spacing at all.
+export function registerProjectionPlaneProvider(metaData) {
+  const loaderProvider = wadors.metaData.metaDataProvider;
+  metaData.addProvider((type, imageId) => {
+    if (type !== "imagePlaneModule" || typeof imageId !== "string" || !imageId.startsWith("wadors:")) {
+      return undefined;
+    }
+    const instance = wadors.metaDataManager.get(imageId);
+    const plane = loaderProvider(type, imageId);
+    if (!instance || !plane || instance["00200037"] || instance["00200032"]) return plane;
+    const spacing = projectionSpacing(instance);
+    if (!spacing) return plane;
+    return {
+      ...plane,
+      pixelSpacing: spacing,
+      rowPixelSpacing: spacing[0],
+      columnPixelSpacing: spacing[1],
+      usingDefaultValues: false,
+    };
+  }, 10000);
+}
