@@ -18,7 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # What each package may not import: the ones above it.
 APPS = ("patients", "dicomnet", "worklist")
 # nexrel's composing modules: above every app.
-NEXREL_TOP = ("nexrel.views", "nexrel.urls", "nexrel.demo", "nexrel.management")
+NEXREL_TOP = (
+    "nexrel.views",
+    "nexrel.viewer",
+    "nexrel.urls",
+    "nexrel.demo",
+    "nexrel.management",
+)
 FORBIDDEN = {
     "patients": ("dicomnet", "worklist", *NEXREL_TOP),
     "dicomnet": ("worklist", *NEXREL_TOP),
@@ -31,10 +37,16 @@ FORBIDDEN = {
         "dicomnet.qr",
         "dicomnet.models",
         "dicomnet.dicomweb",
+        "dicomnet.viewer",
     ),
-    "dicomnet.net": ("dicomnet.ingest", "dicomnet.qr", "dicomnet.dicomweb"),
-    "dicomnet.ingest": ("dicomnet.qr", "dicomnet.dicomweb"),
-    "dicomnet.qr": ("dicomnet.dicomweb",),
+    "dicomnet.net": ("dicomnet.ingest", "dicomnet.qr", "dicomnet.dicomweb", "dicomnet.viewer"),
+    "dicomnet.ingest": ("dicomnet.qr", "dicomnet.dicomweb", "dicomnet.viewer"),
+    "dicomnet.qr": ("dicomnet.dicomweb", "dicomnet.viewer"),
+    # The viewer reads pixels over DICOMweb's HTTP API, never its modules (and vice versa).
+    "dicomnet.dicomweb": ("dicomnet.viewer",),
+    "dicomnet.viewer": ("dicomnet.dicomweb", "dicomnet.net"),
+    # Static files' CSP header is a handler, below every app.
+    "nexrel.static_csp": APPS,
 }
 
 
