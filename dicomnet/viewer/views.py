@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
 from dicomnet.models import DicomInstance, ImageAnnotation
@@ -28,7 +28,7 @@ def _api(view):
         except service.AnnotationError as exc:
             return JsonResponse({"error": str(exc)}, status=400)
         except (DicomInstance.DoesNotExist, ImageAnnotation.DoesNotExist):
-            raise Http404("no such image or annotation") from None
+            return JsonResponse({"error": "no such image or annotation"}, status=404)
 
     wrapper.__name__ = view.__name__
     wrapper.__doc__ = view.__doc__

@@ -100,6 +100,7 @@ def test_another_practice_sees_404(xray, clinician, other_practice, client_for):
     made = service.create_annotation(xray, author=clinician, kind="length", data=LINE)
     other = client_for(other_practice.user)
     assert other.get(url(xray)).status_code == 404
+    assert other.get(url(xray)).json() == {"error": "no such image or annotation"}
     assert post(other, url(xray), {"kind": "length", "data": LINE}).status_code == 404
     patch = other.patch(f"/viewer/api/annotations/{made.pk}", "{}", "application/json")
     assert patch.status_code == 404
