@@ -58,6 +58,7 @@ bench: system-deps setup
 	$(PY) bench/bench_mwl.py
 	$(PY) bench/bench_qr.py
 	$(PY) bench/bench_dicomweb.py
+	$(PY) bench/bench_viewer.py
 
 lint: setup
 	$(PY) -m ruff check .

@@ -198,6 +198,8 @@ def matching_instances(query: QrQuery, *, practice_id: int) -> list[DicomInstanc
             .filter(_all(f("series__") for f in query.series))
             .filter(_all(f("") for f in query.image))
             .select_related("study", "series")
+            # JSON a retrieve never reads: decoding it was most of a 300-slice selection
+            .defer("analysis", "study__match_candidates", "study__metadata")
             .order_by("series_id", "instance_number", "version")
         )
         for instance in rows:
