@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from dicomnet.models import DicomInstance, DicomStudy
 from dicomnet.viewer.selectors import ViewerSeries, viewer_series, viewer_study
 from patients.decorators import PracticeRequest, practice_required
+from patients.names import split_person_name
 from patients.services import audit
 
 
@@ -73,6 +74,19 @@ def _strings() -> dict[str, str]:
     }
 
 
+def _header(study: DicomStudy) -> dict[str, Any]:
+    """What the page's header says about the study: who (the linked patient and chart, else
+    the DICOM Patient Name marked as not linked), and the date, modality and description
+    that are known (the template joins them, so none leaves a dangling separator)."""
+    if study.patient:
+        who = {"name": study.patient.full_name, "chart": study.patient.chart_number}
+    else:
+        family, given = split_person_name(study.patient_name)
+        who = {"name": " ".join(n for n in (given, family) if n), "chart": ""}
+    details = [d for d in (study.modality.replace("\\", ", "), study.study_description) if d]
+    return {"patient": who, "linked": study.patient is not None, "details": details}
+
+
 def _opened(
     series: list[ViewerSeries], series_uid: str, instance_uid: str
 ) -> tuple[ViewerSeries, DicomInstance] | None:
@@ -115,6 +129,7 @@ def study_viewer(request: PracticeRequest, study_uid: str) -> HttpResponse:
         "viewer/study.html",
         {
             "study": study,
+            "header": _header(study),
             "series": series,
             "first": opened[1] if opened else None,
             "viewer_config": config,

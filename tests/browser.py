@@ -88,4 +88,4 @@ def browser_page(web_server, monkeypatch) -> Iterator[tuple]:
 
 def assert_clean(page, problems: list[str]) -> None:
     assert page.evaluate("window.__cspViolations") == []
-    assert problems == []
+    assert problems == [], problems

@@ -65,7 +65,7 @@ def panoramic(*, rows: int = 750, columns: int = 1450, spacing: float = 0.1):
     return ds
 
 
-def cbct_slices(count: int = 300, size: int = 128):
+def cbct_slices(count: int = 300, size: int = 64):
     """A CT series of ``count`` axial slices 0.5 mm apart (ImagePositionPatient,
     ImageOrientationPatient), a sphere of "bone" in water, in HU."""
     study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
@@ -76,12 +76,12 @@ def cbct_slices(count: int = 300, size: int = 128):
         ds.Modality = "CT"
         ds.FrameOfReferenceUID = frame_of_reference
         ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [-32.0, -32.0, k * 0.5]
+        ds.ImagePositionPatient = [-size / 4, -size / 4, k * 0.5]
         ds.SliceThickness = 0.5
         ds.PixelSpacing = [0.5, 0.5]
         ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
-        radius = 50 * np.sqrt(max(0.0, 1 - ((k - count / 2) / (count / 2)) ** 2))
-        inside = (yy[0] - size / 2) ** 2 + (xx[0] - size / 2 - 10) ** 2 < radius**2
+        radius = 0.39 * size * np.sqrt(max(0.0, 1 - ((k - count / 2) / (count / 2)) ** 2))
+        inside = (yy[0] - size / 2) ** 2 + (xx[0] - size * 0.58) ** 2 < radius**2
         slab = np.where(inside, 1024 + 1200 + (k % 50) * 4, 1024).astype(np.uint16)
         ds.PixelData = slab.tobytes()
         ds.WindowCenter, ds.WindowWidth = 400, 2000
@@ -222,6 +222,25 @@ def test_cbct_scrolls_300_slices_and_opens_mpr(web_server, browser_page, practic
     after = page.evaluate(CANVAS_SUM, "#stack-element")
     assert after["sum"] != before["sum"]
     shoot(page, "cbct-stack")
+
+    # Cine: Play advances the slices on its own (looping), Pause stops them.
+    def slice_number() -> int:
+        return int(page.inner_text("#slice-info").split()[1])
+
+    page.click("#cine")
+    assert page.inner_text("#cine") == "Pause"
+    started = slice_number()
+    page.wait_for_function(
+        f"() => document.querySelector('#slice-info').textContent !== 'Image {started} / 300'"
+    )
+    page.wait_for_timeout(500)
+    page.keyboard.press(" ")  # Space pauses
+    assert page.inner_text("#cine") == "Play"
+    page.wait_for_timeout(300)  # a slice requested just before the pause may still arrive
+    paused = slice_number()
+    assert paused != started
+    page.wait_for_timeout(700)
+    assert slice_number() == paused
 
     # MPR: three orthographic viewports of the volume, none empty.
     page.click("#mpr-toggle")

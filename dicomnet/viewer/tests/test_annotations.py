@@ -140,3 +140,22 @@ def test_the_viewer_page_describes_the_study_without_inline_script(xray, clinici
 def test_the_viewer_page_of_another_practice_is_404(xray, other_practice, client_for):
     other = client_for(other_practice.user)
     assert other.get(f"/viewer/studies/{xray.study.study_instance_uid}/").status_code == 404
+
+
+def test_the_header_says_who_and_what_without_dangling_separators(practice, isolated_data):
+    from nexrel.viewer import _header
+    from patients.models import Patient
+
+    bare = ingest_dataset(practice, intraoral(study_date="")).study
+    assert _header(bare) == {
+        "patient": {"name": "", "chart": ""},
+        "linked": False,
+        "details": ["IO"],
+    }
+    named = ingest_dataset(practice, intraoral(patient_name="Tremblay^Marie")).study
+    named.modality, named.study_description = "CT\\IO", "Bitewings"
+    assert _header(named)["patient"]["name"] == "Marie Tremblay"
+    assert _header(named)["details"] == ["CT, IO", "Bitewings"]
+    named.patient = Patient.objects.get(practice=practice, chart_number="1004")
+    assert _header(named)["patient"] == {"name": "François Saint-Pierre", "chart": "1004"}
+    assert _header(named)["linked"]

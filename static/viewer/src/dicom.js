@@ -103,3 +103,57 @@ export function registerProjectionPlaneProvider(metaData) {
     };
   }, 10000);
 }
+
+const VOI_LUT_FUNCTIONS = ["LINEAR", "LINEAR_EXACT", "SIGMOID"];
+
+// How the file asks to be displayed, where the loader gets it wrong (docs/viewer.md):
+// - VOI LUT Function: the loader's VOI LUT module gives it as a string, and its image
+//   takes the first element of it — "S" of "SIGMOID", which Cornerstone refuses ("Invalid
+//   VOI LUT function", nothing drawn). This module gives it as the one-element list the
+//   loader expects, and LINEAR for a function Cornerstone does not know.
+// - Presentation LUT Shape INVERSE: the loader inverts MONOCHROME1 only, which the
+//   viewport reads from the image pixel module. A MONOCHROME2 image with INVERSE is shown
+//   inverted as a MONOCHROME1 one is (decoding is the same for both); MONOCHROME1 with
+//   INVERSE (as DX declares it, PS3.3 C.8.11.7) is inverted once, as the server renders it.
+export function registerDisplayProviders(metaData) {
+  const loaderProvider = wadors.metaData.metaDataProvider;
+  metaData.addProvider((type, imageId) => {
+    if ((type !== "voiLutModule" && type !== "imagePixelModule") || typeof imageId !== "string" ||
+        !imageId.startsWith("wadors:")) {
+      return undefined;
+    }
+    const module = loaderProvider(type, imageId);
+    const instance = wadors.metaDataManager.get(imageId);
+    if (!module || !instance) return module;
+    if (type === "voiLutModule") {
+      const fn = String(first(instance, "00281056") || "LINEAR").trim().toUpperCase();
+      return { ...module, voiLUTFunction: [VOI_LUT_FUNCTIONS.includes(fn) ? fn : "LINEAR"] };
+    }
+    const shape = String(first(instance, "20500020") || "").trim().toUpperCase();
+    if (shape === "INVERSE" && module.photometricInterpretation === "MONOCHROME2") {
+      return { ...module, photometricInterpretation: "MONOCHROME1" };
+    }
+    if (module.photometricInterpretation === "PALETTE COLOR") return withPalette(module, instance);
+    return module;
+  }, 10000);
+}
+
+// A palette's lookup table data is OW: in DICOM JSON an InlineBinary (little endian, PS3.18
+// F.2.7), which the loader does not read (it takes "Value" only) — so it refused every
+// palette colour image. Entries are 16-bit words, or bytes when the data has one per entry.
+const PALETTE = { red: "00281201", green: "00281202", blue: "00281203" };
+
+function withPalette(module, instance) {
+  const out = { ...module };
+  for (const [colour, t] of Object.entries(PALETTE)) {
+    const key = `${colour}PaletteColorLookupTableData`;
+    const inline = instance[t]?.InlineBinary;
+    if (module[key]?.length || !inline) continue;
+    const bytes = Uint8Array.from(atob(inline), (c) => c.charCodeAt(0));
+    const entries = Number(module[`${colour}PaletteColorLookupTableDescriptor`]?.[0]) || 65536;
+    out[key] = bytes.length >= entries * 2
+      ? new Uint16Array(bytes.buffer, 0, entries)
+      : bytes.slice(0, entries);
+  }
+  return out;
+}

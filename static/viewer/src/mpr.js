@@ -19,6 +19,8 @@ import {
   Enums as ToolEnums,
 } from "@cornerstonejs/tools";
 
+import { mark, markWhenRendered, watchVolume } from "./perf.js";
+
 const { MouseBindings } = ToolEnums;
 export const MPR_VIEWPORTS = [
   ["mpr-axial", Enums.OrientationAxis.AXIAL],
@@ -35,6 +37,7 @@ export class Mpr {
   }
 
   async open(seriesUid, imageIds) {
+    mark("nexrel:mpr-open");
     const volumeId = `cornerstoneStreamingImageVolume:nexrel-${seriesUid}`;
     if (!this.enabled) {
       for (const [viewportId, orientation] of MPR_VIEWPORTS) {
@@ -51,12 +54,16 @@ export class Mpr {
     if (this.volumeId !== volumeId) {
       const volume =
         cache.getVolume(volumeId) || (await volumeLoader.createAndCacheVolume(volumeId, { imageIds }));
+      const ids = MPR_VIEWPORTS.map(([id]) => id);
+      const elements = ids.map((id) => document.getElementById(id));
+      watchVolume(volumeId, elements, () => this.engine.renderViewports(ids));
       volume.load();
       await setVolumesForViewports(
         this.engine,
         [{ volumeId }],
         MPR_VIEWPORTS.map(([id]) => id),
       );
+      markWhenRendered(elements, "nexrel:mpr-ready");
       this.volumeId = volumeId;
     }
     this.engine.renderViewports(MPR_VIEWPORTS.map(([id]) => id));

@@ -18,15 +18,29 @@ export const XRAY_PRESETS = {
 export const PRESET_ORDER = ["default", "bone", "soft", "endo", "perio"];
 
 // The VOI range {lower, upper} of ``name`` for an image of ``modality`` whose values span
-// [min, max]; null for "default" (the file's own window).
+// [min, max]; null for "default" (the file's own window). A DICOM LINEAR window (PS3.3
+// C.11.2.1.2.1), as a file's own: the readout then shows the preset's width and centre.
 export function presetRange(name, modality, min, max) {
   if (name === "default") return null;
   if (modality === "CT") {
     const { width, center } = CT_PRESETS[name];
-    return { lower: center - width / 2, upper: center + width / 2 };
+    return linearRange(width, center);
   }
   const span = Math.max(1, max - min);
   const { width, center } = XRAY_PRESETS[name];
-  const c = min + center * span;
-  return { lower: c - (width * span) / 2, upper: c + (width * span) / 2 };
+  return linearRange(width * span, min + center * span);
+}
+
+// Cornerstone's range of a LINEAR window (utilities.windowLevel.toLowHighRange).
+export function linearRange(width, center) {
+  return { lower: center - 0.5 - (width - 1) / 2, upper: center - 0.5 + (width - 1) / 2 };
+}
+
+// The width and centre of a range as the VOI LUT Function reads it (the readout): LINEAR and
+// SIGMOID windows span [c - 0.5 - (w - 1) / 2, c - 0.5 + (w - 1) / 2], LINEAR_EXACT [c - w/2, c + w/2].
+export function windowOf(range, fn = "LINEAR") {
+  if (fn === "LINEAR_EXACT") {
+    return { width: range.upper - range.lower, center: (range.upper + range.lower) / 2 };
+  }
+  return { width: range.upper - range.lower + 1, center: (range.upper + range.lower + 1) / 2 };
 }

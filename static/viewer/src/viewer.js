@@ -40,11 +40,13 @@ import {
   loadSeriesMetadata,
   parseImageId,
   first,
+  registerDisplayProviders,
   registerProjectionPlaneProvider,
   UID,
 } from "./dicom.js";
 import { Mpr } from "./mpr.js";
-import { PRESET_ORDER, presetRange } from "./presets.js";
+import { mark } from "./perf.js";
+import { PRESET_ORDER, presetRange, windowOf } from "./presets.js";
 
 const { MouseBindings } = ToolEnums;
 const ENGINE_ID = "nexrel";
@@ -86,9 +88,12 @@ function showError(error) {
 }
 
 async function start() {
+  mark("nexrel:start");
   await coreInit();
   loaderInit({ maxWebWorkers: 1, wasmBasePath: config.wasmBasePath });
+  mark("nexrel:init");
   registerProjectionPlaneProvider(metaData);
+  registerDisplayProviders(metaData);
   toolsInit();
   for (const tool of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, LengthTool, AngleTool,
     ArrowAnnotateTool, CrosshairsTool]) {
@@ -159,6 +164,7 @@ async function openSeries(series, instanceUid = "") {
   if (!state.metadata[series.uid]) {
     state.metadata[series.uid] = await loadSeriesMetadata(config, config.study, series.uid);
   }
+  mark("nexrel:metadata");
   // Each frame of each instance, in the order of the series.
   state.imageIds = series.instances.flatMap((instance) =>
     Array.from({ length: instance.frames || 1 }, (_, f) =>
@@ -169,6 +175,7 @@ async function openSeries(series, instanceUid = "") {
   document.getElementById("mpr-toggle").hidden = !series.volume;
   try {
     await state.viewport.setStack(state.imageIds, Math.max(0, start));
+    mark("nexrel:stack-set");
   } catch (error) {
     say(S.failed.replace("%(error)s", error?.message || String(error)));
     console.error(error);
@@ -214,13 +221,13 @@ function onRendered() {
   if (root.dataset.state !== "ready" && state.viewport.getCurrentImageId() &&
       cache.getImage(state.viewport.getCurrentImageId())) {
     root.dataset.state = "ready";
+    mark("nexrel:full-fidelity");
     say("");
   }
-  const voi = state.viewport.getProperties().voiRange;
-  if (voi) {
-    const width = Math.round(voi.upper - voi.lower);
-    const center = Math.round((voi.upper + voi.lower) / 2);
-    document.getElementById("voi-info").textContent = `W ${width} · L ${center}`;
+  const { voiRange, VOILUTFunction } = state.viewport.getProperties();
+  if (voiRange) {
+    const { width, center } = windowOf(voiRange, VOILUTFunction);
+    document.getElementById("voi-info").textContent = `W ${Math.round(width)} · L ${Math.round(center)}`;
   }
 }
 
@@ -260,13 +267,36 @@ function applyPreset(name) {
     state.mprView.setVoi(range && presetRange(name, "CT", 0, 0));
     return;
   }
-  if (range) state.viewport.setProperties({ voiRange: range });
-  else {
-    const invert = state.viewport.getProperties().invert;
-    state.viewport.resetProperties();
-    state.viewport.setProperties({ invert });
-  }
+  state.viewport.setProperties(range ? { voiRange: range } : fileDisplay(imageId));
   state.viewport.render();
+}
+
+// The file's own display of an image, as the server renders it (dicomnet/ingest/rendering.py):
+// its first window through its VOI LUT Function, or for colour the full scale of Bits
+// Stored (Cornerstone's own is 0..255, which saturates a 16-bit RGB image).
+//
+// Not Cornerstone's resetProperties: it puts back the transfer function captured before
+// a MONOCHROME1 image was inverted, while keeping invert on, so such an image showed
+// un-inverted after "File" or Reset.
+function fileDisplay(imageId) {
+  const image = imageId && cache.getImage(imageId);
+  if (!image) return {};
+  if (image.color) {
+    const bits = metaData.get("imagePixelModule", imageId)?.bitsStored || 8;
+    return { voiRange: { lower: 0, upper: 2 ** Math.min(bits, 16) - 1 } };
+  }
+  const VOILUTFunction = image.voiLUTFunction || Enums.VOILUTFunctionType.LINEAR;
+  return {
+    VOILUTFunction,
+    voiRange: coreUtilities.windowLevel.toLowHighRange(image.windowWidth, image.windowCenter,
+      VOILUTFunction),
+  };
+}
+
+// Whether the image is shown inverted to begin with: MONOCHROME1 (and, through
+// registerDisplayProviders, Presentation LUT Shape INVERSE).
+function initiallyInverted(imageId) {
+  return metaData.get("imagePixelModule", imageId)?.photometricInterpretation === "MONOCHROME1";
 }
 
 function act(action) {
@@ -288,7 +318,8 @@ function act(action) {
       break;
     case "reset":
       vp.resetCamera();
-      vp.resetProperties();
+      vp.setViewPresentation({ rotation: 0 });
+      vp.setProperties({ ...fileDisplay(currentImageId()), invert: initiallyInverted(currentImageId()) });
       state.preset = "default";
       document.getElementById("preset").value = "default";
       break;
