@@ -36,6 +36,7 @@ mkdirSync(dist, { recursive: true });
 
 await build({
   entryPoints: {
+    boot: join(src, "boot.js"),
     viewer: join(src, "viewer.js"),
     decodeImageFrameWorker: join(
       modules,

@@ -22,7 +22,8 @@ from typing import IO, Any
 from django.core.files.storage import default_storage
 from django.utils.http import parse_header_parameters
 from pydicom import Dataset, dcmread
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 
 from dicomnet.dimse.uids import is_valid_uid
 from dicomnet.models import DicomInstance
@@ -35,6 +36,7 @@ CHUNK = 64 * 1024  # bytes read from storage and written to the response at a ti
 BULK_DATA_THRESHOLD = 1024
 BULK_TEXT_BYTES = (BULK_DATA_THRESHOLD // 4) * 3
 BULK_TEXT_VRS = ("UT", "LT", "UC")  # text VRs PS3.18 F.2.2 lets be bulk data
+BULK_VRS = (*BULK_TEXT_VRS, "OB", "OW", "OF", "OD", "OL", "OV", "UN")
 ANY_DICOM_TYPE = (DICOM, "application/*", "*/*")
 
 
@@ -226,8 +228,35 @@ def dataset_metadata(ds: Dataset, instance_url: str) -> dict[str, Any]:
     return tree
 
 
+PIXEL_DATA = 0x7FE00010
+
+
+def _bulk_vr(ds: Dataset, elem: DataElement | RawDataElement) -> str:
+    if elem.VR and " or " not in elem.VR:
+        return elem.VR
+    if elem.tag == PIXEL_DATA:  # implicit VR: OB when encapsulated or 8-bit, else OW
+        return "OW" if int(ds.get("BitsAllocated", 16) or 16) > 8 else "OB"
+    return dictionary_VR(elem.tag).split(" or ")[0]
+
+
 def instance_metadata(instance: DicomInstance, instance_url: str) -> dict[str, Any]:
-    """The stored object's data set (without its file meta) as DICOM JSON."""
+    """The stored object's data set (without its file meta) as DICOM JSON.
+
+    Large top-level values are not read at all (``defer_size``), nor is Pixel Data in any
+    form: they become BulkDataURIs without their bytes being read and base64-encoded (most
+    of a CBCT series' metadata time went there).
+    """
     with open_stored(instance) as stored:
-        ds = dcmread(stored, stop_before_pixels=False)
-        return dataset_metadata(ds, instance_url)
+        ds = dcmread(stored, defer_size=BULK_DATA_THRESHOLD)
+        unread: dict[int, str] = {}
+        for tag in list(ds.keys()):
+            elem = ds.get_item(tag)
+            deferred = isinstance(elem, RawDataElement) and elem.value is None
+            if tag == PIXEL_DATA or (deferred and _bulk_vr(ds, elem) in BULK_VRS):
+                unread[int(tag)] = _bulk_vr(ds, elem)
+                del ds[tag]
+        tree = dataset_metadata(ds, instance_url)
+    for number, vr in unread.items():
+        path = f"{number:08X}"
+        tree[path] = {"vr": vr, "BulkDataURI": f"{instance_url}/bulkdata/{path}"}
+    return dict(sorted(tree.items()))

@@ -126,7 +126,7 @@ def test_the_viewer_page_describes_the_study_without_inline_script(xray, clinici
     )
     assert response.status_code == 200
     html = response.content.decode()
-    assert '<script type="module" src="/static/viewer/dist/viewer.js">' in html
+    assert '<script type="module" src="/static/viewer/dist/boot.js">' in html
     assert html.count("<script") == 2  # the module and the json_script data
     config = response.context["viewer_config"]
     assert config["open"] == {

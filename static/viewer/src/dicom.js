@@ -21,10 +21,8 @@ export const UID = {
 // included). Returns {sopUid: instanceJSON}.
 export async function loadSeriesMetadata(config, studyUid, seriesUid) {
   const url = `${config.dicomweb}studies/${studyUid}/series/${seriesUid}/metadata`;
-  const response = await fetch(url, {
-    credentials: "same-origin",
-    headers: { Accept: "application/dicom+json" },
-  });
+  const response = (await takePrefetched(url)) ||
+    (await fetch(url, { credentials: "same-origin", headers: { Accept: "application/dicom+json" } }));
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   const instances = {};
   for (const instance of await response.json()) {
@@ -36,6 +34,14 @@ export async function loadSeriesMetadata(config, studyUid, seriesUid) {
     wadors.metaDataManager.add(frameImageId(config, studyUid, seriesUid, sop, 1), instance);
   }
   return instances;
+}
+
+// The request boot.js made for `url` while the bundle loaded, once; or null.
+function takePrefetched(url) {
+  const prefetched = globalThis.nexrelPrefetched;
+  if (!prefetched || prefetched.url !== url) return null;
+  delete globalThis.nexrelPrefetched;
+  return prefetched.response.catch(() => null); // a failed prefetch is fetched again
 }
 
 export function frameImageId(config, studyUid, seriesUid, sopUid, frame) {

@@ -90,7 +90,9 @@ function showError(error) {
 async function start() {
   mark("nexrel:start");
   await coreInit();
-  loaderInit({ maxWebWorkers: 1, wasmBasePath: config.wasmBasePath });
+  // One decode worker per core (up to 4): a CBCT's 300 slices decode in parallel.
+  const workers = Math.min(Math.max(navigator.hardwareConcurrency || 1, 1), 4);
+  loaderInit({ maxWebWorkers: workers, wasmBasePath: config.wasmBasePath });
   mark("nexrel:init");
   registerProjectionPlaneProvider(metaData);
   registerDisplayProviders(metaData);
