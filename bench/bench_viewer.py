@@ -331,9 +331,10 @@ def main() -> None:
                     raw = run_case(browser, state, url, case, warm=warm)
                     row = derive(raw, case if not warm else "warm")
                     label = "warm-up" if rep == 0 else f"rep {rep}"
+                    mpr = case == "cbct" and not warm
                     extra = (f"  MPR ready {row['mpr_ready']:.0f}  volume "
                              f"{row['volume_loaded']:.0f}  complete {row['mpr_complete']:.0f} "
-                             "ms after the click" if case == "cbct" and not warm else "")  # fmt: skip
+                             "ms after the click" if mpr else "")  # fmt: skip
                     print(
                         f"  {label_case} {label:7} first pixel {row['first_pixel'] or 0:6.0f}  "
                         f"full fidelity {row['full_fidelity']:6.0f} ms{extra}",
