@@ -13,7 +13,10 @@ The demo practice and its people:
 - ``practice``: the demo practice (``seed_demo``): eight patients, four devices, a week of
   appointments and their worklist items.
 - ``clinician``: the demo login (``clinician``, password ``nexrel-demo``), staff and in the
-  "Practice admins" group: the practice's admin, not a superuser.
+  "Clinicians" group (patients/roles.py), not a superuser.
+- ``frontdesk``: the demo's ``frontdesk``, "Front desk" group: calendar, demographics, no image.
+- ``practice_admin``: the demo's ``practiceadmin``, staff, "Practice admins" group: users,
+  devices, settings.
 - ``assistant``: a user of the demo practice without any admin right.
 - ``admin_user`` (pytest-django's): a superuser, of no practice.
 - ``client_for(user)``: a new test client, logged in as ``user``.
@@ -157,6 +160,20 @@ def clinician(practice) -> User:
 
 
 @pytest.fixture
+def frontdesk(practice) -> User:
+    from patients.models import User
+
+    return User.objects.get(username="frontdesk")
+
+
+@pytest.fixture
+def practice_admin(practice) -> User:
+    from patients.models import User
+
+    return User.objects.get(username="practiceadmin")
+
+
+@pytest.fixture
 def assistant(practice) -> User:
     from patients.models import User
 
@@ -195,16 +212,21 @@ class OtherPractice:
 @pytest.fixture
 def other_practice(db) -> OtherPractice:
     """Practice B ("Clinique B", CLINIQUE-B): a patient with the chart number of the demo's
-    Zoé Côté (1001, "Autre, Patiente"), its own user ``b-user`` (password ``b-password-1``),
-    a DICOM server "PACS B" (PACSB; find, move and get allowed) and a pending import job."""
+    Zoé Côté (1001, "Autre, Patiente"), its own user ``b-user`` (password ``b-password-1``,
+    a clinician), a DICOM server "PACS B" (PACSB; find, move and get allowed) and a pending
+    import job."""
+    from django.contrib.auth.models import Group
+
     from dicomnet.models import DicomServer, RetrieveJob
     from patients.models import Patient, Practice, User
+    from patients.roles import CLINICIAN
 
     practice = Practice.objects.create(name="Clinique B", ae_title="CLINIQUE-B")
     patient = Patient.objects.create(
         practice=practice, chart_number="1001", family_name="Autre", given_name="Patiente"
     )
     user = User.objects.create_user("b-user", practice=practice, password="b-password-1")
+    user.groups.add(Group.objects.get(name=CLINICIAN))
     server = DicomServer.objects.create(
         practice=practice,
         name="PACS B",

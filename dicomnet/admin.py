@@ -6,9 +6,10 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
-from dicomnet.ingest import apikeys, orthanc
-from dicomnet.ingest.linking import link_study, link_to_patient, notify_new_images
+from dicomnet.ingest import apikeys, orthanc, review
+from dicomnet.ingest.linking import link_study, notify_new_images
 from dicomnet.ingest.pipeline import reprocess
 from dicomnet.models import (
     ApiKey,
@@ -18,11 +19,13 @@ from dicomnet.models import (
     DicomStudy,
     ImageAnnotation,
     OrthancNotification,
+    RefusedAssociation,
 )
 from dicomnet.net import association
 from dicomnet.viewer.annotations import as_json
 from patients.admin_scoping import PracticeScopedAdmin
 from patients.models import Patient
+from patients.names import display_person_name
 
 
 @admin.register(DicomServer)
@@ -58,7 +61,7 @@ class LinkPatientForm(forms.Form):
 class DicomStudyAdmin(PracticeScopedAdmin):
     list_display = [
         "study_date",
-        "patient_name",
+        "dicom_patient_name",
         "patient_id",
         "modality",
         "instance_count",
@@ -78,6 +81,11 @@ class DicomStudyAdmin(PracticeScopedAdmin):
     ]
     readonly_fields = ["metadata", "match_candidates", "created_at", "updated_at"]
     raw_id_fields = ["patient", "appointment"]
+
+    @admin.display(description=_("DICOM name"), ordering="patient_name")
+    def dicom_patient_name(self, obj: DicomStudy) -> str:
+        return display_person_name(obj.patient_name)
+
     inlines = [SeriesInline]
     actions = ["rerun_matching", "reprocess_study", "link_to_patient_action"]
 
@@ -108,7 +116,8 @@ class DicomStudyAdmin(PracticeScopedAdmin):
         form.fields["patient"].queryset = Patient.objects.filter(practice_id__in=practices)
         if "apply" in request.POST and form.is_valid():
             for study in queryset:
-                link_to_patient(study, form.cleaned_data["patient"])
+                # Recorded and undoable like the review queue's, its reason replaced.
+                review.assign([study], form.cleaned_data["patient"], by=request.user)
             self.message_user(request, f"{queryset.count()} studies linked.")
             return None
         return render(
@@ -255,3 +264,35 @@ class ImageAnnotationAdmin(PracticeScopedAdmin):
         response = JsonResponse({"annotations": rows}, json_dumps_params={"indent": 2})
         response["Content-Disposition"] = 'attachment; filename="annotations.json"'
         return response
+
+
+REFUSAL_FIELDS = [
+    "last_seen",
+    "calling_ae",
+    "called_ae",
+    "peer_address",
+    "count",
+    "reason",
+    "first_seen",
+    "practice",
+]
+
+
+@admin.register(RefusedAssociation)
+class RefusedAssociationAdmin(PracticeScopedAdmin):
+    """Written by the listener (dicomnet.net.access): read and delete only."""
+
+    list_display = tuple(REFUSAL_FIELDS)
+    list_filter = ["practice", "called_ae"]
+    search_fields = ["calling_ae", "called_ae", "peer_address", "reason"]
+    readonly_fields = REFUSAL_FIELDS
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+# The mount templates and mounts (dicomnet/dental/admin.py).
+from dicomnet.dental import admin as dental_admin  # noqa: E402, F401

@@ -8,7 +8,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from patients.models import Appointment, Patient, Practice, PracticeManager, PracticeQuerySet
-from patients.names import normalise_name
+from patients.names import display_person_name, normalise_name
+from patients.reasons import render_stored
 
 
 class DeviceService(models.TextChoices):
@@ -97,6 +98,8 @@ class DicomServer(models.Model):
     objects = models.Manager.from_queryset(DicomServerQuerySet)()
 
     class Meta:
+        verbose_name = _("DICOM device")
+        verbose_name_plural = _("DICOM devices")
         constraints = [
             models.UniqueConstraint(fields=["practice", "ae_title"], name="uniq_server_ae")
         ]
@@ -181,6 +184,8 @@ class DicomStudy(models.Model):
     )
     status = models.CharField(max_length=14, choices=Status.choices, default=Status.PENDING)
     status_reason = models.CharField(max_length=500, blank=True)
+    # The reason as a patients.reasons code and its parameters: shown in the reader's language.
+    status_reason_params = models.JSONField(default=dict, blank=True)
     match_candidates = models.JSONField(default=list, blank=True)
     # Set when a person linked the patient by hand: matching then leaves it alone.
     manually_linked = models.BooleanField(default=False)
@@ -191,6 +196,8 @@ class DicomStudy(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("DICOM study")
+        verbose_name_plural = _("DICOM studies")
         constraints = [
             models.UniqueConstraint(
                 fields=["practice", "study_instance_uid"], name="uniq_study_uid"
@@ -203,10 +210,9 @@ class DicomStudy(models.Model):
             models.Index(fields=["practice", "study_date"]),
         ]
         ordering = ["-study_date", "-created_at"]
-        verbose_name_plural = "DICOM studies"
 
     def __str__(self) -> str:
-        return f"{self.patient_name or '?'} {self.study_date} {self.modality}"
+        return f"{display_person_name(self.patient_name) or '?'} {self.study_date} {self.modality}"
 
     def save(self, *args, **kwargs) -> None:
         self.patient_name_key = normalise_name(self.patient_name.split("=")[0])
@@ -214,6 +220,38 @@ class DicomStudy(models.Model):
         if update_fields is not None and "patient_name" in update_fields:
             kwargs["update_fields"] = {*update_fields, "patient_name_key"}
         super().save(*args, **kwargs)
+
+    @property
+    def reason_text(self) -> str:
+        """Why it is linked (or needs review), in the active language."""
+        return render_stored(self.status_reason_params, self.status_reason)
+
+    @property
+    def station_mismatch(self) -> dict | None:
+        """{"taken_on", "scheduled_on"} when the images came from a device other than the
+        station the appointment's worklist item was scheduled on; None otherwise.
+
+        The device is each instance's calling AE (or its registered device's AE title, for
+        an upload); the station is the item's ScheduledStationAETitle. Uses the instances
+        already prefetched, if they are.
+        """
+        item = self.worklist_item
+        if item is None and self.appointment is not None:
+            item = getattr(self.appointment, "worklist_item", None)  # reverse one-to-one
+        scheduled = (getattr(item, "scheduled_station_ae_title", "") or "").strip()
+        if not scheduled:
+            return None
+        taken = set()
+        for instance in self.instances.all():
+            ae = (instance.calling_ae or "").strip()
+            if not ae and instance.server_id is not None and instance.server is not None:
+                ae = instance.server.ae_title.strip()
+            if ae:
+                taken.add(ae)
+        others = sorted(taken - {scheduled})
+        if not others:
+            return None
+        return {"taken_on": ", ".join(others), "scheduled_on": scheduled}
 
 
 class DicomSeries(models.Model):
@@ -229,14 +267,27 @@ class DicomSeries(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("DICOM series")
+        verbose_name_plural = _("DICOM series")
         constraints = [
             models.UniqueConstraint(fields=["study", "series_instance_uid"], name="uniq_series")
         ]
         ordering = ["series_number", "id"]
-        verbose_name_plural = "DICOM series"
 
     def __str__(self) -> str:
         return f"{self.modality} #{self.series_number} {self.series_description}"
+
+
+class DicomInstanceQuerySet(PracticeQuerySet):
+    def latest_versions(self) -> DicomInstanceQuerySet:
+        """The latest version of each SOP instance: one SOP received in three transfer
+        syntaxes (or re-sent with other bytes) is one image, not three."""
+        newer = DicomInstance.objects.filter(
+            practice_id=models.OuterRef("practice_id"),
+            sop_instance_uid=models.OuterRef("sop_instance_uid"),
+            version__gt=models.OuterRef("version"),
+        )
+        return self.filter(~models.Exists(newer))
 
 
 class DicomInstance(models.Model):
@@ -274,6 +325,8 @@ class DicomInstance(models.Model):
     thumbnail_key = models.CharField(max_length=500, blank=True)
     preview_error = models.CharField(max_length=500, blank=True)
     analysis = models.JSONField(default=dict, blank=True)
+    # Teeth, region, laterality, positioner, lossy, calibration (dicomnet.dental.attributes).
+    dental = models.JSONField(default=dict, blank=True)
     calling_ae = models.CharField(max_length=16, blank=True)
     peer_address = models.CharField(max_length=64, blank=True)
     server = models.ForeignKey(DicomServer, null=True, blank=True, on_delete=models.SET_NULL)
@@ -285,9 +338,11 @@ class DicomInstance(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = PracticeManager()
+    objects = models.Manager.from_queryset(DicomInstanceQuerySet)()
 
     class Meta:
+        verbose_name = _("DICOM instance")
+        verbose_name_plural = _("DICOM instances")
         constraints = [
             models.UniqueConstraint(
                 fields=["practice", "sop_instance_uid", "version"], name="uniq_sop_version"
@@ -348,6 +403,8 @@ class RetrieveJob(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("import job")
+        verbose_name_plural = _("import jobs")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["practice", "status"])]
 
@@ -369,8 +426,9 @@ class ApiKey(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
         ordering = ["-created_at"]
-        verbose_name = "API key"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -402,6 +460,8 @@ class OrthancNotification(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("Orthanc notification")
+        verbose_name_plural = _("Orthanc notifications")
         constraints = [
             models.UniqueConstraint(
                 fields=["practice", "orthanc_instance_id"], name="uniq_orthanc_instance"
@@ -442,8 +502,90 @@ class ImageAnnotation(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("image annotation")
+        verbose_name_plural = _("image annotations")
         indexes = [models.Index(fields=["practice", "instance"])]
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.instance.sop_instance_uid}"
+
+
+class StudyAssignment(models.Model):
+    """A person assigned a study to a patient from the review queue (dicomnet.ingest.review).
+
+    ``previous`` is the study's link before (patient, appointment, worklist item, status,
+    reason, candidates, manually_linked), so undoing restores it exactly. Studies assigned in
+    one click share a ``batch``, undone together."""
+
+    practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="+")
+    study = models.ForeignKey(DicomStudy, on_delete=models.CASCADE, related_name="assignments")
+    batch = models.UUIDField(db_index=True)
+    from_patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    to_patient = models.ForeignKey(Patient, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_patient = models.BooleanField(default=False)
+    previous = models.JSONField(default=dict)
+    by = models.ForeignKey("patients.User", null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        "patients.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = PracticeManager()
+
+    class Meta:
+        indexes = [models.Index(fields=["practice", "-at"])]
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"study {self.study_id} -> patient {self.to_patient_id} by {self.by_id} at {self.at}"
+
+
+# The mount models live beside their logic; importing them here registers them with dicomnet.
+from dicomnet.dental.models import (  # noqa: E402, F401
+    Mount,
+    MountChange,
+    MountPlacement,
+    MountSlot,
+    MountTemplate,
+)
+
+
+class RefusedAssociation(models.Model):
+    """Associations the listener refused (dicomnet.net.access), one row per called AE,
+    calling AE and peer address: a misconfigured device retrying all day is one row whose
+    ``count`` and ``last_seen`` grow, not millions of rows."""
+
+    practice = models.ForeignKey(
+        Practice,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text=_("The practice the called AE names, when it names one."),
+    )
+    called_ae = models.CharField(_("called AE title"), max_length=16)
+    calling_ae = models.CharField(_("calling AE title"), max_length=16)
+    peer_address = models.CharField(_("peer address"), max_length=64)
+    reason = models.CharField(_("reason"), max_length=500)
+    count = models.PositiveIntegerField(_("attempts"), default=1)
+    first_seen = models.DateTimeField(_("first seen"), auto_now_add=True)
+    last_seen = models.DateTimeField(_("last seen"), auto_now_add=True, db_index=True)
+
+    objects = PracticeManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["called_ae", "calling_ae", "peer_address"], name="uniq_refused_peer"
+            )
+        ]
+        ordering = ["-last_seen"]
+        verbose_name = _("refused association")
+        verbose_name_plural = _("refused associations")
+
+    def __str__(self) -> str:
+        return f"{self.calling_ae}@{self.peer_address} → {self.called_ae} ×{self.count}"

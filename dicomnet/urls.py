@@ -4,14 +4,19 @@ the only import of ``dicomnet.dicomweb``)."""
 
 from django.urls import path
 
-from dicomnet.api import receive
+from dicomnet.api import receive, study_detail
 from dicomnet.api import views as api_views
+from dicomnet.dental import views as dental_views
 from dicomnet.dicomweb import views as dicomweb_views
 from dicomnet.ingest import views as ingest_views
+from dicomnet.qr import refusals as qr_refusals
 from dicomnet.qr import views as qr_views
 
 urlpatterns = [
     path("upload/", ingest_views.upload, name="dicom_upload"),
+    path("mounts/<int:pk>/", dental_views.mount_page, name="mount_page"),
+    path("mounts/<int:pk>/change/", dental_views.mount_change, name="mount_change"),
+    path("mounts/<int:pk>/mount.pdf", dental_views.mount_pdf_view, name="mount_pdf"),
     path("instances/<int:pk>/<str:kind>.webp", ingest_views.instance_image, name="instance_image"),
     path("find/<int:pk>/", qr_views.find_prior, name="qr_find"),
     path("find/<int:pk>/import/", qr_views.import_studies, name="qr_import"),
@@ -20,6 +25,7 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", qr_views.job_cancel, name="qr_job_cancel"),
     path("servers/", qr_views.server_list, name="dicom_servers"),
     path("servers/add/", qr_views.server_edit, name="dicom_server_add"),
+    path("servers/refused/", qr_refusals.refused_associations, name="dicom_refused"),
     path("servers/<int:pk>/", qr_views.server_edit, name="dicom_server_edit"),
     path("servers/<int:pk>/test/", qr_views.server_test, name="dicom_server_test"),
 ]
@@ -30,6 +36,11 @@ api_urlpatterns = [
     path("import", api_views.ImportView.as_view(), name="api_dicom_import"),
     path("jobs/<int:pk>", api_views.JobView.as_view(), name="api_dicom_job"),
     path("jobs/<int:pk>/cancel", api_views.JobCancelView.as_view(), name="api_dicom_job_cancel"),
+]
+
+# Mounted at /api/dental/studies/.
+studies_api_urlpatterns = [
+    path("<int:pk>/", study_detail.StudyDetailView.as_view(), name="api_dental_study"),
 ]
 
 # QIDO-RS (PS3.18 §10.6) and WADO-RS (§10.4): GET, no trailing slash, as DICOMweb clients

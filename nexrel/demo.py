@@ -10,11 +10,24 @@ from django.db import transaction
 from django.utils import timezone
 
 from dicomnet.models import DicomServer
+from patients import roles
 from patients.models import Appointment, Patient, Practice, User
 from worklist.models import OperatoryStation, WorklistItem
 from worklist.services import ensure_procedure_modalities
 
 DEMO_PASSWORD = "nexrel-demo"
+
+# The demo logins (all with DEMO_PASSWORD): username, first and last name, role, staff.
+DEMO_USERS = [
+    ("clinician", "Dre Marie", "Gauthier", roles.CLINICIAN, True),
+    ("frontdesk", "Julie", "Morin", roles.FRONT_DESK, False),
+    ("practiceadmin", "Sophie", "Lavoie", roles.PRACTICE_ADMIN, True),
+]
+SECOND_PRACTICE_AE = "PLATEAU"
+SECOND_PRACTICE_PATIENTS = [
+    ("2001", "Roy", "Mathieu", dt.date(1979, 6, 12), "M"),
+    ("2002", "Fortin", "Amélie", dt.date(1990, 2, 28), "F"),
+]
 
 PATIENTS = [
     ("1001", "Côté", "Zoé", dt.date(1988, 3, 14), "F"),
@@ -50,19 +63,9 @@ def seed_demo(*, today: dt.date | None = None) -> Practice:
     practice, _ = Practice.objects.update_or_create(
         ae_title=settings.DICOM_AE_TITLE, defaults={"name": "Clinique dentaire Laurier"}
     )
-    user, created = User.objects.get_or_create(
-        username="clinician",
-        defaults={
-            "practice": practice,
-            "first_name": "Dre Marie",
-            "last_name": "Gauthier",
-            "is_staff": True,
-        },
-    )
-    if created:
-        user.set_password(DEMO_PASSWORD)
-        user.save()
-    user.groups.add(practice_admin_group())
+    groups = roles.sync_groups(Group, Permission)
+    for username, first, last, role, staff in DEMO_USERS:
+        _demo_user(username, practice, first, last, groups[role], staff=staff)
     for name, ae_title, profile, operatory in DEVICES:
         device, _ = DicomServer.objects.update_or_create(
             practice=practice,
@@ -96,18 +99,39 @@ def seed_demo(*, today: dt.date | None = None) -> Practice:
         )
         patients.append(patient)
     _seed_appointments(practice, patients, today or timezone.localdate())
+    _seed_second_practice(groups[roles.CLINICIAN])
     return practice
 
 
-def practice_admin_group() -> Group:
-    """Staff who run their own practice in Django admin (the admin scopes them to it)."""
-    group, _ = Group.objects.get_or_create(name="Practice admins")
-    group.permissions.set(
-        Permission.objects.filter(content_type__app_label__in=["patients", "dicomnet", "worklist"])
-        .exclude(codename__in=["add_practice", "delete_practice"])
-        .exclude(content_type__model="accesslog", codename__regex=r"^(add|change|delete)_")
+def _demo_user(
+    username: str, practice: Practice, first: str, last: str, group: Group, *, staff: bool
+) -> User:
+    """The demo login ``username`` (demo password), of ``practice`` and only ``group``."""
+    user, created = User.objects.get_or_create(
+        username=username,
+        defaults={"practice": practice, "first_name": first, "last_name": last, "is_staff": staff},
     )
-    return group
+    if created:
+        user.set_password(DEMO_PASSWORD)
+        user.save()
+    user.groups.set([group])
+    return user
+
+
+def _seed_second_practice(clinicians: Group) -> Practice:
+    """A second practice, its clinician ``clinician2`` and its own patients: what the first
+    practice's people must never see."""
+    practice, _ = Practice.objects.update_or_create(
+        ae_title=SECOND_PRACTICE_AE, defaults={"name": "Clinique dentaire du Plateau"}
+    )
+    _demo_user("clinician2", practice, "Dr Louis", "Roy", clinicians, staff=False)
+    for chart, family, given, dob, sex in SECOND_PRACTICE_PATIENTS:
+        Patient.objects.update_or_create(
+            practice=practice,
+            chart_number=chart,
+            defaults=dict(family_name=family, given_name=given, birth_date=dob, sex=sex),
+        )
+    return practice
 
 
 def _seed_appointments(practice: Practice, patients: list[Patient], today: dt.date) -> None:

@@ -114,7 +114,8 @@ def _banner() -> None:
     print(
         "\nNexrel is running:\n"
         f"  web     http://{os.environ.get('NEXREL_WEB_ADDRESS', '127.0.0.1:8000')}/"
-        "  (login: clinician / nexrel-demo)\n"
+        "\n  logins  (password nexrel-demo): clinician, frontdesk, practiceadmin;"
+        " clinician2 (a second practice)\n"
         f"  DICOM   AE {ae} on port {port}  (try: echoscu -aet CARESTREAM -aec {ae} "
         f"127.0.0.1 {port})\n"
         "  worker  django-q2 cluster (ORM broker)\n"

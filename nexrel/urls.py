@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from dicomnet import urls as dicomnet_urls
 from nexrel import viewer as nexrel_viewer
 from nexrel import views as nexrel_views
+from patients import views as patients_views
 
 urlpatterns = [
     path("", nexrel_views.home, name="home"),
@@ -13,7 +14,15 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("patients/", nexrel_views.patient_list, name="patient_list"),
     path("patients/<int:pk>/", nexrel_views.patient_detail, name="patient_detail"),
+    path("review/", include("dicomnet.ingest.review_urls")),
+    path("notifications/read/", patients_views.notifications_read, name="notifications_read"),
+    path(
+        "notifications/<int:pk>/read/",
+        patients_views.notification_read,
+        name="notification_read",
+    ),
     path("api/dental/dicom/", include(dicomnet_urls.api_urlpatterns)),
+    path("api/dental/studies/", include(dicomnet_urls.studies_api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("dicom/", include("dicomnet.urls")),
     path("dicomweb/", include(dicomnet_urls.dicomweb_urlpatterns)),

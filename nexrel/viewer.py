@@ -12,9 +12,11 @@ from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from dicomnet.dental.selectors import mount_positions
 from dicomnet.models import DicomInstance, DicomStudy
 from dicomnet.viewer.selectors import ViewerSeries, viewer_series, viewer_study
-from patients.decorators import PracticeRequest, practice_required
+from patients import roles
+from patients.decorators import PracticeRequest, role_required
 from patients.names import split_person_name
 from patients.services import audit
 
@@ -102,13 +104,18 @@ def _opened(
     return None
 
 
-@practice_required
+@role_required(roles.VIEW_IMAGES, roles.USE_VIEWER)
 def study_viewer(request: PracticeRequest, study_uid: str) -> HttpResponse:
     try:
         study = viewer_study(request.user.practice, study_uid)
     except DicomStudy.DoesNotExist:
         raise Http404("no such study") from None
     series = viewer_series(study)
+    # Opened from a mount: next and previous follow its slots (dicomnet.dental).
+    positions = mount_positions(request.user.practice, request.GET.get("mount"), study)
+    if positions:
+        for entry in series:
+            entry.instances.sort(key=lambda i: positions.get(i.pk, len(positions) + 1))
     opened = _opened(series, request.GET.get("series", ""), request.GET.get("instance", ""))
     audit(request.user, action="view_study", patient=study.patient, ref=f"viewer:{study_uid}")
     config = {

@@ -4,18 +4,22 @@ patient list and the patient's chart. Views only translate HTTP; reads go throug
 
 from __future__ import annotations
 
+from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from dicomnet.dental.selectors import tooth_chart
+from dicomnet.dental.teeth import CHART_LOWER, CHART_UPPER
 from dicomnet.models import DicomInstance, DicomStudy
-from patients.decorators import PracticeRequest, practice_required
+from patients import roles
+from patients.decorators import PracticeRequest, role_required
 from patients.models import Patient
 from patients.selectors import search_patients, unread_notifications
 from patients.services import audit, mark_notifications_read
 
 
-@practice_required
+@role_required()
 def home(request: PracticeRequest) -> HttpResponse:
     practice = request.user.practice
     studies = (
@@ -32,23 +36,39 @@ def home(request: PracticeRequest) -> HttpResponse:
     )
 
 
-@practice_required
+PATIENTS_PER_PAGE = 50
+
+
+@role_required(roles.VIEW_PATIENT)
 def patient_list(request: PracticeRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()
-    patients = search_patients(request.user.practice, query).annotate(study_count=Count("studies"))
-    return render(request, "patients/list.html", {"patients": patients[:200], "q": query})
+    page = Paginator(search_patients(request.user.practice, query), PATIENTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    patients = list(page)
+    counts = dict(
+        Patient.objects.filter(pk__in=[p.pk for p in patients])
+        .annotate(n=Count("studies"))
+        .values_list("pk", "n")
+    )
+    for patient in patients:
+        patient.study_count = counts.get(patient.pk, 0)  # type: ignore[attr-defined]
+    return render(request, "patients/list.html", {"patients": patients, "page": page, "q": query})
 
 
-@practice_required
+@role_required(roles.VIEW_PATIENT)
 def patient_detail(request: PracticeRequest, pk: int) -> HttpResponse:
     patient = get_object_or_404(Patient.objects.for_practice(request.user.practice), pk=pk)
-    audit(request.user, action="view_patient_images", patient=patient, ref=f"patient:{pk}")
+    images = request.user.has_perm(roles.VIEW_IMAGES)  # the front desk sees no image
+    action = "view_patient_images" if images else "view_patient"
+    audit(request.user, action=action, patient=patient, ref=f"patient:{pk}")
     mark_notifications_read(patient)
-    return render(
-        request,
-        "patients/detail.html",
-        {"patient": patient, "studies": _chart_studies(patient)},
-    )
+    context = {"patient": patient, "studies": _chart_studies(patient) if images else None}
+    if images:
+        chart = tooth_chart(patient, request.user.practice.tooth_notation)
+        context["chart_rows"] = [[chart[t] for t in CHART_UPPER], [chart[t] for t in CHART_LOWER]]
+        context["chosen_tooth"] = chart.get(request.GET.get("tooth", ""))
+    return render(request, "patients/detail.html", context)
 
 
 def _chart_studies(patient: Patient):
@@ -56,8 +76,11 @@ def _chart_studies(patient: Patient):
     return (
         DicomStudy.objects.for_practice(patient.practice_id)
         .filter(patient=patient)
-        .select_related("appointment", "server")
+        .select_related("appointment", "server", "mount__template")
         .prefetch_related(
-            Prefetch("instances", queryset=DicomInstance.objects.order_by("instance_number", "id"))
+            Prefetch(
+                "instances",
+                queryset=DicomInstance.objects.latest_versions().order_by("instance_number", "id"),
+            )
         )
     )

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from patients import tokens
 from patients.admin_scoping import PracticeScopedAdmin, is_scoped
@@ -18,7 +19,7 @@ from patients.models import (
 
 @admin.register(Practice)
 class PracticeAdmin(PracticeScopedAdmin):
-    list_display = ["name", "ae_title", "created_at"]
+    list_display = ["name", "ae_title", "tooth_notation", "created_at"]
     search_fields = ["name", "ae_title"]
 
     def has_add_permission(self, request):
@@ -61,9 +62,13 @@ class AppointmentAdmin(PracticeScopedAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(PracticeScopedAdmin):
-    list_display = ["message", "count", "updated_at", "read_at", "practice"]
+    list_display = ["notice", "count", "updated_at", "read_at", "practice"]
     list_filter = ["practice"]
     search_fields = ["message"]
+
+    @admin.display(description=_("notification"), ordering="message")
+    def notice(self, obj: Notification) -> str:
+        return obj.text  # in the admin's language; ``message`` (searched) is the English
 
 
 @admin.register(AccessLog)

@@ -1,12 +1,42 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 
 from patients.selectors import unread_notifications
+
+# The banner shows the count and only the latest few notices.
+BANNER_LATEST = 3
 
 
 def notifications(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if not user or not user.is_authenticated or not user.practice_id:
         return {}
-    return {"unread_notifications": unread_notifications(user.practice)[:10]}
+    unread = unread_notifications(user.practice).select_related("patient")
+    latest = list(unread[:BANNER_LATEST])
+    if not latest:
+        return {"unread_count": 0, "unread_notifications": []}
+    count = len(latest) if len(latest) < BANNER_LATEST else unread.count()
+    for notice in latest:
+        notice.url = notice_url(notice)  # type: ignore[attr-defined]  # for the template
+    return {"unread_count": count, "unread_notifications": latest}
+
+
+def notice_url(notice) -> str:
+    """The patient's chart; for an unidentified patient, the review queue (or, without one,
+    the study in Django admin)."""
+    if notice.patient_id is not None:
+        return reverse("patient_detail", args=[notice.patient_id])
+    for name, args in (
+        ("review_queue", []),
+        ("review", []),
+        ("admin:dicomnet_dicomstudy_change", [notice.study_id]),
+    ):
+        if args and args[0] is None:
+            continue
+        try:
+            return reverse(name, args=args)
+        except NoReverseMatch:
+            continue
+    return ""

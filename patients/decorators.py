@@ -1,4 +1,8 @@
-"""Access to the clinicians' pages: logged in, and attached to a practice."""
+"""Access to the pages: logged in, attached to a practice, and of a role that may (a
+permission of patients/roles.py).
+
+Every route is marked: ``role_required`` sets ``view.nexrel_access`` to the permissions it
+checks, and patients/tests/test_route_permissions.py fails for a route without the mark."""
 
 from __future__ import annotations
 
@@ -57,3 +61,25 @@ def practice_required(view):
         return in_practice(request, *args, **kwargs)
 
     return wrapper
+
+
+def role_required(*permissions: str):
+    """``practice_required``, and the user holds every one of ``permissions`` (``app.codename``,
+    patients/roles.py), or 403 (templates/403.html). No permission: any role of the practice.
+
+    Another practice's object stays a 404: the view reads through ``for_practice``. The view
+    is marked ``nexrel_access = permissions`` for the route test.
+    """
+
+    def decorate(view):
+        @wraps(view)
+        def in_role(request: PracticeRequest, *args, **kwargs):
+            if not request.user.has_perms(permissions):
+                raise PermissionDenied("your role in this practice does not allow this page")
+            return view(request, *args, **kwargs)
+
+        checked = practice_required(in_role)
+        checked.nexrel_access = permissions
+        return checked
+
+    return decorate

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from patients.models import Patient, Practice
 from patients.names import normalise_name, split_person_name
+from patients.reasons import Reason
 
 log = logging.getLogger("patients.matching")
 
@@ -23,21 +24,30 @@ log = logging.getLogger("patients.matching")
 class MatchResult:
     patient: Patient | None
     method: str  # "patient_id", "name_dob", or "" when unmatched
-    reason: str
+    why: Reason
     candidates: list[dict] = field(default_factory=list)
+
+    @property
+    def reason(self) -> str:
+        """In English, for logs and ``status_reason``; ``why`` renders it in any language."""
+        return self.why.english
 
     @property
     def matched(self) -> bool:
         return self.patient is not None
 
 
-def candidate(p: Patient, why: str) -> dict:
+def candidate(p: Patient, code: str, **params) -> dict:
+    """A patient proposed to the reviewer; why, as a ``patients.reasons`` code."""
+    why = Reason(code, params)
     return {
         "id": p.pk,
         "chart_number": p.chart_number,
         "name": p.full_name,
         "birth_date": p.birth_date.isoformat() if p.birth_date else None,
-        "why": why,
+        "why": why.english,
+        "why_code": code,
+        "why_params": params,
     }
 
 
@@ -71,12 +81,14 @@ def _match(
     if patient_id:
         by_id = patients.filter(chart_number=patient_id).first()
         if by_id:
-            return MatchResult(by_id, "patient_id", f"PatientID {patient_id} is chart number")
+            return MatchResult(
+                by_id, "patient_id", Reason("patient_id", {"patient_id": patient_id})
+            )
 
     family, given = split_person_name(patient_name)
     key = normalise_name(f"{family}^{given}")
     if not key:
-        return MatchResult(None, "", "no PatientID match and no patient name")
+        return MatchResult(None, "", Reason("no_name"))
 
     same_name = list(patients.filter(name_key=key))
     if not same_name:
@@ -94,24 +106,24 @@ def _match(
         return MatchResult(
             None,
             "",
-            "no PatientID match and no birth date to confirm the name",
-            [candidate(p, "same name") for p in same_name],
+            Reason("no_birth_date"),
+            [candidate(p, "same_name") for p in same_name],
         )
     exact = [p for p in same_name if p.birth_date == birth_date]
     if len(exact) == 1:
-        return MatchResult(exact[0], "name_dob", "name and date of birth")
+        return MatchResult(exact[0], "name_dob", Reason("name_dob"))
     if len(exact) > 1:
         return MatchResult(
             None,
             "",
-            f"{len(exact)} patients share this name and date of birth",
-            [candidate(p, "same name and date of birth") for p in exact],
+            Reason("shared_name_dob", {"count": len(exact)}),
+            [candidate(p, "same_name_dob") for p in exact],
         )
-    others = [candidate(p, "same name, different date of birth") for p in same_name]
+    others = [candidate(p, "same_name_other_dob") for p in same_name]
     others += [
-        candidate(p, "same date of birth")
+        candidate(p, "same_dob")
         for p in patients.filter(birth_date=birth_date).exclude(pk__in=[p.pk for p in same_name])[
             :10
         ]
     ]
-    return MatchResult(None, "", "no patient with this name and date of birth", others)
+    return MatchResult(None, "", Reason("no_name_dob"), others)

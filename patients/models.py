@@ -7,9 +7,12 @@ from typing import Self
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from patients.names import normalise_name
+from patients.health_cards import normalise_ramq_number, validate_ramq_number
+from patients.names import display_person_name, normalise_name
+from patients.roles import CUSTOM_PERMISSIONS
 
 
 class PracticeQuerySet(models.QuerySet):
@@ -34,7 +37,19 @@ class Practice(models.Model):
         unique=True,
         help_text=_("The AE title devices call to reach this practice."),
     )
+    tooth_notation = models.CharField(
+        _("tooth numbering"),
+        max_length=10,
+        choices=[("FDI", _("FDI (ISO 3950)")), ("UNIVERSAL", _("Universal (1–32, A–T)"))],
+        default="FDI",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("practice")
+        verbose_name_plural = _("practices")
+        # The roles' custom permissions (patients/roles.py), on the model every role shares.
+        permissions = CUSTOM_PERMISSIONS
 
     def __str__(self) -> str:
         return self.name
@@ -61,16 +76,34 @@ class Patient(models.Model):
     given_name = models.CharField(_("given name"), max_length=100)
     birth_date = models.DateField(_("date of birth"), null=True, blank=True)
     sex = models.CharField(max_length=1, choices=Sex.choices, blank=True)
-    health_card_number = models.CharField(max_length=32, blank=True)
+    # Quebec's RAMQ health-card number: 4 letters and 8 digits, typed with spaces or not,
+    # stored without.
+    health_card_number = models.CharField(
+        _("health card number (RAMQ)"),
+        max_length=16,
+        blank=True,
+        validators=[validate_ramq_number],
+        help_text=_("4 letters and 8 digits, e.g. COTZ 8803 1412."),
+    )
     # Normalised "family given" (no accents, no case, particles expanded) for matching.
     name_key = models.CharField(max_length=220, db_index=True, editable=False)
+    # The same, given name first: the patient search narrows on an index range of either.
+    given_first_key = models.CharField(max_length=220, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("patient")
+        verbose_name_plural = _("patients")
         constraints = [
             models.UniqueConstraint(fields=["practice", "chart_number"], name="uniq_chart_number")
+        ]
+        indexes = [
+            models.Index(fields=["practice", "name_key"], name="patient_name_key"),
+            models.Index(fields=["practice", "given_first_key"], name="patient_given_first_key"),
+            models.Index(fields=["practice", "birth_date"], name="patient_birth_date"),
+            models.Index(fields=["practice", "health_card_number"], name="patient_health_card"),
         ]
         ordering = ["family_name", "given_name"]
 
@@ -78,8 +111,14 @@ class Patient(models.Model):
         return f"{self.given_name} {self.family_name} ({self.chart_number})"
 
     def save(self, *args, **kwargs) -> None:
-        self.name_key = normalise_name(f"{self.family_name}^{self.given_name}")
+        self.fill_keys()
+        self.health_card_number = normalise_ramq_number(self.health_card_number)
         super().save(*args, **kwargs)
+
+    def fill_keys(self) -> None:
+        """The folded names; ``bulk_create`` callers call it themselves."""
+        self.name_key = normalise_name(f"{self.family_name}^{self.given_name}")
+        self.given_first_key = normalise_name(f"{self.given_name}^{self.family_name}")
 
     @property
     def full_name(self) -> str:
@@ -112,6 +151,8 @@ class Appointment(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("appointment")
+        verbose_name_plural = _("appointments")
         ordering = ["start"]
         indexes = [models.Index(fields=["practice", "start"])]
 
@@ -127,7 +168,11 @@ class Notification(models.Model):
     study = models.OneToOneField(
         "dicomnet.DicomStudy", null=True, blank=True, on_delete=models.CASCADE
     )
+    # In English, for the admin and its search; ``text`` renders ``params`` for the reader.
     message = models.CharField(max_length=300)
+    # What ``text`` says: {"dicom_name": PN, "needs_review": bool, "station": {"taken_on":
+    # AE, "scheduled_on": AE}}; empty for notices written before (``message`` is shown).
+    params = models.JSONField(default=dict, blank=True)
     count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -136,10 +181,43 @@ class Notification(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-updated_at"]
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def text(self) -> str:
+        """The notice in the active language, the patient's name as people read it."""
+        if not self.params:
+            return self.message
+        count = self.count
+        if self.patient is not None:
+            who = self.patient.full_name
+        else:
+            who = display_person_name(self.params.get("dicom_name"))
+        if who:
+            text = ngettext(
+                "%(count)d new X-ray for %(who)s", "%(count)d new X-rays for %(who)s", count
+            ) % {"count": count, "who": who}
+        else:
+            text = ngettext(
+                "%(count)d new X-ray for an unidentified patient",
+                "%(count)d new X-rays for an unidentified patient",
+                count,
+            ) % {"count": count}
+        if self.params.get("needs_review"):
+            text += " " + gettext("(needs review)")
+        station = self.params.get("station")
+        if station:
+            text += (
+                " "
+                + gettext("Taken on device %(taken_on)s, but scheduled on %(scheduled_on)s.")
+                % station
+            )
+        return text
 
 
 class AccessLog(models.Model):
@@ -156,6 +234,8 @@ class AccessLog(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("access log entry")
+        verbose_name_plural = _("access log")
         ordering = ["-at"]
 
     def __str__(self) -> str:
@@ -181,8 +261,9 @@ class ApiToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
-        ordering = ["-created_at"]
         verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

@@ -36,3 +36,18 @@ def split_person_name(pn: str) -> tuple[str, str]:
     family = parts[0] if parts else ""
     given = parts[1] if len(parts) > 1 else ""
     return family.strip(), given.strip()
+
+
+def display_person_name(pn: str | None) -> str:
+    """A DICOM PN as people read it: "Lestrade^G" gives "Lestrade, G", "OB^^^^" gives "OB".
+
+    Only the alphabetic group is shown; empty components are dropped; the family name
+    comes first, then the given and middle names, then prefix and suffix.
+    """
+    alphabetic = (pn or "").split("=")[0]
+    parts = [p.strip() for p in alphabetic.split("^")] + [""] * 5
+    family, given, middle, prefix, suffix = parts[:5]
+    rest = " ".join(p for p in (prefix, given, middle, suffix) if p)
+    if family and rest:
+        return f"{family}, {rest}"
+    return family or rest

@@ -41,6 +41,23 @@ def mark_notifications_read(patient: Patient) -> int:
     )
 
 
+def mark_notification_read(practice: Practice, pk: int) -> int:
+    """One notice dismissed from the banner (another practice's is left alone)."""
+    return (
+        Notification.objects.for_practice(practice)
+        .filter(pk=pk, read_at__isnull=True)
+        .update(read_at=timezone.now())
+    )
+
+
+def mark_notifications_read_all(practice: Practice) -> int:
+    return (
+        Notification.objects.for_practice(practice)
+        .filter(read_at__isnull=True)
+        .update(read_at=timezone.now())
+    )
+
+
 # Appointments. Saving one also brings its worklist item in line (worklist.apps connects
 # worklist.services.sync_appointment to post_save): created, moved or discontinued with it.
 

@@ -45,6 +45,14 @@ FORBIDDEN = {
     # The viewer reads pixels over DICOMweb's HTTP API, never its modules (and vice versa).
     "dicomnet.dicomweb": ("dicomnet.viewer",),
     "dicomnet.viewer": ("dicomnet.dicomweb", "dicomnet.net"),
+    # Teeth and mounts: plain logic over the models, used by ingest (placement) and the pages.
+    "dicomnet.dental": (
+        "dicomnet.net",
+        "dicomnet.ingest",
+        "dicomnet.qr",
+        "dicomnet.dicomweb",
+        "dicomnet.viewer",
+    ),
     # Static files' CSP header is a handler, below every app.
     "nexrel.static_csp": APPS,
 }

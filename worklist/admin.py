@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from patients.admin_scoping import PracticeScopedAdmin
+from patients.names import display_person_name
 from worklist.models import (
     OperatoryStation,
     PerformedProcedureStep,
@@ -14,7 +16,7 @@ from worklist.models import (
 class WorklistItemAdmin(PracticeScopedAdmin):
     list_display = [
         "scheduled_start",
-        "patient_name",
+        "dicom_patient_name",
         "modality",
         "scheduled_station_ae_title",
         "accession_number",
@@ -33,6 +35,10 @@ class WorklistItemAdmin(PracticeScopedAdmin):
     date_hierarchy = "scheduled_start"
     raw_id_fields = ["appointment", "patient"]
     readonly_fields = ["patient_name_key", "first_fetched_at", "last_fetched_at", "fetched_by"]
+
+    @admin.display(description=_("DICOM name"), ordering="patient_name")
+    def dicom_patient_name(self, obj: WorklistItem) -> str:
+        return display_person_name(obj.patient_name)
 
 
 @admin.register(WorklistQuery)
@@ -54,7 +60,14 @@ class PerformedProcedureStepAdmin(PracticeScopedAdmin):
 
 @admin.register(ProcedureModality)
 class ProcedureModalityAdmin(PracticeScopedAdmin):
-    list_display = ["procedure_code", "modality", "description", "practice"]
+    list_display = [
+        "procedure_code",
+        "modality",
+        "description",
+        "mount_template",
+        "expected_images",
+        "practice",
+    ]
     list_filter = ["modality", "practice"]
     search_fields = ["procedure_code", "description"]
 

@@ -16,6 +16,7 @@ class WorklistConfig(AppConfig):
         def on_appointment_saved(sender, instance: Appointment, raw: bool = False, **kwargs):
             if not raw:
                 services.sync_appointment(instance)
+                services.sync_mount(instance)
 
         def on_patient_saved(sender, instance: Patient, raw: bool = False, created=False, **kw):
             if not raw and not created:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from patients.models import Patient, Practice
+from patients.widgets import IsoDateInput
 from worklist.models import ProcedureModality
 from worklist.selectors import bookable_patients
 
@@ -20,7 +21,7 @@ def local_datetime(day: dt.date, time: dt.time) -> dt.datetime:
 
 
 class WhenForm(forms.Form):
-    date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    date = forms.DateField(label=_("Date"), widget=IsoDateInput())
     time = forms.TimeField(label=_("Time"), widget=forms.TimeInput(attrs={"type": "time"}))
     duration = forms.IntegerField(
         label=_("Length (minutes)"), min_value=5, max_value=720, initial=30

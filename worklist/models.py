@@ -18,15 +18,25 @@ class ProcedureModality(models.Model):
     procedure_code = models.CharField(_("procedure code"), max_length=20)
     modality = models.CharField(_("modality"), max_length=16, help_text="IO, PX, CT, DX…")
     description = models.CharField(max_length=200, blank=True)
+    mount_template = models.ForeignKey(
+        "dicomnet.MountTemplate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("mount template"),
+    )
+    expected_images = models.PositiveSmallIntegerField(_("expected images"), null=True, blank=True)
 
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("procedure modality")
+        verbose_name_plural = _("procedure modalities")
         constraints = [
             models.UniqueConstraint(fields=["practice", "procedure_code"], name="uniq_proc_code")
         ]
         ordering = ["procedure_code"]
-        verbose_name_plural = "procedure modalities"
 
     def __str__(self) -> str:
         return f"{self.procedure_code} → {self.modality}"
@@ -44,6 +54,8 @@ class OperatoryStation(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("operatory station")
+        verbose_name_plural = _("operatory stations")
         constraints = [
             models.UniqueConstraint(fields=["practice", "operatory"], name="uniq_operatory")
         ]
@@ -106,6 +118,8 @@ class WorklistItem(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("worklist item")
+        verbose_name_plural = _("worklist items")
         constraints = [
             models.UniqueConstraint(
                 fields=["practice", "accession_number"], name="uniq_accession_number"
@@ -143,8 +157,9 @@ class WorklistQuery(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("worklist query")
+        verbose_name_plural = _("worklist queries")
         ordering = ["-at"]
-        verbose_name_plural = "worklist queries"
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.calling_ae}: {self.result_count} item(s)"
@@ -172,6 +187,8 @@ class PerformedProcedureStep(models.Model):
     objects = PracticeManager()
 
     class Meta:
+        verbose_name = _("performed procedure step")
+        verbose_name_plural = _("performed procedure steps")
         constraints = [
             models.UniqueConstraint(fields=["practice", "sop_instance_uid"], name="uniq_mpps_uid")
         ]

@@ -13,8 +13,10 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
 from dicomnet.models import DicomServer
-from patients.decorators import PracticeRequest, practice_required
+from patients import roles
+from patients.decorators import PracticeRequest, role_required
 from patients.models import Practice
+from patients.widgets import IsoDateInput
 from worklist.importing import import_records
 from worklist.scu import WorklistQueryError, query_worklist, worklist_providers
 
@@ -25,8 +27,8 @@ class WorklistImportForm(forms.Form):
     server: forms.ModelChoiceField[DicomServer] = forms.ModelChoiceField(
         queryset=None, label=_("Worklist provider")
     )
-    date_from = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(label=_("From"), widget=IsoDateInput())
+    date_to = forms.DateField(label=_("To"), widget=IsoDateInput())
     station_ae = forms.CharField(label=_("Station AE title"), max_length=16, required=False)
     modality = forms.CharField(label=_("Modality"), max_length=16, required=False)
 
@@ -46,7 +48,7 @@ class WorklistImportForm(forms.Form):
         return data
 
 
-@practice_required
+@role_required(roles.ADD_WORKLIST_ITEM)
 @require_http_methods(["GET", "POST"])
 def import_worklist(request: PracticeRequest) -> HttpResponse:
     """GET with a provider: show its items. POST: query them again and import them."""

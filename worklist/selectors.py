@@ -6,7 +6,8 @@ through. It reads, in the same few queries whatever the number of appointments:
 2. the practice's studies that belong to one of them: linked to the appointment or to its
    item, or carrying the item's StudyInstanceUID or accession number (a study the pipeline
    has not linked yet, or linked elsewhere, still shows as received here);
-3. the instances of those studies (counted, and for the thumbnails).
+3. the instances of those studies (counted, and for the thumbnails);
+4. the appointments' mounts (dicomnet.dental), for "7/18 images" while an FMX comes in.
 Every step reached stays in the list, so "images received (N)" is still shown once linked.
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from dicomnet.models import DicomInstance, DicomStudy
+from dicomnet.models import DicomInstance, DicomStudy, Mount
 from patients.models import Appointment, Patient, Practice
 from worklist.models import OperatoryStation, WorklistItem
 
@@ -41,6 +42,8 @@ STEP_LABELS = {
 class Step:
     key: str
     count: int | None = None
+    # Images the appointment's mount expects ("7/18 images"); count is then those placed.
+    total: int | None = None
 
     @property
     def label(self) -> str:
@@ -55,10 +58,23 @@ class ImagingStatus:
     studies: list[DicomStudy] = field(default_factory=list)
     image_count: int = 0
     steps: list[Step] = field(default_factory=list)
+    mount: Mount | None = None
 
     @property
     def keys(self) -> list[str]:
         return [step.key for step in self.steps]
+
+    @property
+    def current(self) -> Step | None:
+        """The step reached last, the one the calendar's chip shows ("Linked", not
+        "Scheduled" beside it), with the image count once images were received."""
+        if not self.steps:
+            return None
+        last = self.steps[-1]
+        received = next((s for s in self.steps if s.key == "received"), None)
+        if last.count is None and received is not None:
+            return Step(last.key, received.count, received.total)
+        return last
 
 
 def appointments_of(practice: Practice) -> QuerySet[Appointment]:
@@ -128,13 +144,25 @@ def imaging_statuses(appointments: Iterable[Appointment]) -> dict[int, ImagingSt
     studies = (
         DicomStudy.objects.for_practice(practice_id)
         .filter(belongs)
-        .annotate(received=Count("instances"))
+        .annotate(received=Count("instances__sop_instance_uid", distinct=True))
         .prefetch_related(
-            Prefetch("instances", queryset=DicomInstance.objects.order_by("instance_number", "id"))
+            Prefetch(
+                "instances",
+                queryset=DicomInstance.objects.latest_versions().order_by("instance_number", "id"),
+            )
         )
         .order_by("created_at", "pk")
     )
     statuses = {pk: ImagingStatus(item=items.get(pk)) for pk in by_appointment}
+    for mount in (
+        Mount.objects.for_practice(practice_id)
+        .filter(appointment_id__in=by_appointment)
+        .select_related("template")
+        .annotate(
+            placed=Count("placements", distinct=True), slots=Count("template__slots", distinct=True)
+        )
+    ):
+        statuses[mount.appointment_id].mount = mount  # type: ignore[index]  # filtered on it
     for study in studies:
         owners = {
             study.appointment_id,
@@ -164,7 +192,11 @@ def _steps(appointment: Appointment, status: ImagingStatus) -> list[Step]:
         elif item.status == WorklistItem.Status.DISCONTINUED:
             steps.append(Step("discontinued"))
     received = sum(study.received for study in status.studies)  # type: ignore[attr-defined]  # annotate()
-    if received:
+    mount = status.mount
+    if received and mount is not None and mount.study_id is not None:
+        total = mount.expected_images or (mount.slots + mount.extra_slots)  # type: ignore[attr-defined]  # annotate()
+        steps.append(Step("received", mount.placed, total))  # type: ignore[attr-defined]
+    elif received:
         steps.append(Step("received", received))
     item_pk = item.pk if item else None
     if any(

@@ -15,6 +15,9 @@ import logging
 from django.db import transaction
 from pydicom.uid import generate_uid
 
+from dicomnet.dental.mounts import sync_appointment_mount
+from dicomnet.dental.seed import ensure_templates
+from dicomnet.models import MountTemplate
 from patients.models import Appointment, Patient, Practice
 from worklist.models import OperatoryStation, ProcedureModality, WorklistItem
 
@@ -36,18 +39,74 @@ DEFAULT_PROCEDURE_MODALITIES = {
     "D0365": ("CT", "Cone beam CT - one full dental arch, mandible"),
     "D0366": ("CT", "Cone beam CT - one full dental arch, maxilla"),
     "D0367": ("CT", "Cone beam CT - both jaws"),
+    # CDA / ACDQ (Canada): periapicals 02111 (one image) … 02125 (fifteen), bitewings 02141
+    # (one) … 02146 (six), the complete series and the panoramic.
+    "02101": ("IO", "Radiographs - complete series (18 images)"),
+    "02102": ("IO", "Radiographs - complete series (20 images)"),
+    **{f"021{n + 10:02d}": ("IO", f"Radiographs - periapical, {n} image(s)") for n in range(1, 16)},
+    **{f"0214{n}": ("IO", f"Radiographs - bitewing, {n} image(s)") for n in range(1, 7)},
+    "02601": ("PX", "Radiographs - panoramic"),
+}
+# The mount template (dicomnet.dental.seed key) and the expected image count of a code.
+DEFAULT_PROCEDURE_MOUNTS: dict[str, tuple[str, int]] = {
+    "D0210": ("fmx-18", 18),
+    "D0272": ("bitewings-2", 2),
+    "D0274": ("bitewings-4", 4),
+    "D0277": ("vertical-bitewings-4", 4),
+    "02101": ("fmx-18", 18),
+    "02102": ("fmx-20", 20),
+    **{f"021{n + 10:02d}": ("free", n) for n in range(1, 16)},
+    **{f"0214{n}": ("free", n) for n in range(1, 7)},
+    "02142": ("bitewings-2", 2),
+    "02144": ("bitewings-4", 4),
 }
 ENDED = (Appointment.Status.CANCELLED, Appointment.Status.NO_SHOW)
 
 
 def ensure_procedure_modalities(practice: Practice) -> None:
     """Give a practice the default procedure → modality mapping (existing rows are kept)."""
+    ensure_templates()
+    templates = {t.key: t for t in MountTemplate.objects.all()}
     for code, (modality, description) in DEFAULT_PROCEDURE_MODALITIES.items():
+        key, expected = DEFAULT_PROCEDURE_MOUNTS.get(code, ("", None))
         ProcedureModality.objects.get_or_create(
             practice=practice,
             procedure_code=code,
-            defaults={"modality": modality, "description": description},
+            defaults={
+                "modality": modality,
+                "description": description,
+                "mount_template": templates.get(key),
+                "expected_images": expected,
+            },
         )
+
+
+def mount_template_for(
+    practice: Practice, procedure_code: str
+) -> tuple[MountTemplate | None, int | None]:
+    """The mount template and expected image count the procedure code books."""
+    mapped = (
+        ProcedureModality.objects.for_practice(practice)
+        .filter(procedure_code=procedure_code)
+        .select_related("mount_template")
+        .first()
+    )
+    if mapped:
+        return mapped.mount_template, mapped.expected_images
+    key, expected = DEFAULT_PROCEDURE_MOUNTS.get(procedure_code, ("", None))
+    if not key:
+        return None, expected
+    ensure_templates()
+    return MountTemplate.objects.filter(key=key).first(), expected
+
+
+def sync_mount(appointment: Appointment) -> None:
+    """Give an imaging appointment the mount its procedure code books (see
+    ``dicomnet.dental.mounts.sync_appointment_mount``)."""
+    if not appointment.needs_imaging or appointment.status in ENDED:
+        return
+    template, expected = mount_template_for(appointment.practice, appointment.procedure_code)
+    sync_appointment_mount(appointment, template, expected)
 
 
 def modality_for(practice: Practice, procedure_code: str) -> str:

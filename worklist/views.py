@@ -13,7 +13,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from patients.decorators import PracticeRequest, practice_required
+from patients import roles
+from patients.decorators import PracticeRequest, role_required
 from patients.models import Appointment
 from patients.services import audit, cancel_appointment, create_appointment, move_appointment
 from worklist import selectors
@@ -25,7 +26,7 @@ from worklist.models import ProcedureModality
 REFRESH_SECONDS = 3
 
 
-@practice_required
+@role_required(roles.VIEW_APPOINTMENT)
 @require_GET
 def calendar(request: PracticeRequest) -> HttpResponse:
     context = _calendar_context(request)
@@ -34,7 +35,7 @@ def calendar(request: PracticeRequest) -> HttpResponse:
     return render(request, "worklist/calendar.html", context)
 
 
-@practice_required
+@role_required(roles.VIEW_APPOINTMENT)
 @require_GET
 def calendar_body(request: PracticeRequest) -> HttpResponse:
     """The part of the calendar that the page re-fetches every REFRESH_SECONDS (htmx)."""
@@ -101,7 +102,7 @@ def _calendar_url(appointment: Appointment) -> str:
     return f"{reverse('calendar')}?view=day&date={day}"
 
 
-@practice_required
+@role_required(roles.ADD_APPOINTMENT)
 @require_http_methods(["GET", "POST"])
 def appointment_new(request: PracticeRequest) -> HttpResponse:
     practice = request.user.practice
@@ -147,7 +148,7 @@ def _render_new(request: PracticeRequest, form: AppointmentForm, status: int = 2
     )
 
 
-@practice_required
+@role_required(roles.VIEW_APPOINTMENT)
 @require_GET
 def appointment_detail(request: PracticeRequest, pk: int) -> HttpResponse:
     appointment = _appointment_or_404(request, pk)
@@ -200,7 +201,7 @@ def _render_detail(
     )
 
 
-@practice_required
+@role_required(roles.CHANGE_APPOINTMENT)
 @require_POST
 def appointment_move(request: PracticeRequest, pk: int) -> HttpResponse:
     appointment = _appointment_or_404(request, pk)
@@ -221,7 +222,7 @@ def appointment_move(request: PracticeRequest, pk: int) -> HttpResponse:
     return _render_detail(request, appointment, form, status=400)
 
 
-@practice_required
+@role_required(roles.CHANGE_APPOINTMENT)
 @require_POST
 def appointment_cancel(request: PracticeRequest, pk: int) -> HttpResponse:
     appointment = _appointment_or_404(request, pk)

@@ -27,6 +27,7 @@ from dicomnet.api.serializers import (
 from dicomnet.models import DeviceService, DicomServer
 from dicomnet.qr import remote, retrieve
 from dicomnet.qr.selectors import jobs_of
+from patients import roles
 from patients.models import Patient
 
 if TYPE_CHECKING:
@@ -48,6 +49,17 @@ class InPractice(BasePermission):
         return bool(request.user and request.user.is_authenticated and request.user.practice_id)
 
 
+class HasRole(BasePermission):
+    """The user's role holds the view's ``nexrel_access`` permissions (patients/roles.py);
+    a view that names none is refused (fail closed: every API view says what it needs)."""
+
+    message = "Your role in this practice does not allow this."
+
+    def has_permission(self, request: Request, view) -> bool:
+        needed = getattr(view, "nexrel_access", None)
+        return needed is not None and request.user.has_perms(needed)
+
+
 class PracticeRequest(Request):
     """The type of the request a PracticeAPIView's handler is given, once InPractice passed."""
 
@@ -55,10 +67,14 @@ class PracticeRequest(Request):
 
 
 class PracticeAPIView(APIView):
-    permission_classes = [IsAuthenticated, InPractice]
+    """A subclass names the permissions it needs: ``nexrel_access = (roles.X, ...)``."""
+
+    permission_classes = [IsAuthenticated, InPractice, HasRole]
 
 
 class QueryView(PracticeAPIView):
+    nexrel_access = (roles.ADD_RETRIEVE_JOB,)
+
     @extend_schema(
         operation_id="dicom_query",
         summary="Search a remote DICOM system for studies (C-FIND)",
@@ -84,6 +100,8 @@ class QueryView(PracticeAPIView):
 
 
 class ImportView(PracticeAPIView):
+    nexrel_access = (roles.ADD_RETRIEVE_JOB,)
+
     @extend_schema(
         operation_id="dicom_import",
         summary="Import remote studies into a patient's chart (C-MOVE or C-GET job)",
@@ -112,6 +130,8 @@ class ImportView(PracticeAPIView):
 
 
 class JobView(PracticeAPIView):
+    nexrel_access = (roles.VIEW_RETRIEVE_JOB,)
+
     @extend_schema(
         operation_id="dicom_job",
         summary="Progress of an import job",
@@ -123,6 +143,8 @@ class JobView(PracticeAPIView):
 
 
 class JobCancelView(PracticeAPIView):
+    nexrel_access = (roles.CHANGE_RETRIEVE_JOB,)
+
     @extend_schema(
         operation_id="dicom_job_cancel",
         summary="Cancel an import job",

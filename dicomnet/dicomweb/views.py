@@ -48,6 +48,7 @@ from dicomnet.dimse import status
 from dicomnet.dimse.uids import is_valid_uid
 from dicomnet.ingest.store import IngestError, store_instance
 from dicomnet.models import DicomInstance, DicomStudy
+from patients import roles
 from patients.decorators import PracticeRequest
 from patients.models import Patient
 from patients.services import audit
@@ -80,9 +81,9 @@ def _csrf_refusal(request: HttpRequest) -> str | None:
     return check.process_view(request, None, (), {})  # type: ignore[arg-type,return-value]
 
 
-def session_practice(view):
-    """The user of a bearer token or of the session, of a practice; as JSON otherwise: 401
-    (with ``WWW-Authenticate``) or 403.
+def session_practice(*permissions: str):
+    """The user of a bearer token or of the session, of a practice, holding ``permissions``
+    (patients/roles.py); as JSON otherwise: 401 (with ``WWW-Authenticate``) or 403.
 
     1. ``Authorization: Bearer <token>``: the token's user, or 401 ``invalid_token`` for a
        token that is unknown, malformed, revoked or expired (never the session instead). No
@@ -90,9 +91,15 @@ def session_practice(view):
     2. Otherwise the session's user, or 401. A POST (STOW-RS) must pass Django's CSRF
        check (``X-CSRFToken``): the views that take one are ``csrf_exempt`` so that token
        clients get here, and the check is made here instead, for sessions only.
-    3. The user must belong to a practice (403).
-    """
+    3. The user must belong to a practice (403), and their role hold ``permissions`` (403):
+       a token acts with its user's role.
 
+    The view is marked ``nexrel_access`` (patients/tests/test_route_permissions.py).
+    """
+    return lambda view: _session_practice(view, permissions)
+
+
+def _session_practice(view, permissions: tuple[str, ...]):
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
@@ -113,8 +120,11 @@ def session_practice(view):
                 return _error(403, f"CSRF check failed: {refusal}")
         if not getattr(request.user, "practice_id", None):
             return _error(403, "this account does not belong to a practice")
+        if not request.user.has_perms(permissions):
+            return _error(403, "your role in this practice does not allow DICOM images")
         return view(request, *args, **kwargs)
 
+    wrapper.nexrel_access = permissions  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -141,7 +151,7 @@ def _audit(request: PracticeRequest, page: Page) -> None:
 
 
 @require_GET
-@session_practice
+@session_practice(roles.VIEW_IMAGES)
 def search(
     request: PracticeRequest, resource: str, study: str = "", series: str = ""
 ) -> HttpResponse:
@@ -199,7 +209,7 @@ def _audit_retrieve(request: PracticeRequest, instances: list[DicomInstance]) ->
 
 
 @require_GET
-@session_practice
+@session_practice(roles.VIEW_IMAGES)
 def retrieve(
     request: PracticeRequest, study: str, series: str = "", instance: str = ""
 ) -> HttpResponse | StreamingHttpResponse:
@@ -224,7 +234,7 @@ def retrieve(
 
 
 @require_GET
-@session_practice
+@session_practice(roles.VIEW_IMAGES)
 def metadata(
     request: PracticeRequest, study: str, series: str = "", instance: str = ""
 ) -> HttpResponse:
@@ -276,7 +286,7 @@ def _instance_stream(
 
 
 @require_GET
-@session_practice
+@session_practice(roles.VIEW_IMAGES)
 def frames(
     request: PracticeRequest, study: str, series: str, instance: str, frame_list: str
 ) -> HttpResponse | StreamingHttpResponse:
@@ -321,7 +331,7 @@ def frames(
 
 
 @require_GET
-@session_practice
+@session_practice(roles.VIEW_IMAGES)
 def bulkdata(
     request: PracticeRequest, study: str, series: str, instance: str, path: str
 ) -> HttpResponse:
@@ -354,7 +364,7 @@ def bulkdata(
 
 
 @require_GET
-@session_practice
+@session_practice(roles.VIEW_IMAGES)
 def rendered(
     request: PracticeRequest,
     study: str,
@@ -422,6 +432,9 @@ def studies(request: HttpRequest, resource: str = "studies") -> HttpResponse:
     return search(request, resource=resource)
 
 
+studies.nexrel_access = (roles.VIEW_IMAGES,)  # type: ignore[attr-defined]  # search's, store's
+
+
 @csrf_exempt  # for token clients; session_practice checks a session's POST
 @require_http_methods(["GET", "POST"])
 def study(request: HttpRequest, study: str) -> HttpResponse | StreamingHttpResponse:
@@ -429,6 +442,9 @@ def study(request: HttpRequest, study: str) -> HttpResponse | StreamingHttpRespo
     if request.method == "POST":
         return store(request, study=study)
     return retrieve(request, study=study)
+
+
+study.nexrel_access = (roles.VIEW_IMAGES,)  # type: ignore[attr-defined]  # retrieve's, store's
 
 
 def _store_part(
@@ -488,7 +504,7 @@ def _store_part(
                 os.unlink(part.path)
 
 
-@session_practice
+@session_practice(roles.VIEW_IMAGES, roles.UPLOAD_IMAGES)
 def store(request: PracticeRequest, study: str = "") -> HttpResponse:
     """Store instances (PS3.18 §10.5): a ``multipart/related; type="application/dicom"``
     body, one instance per part. Answered once every part is durable (or has failed): 200

@@ -20,13 +20,25 @@ log = logging.getLogger("dicomnet.ingest.analysis")
 
 Analyzer = Callable[[DicomInstance, np.ndarray], dict]
 
+# Projection radiography: intra-oral, panoramic, digital and computed radiography. A CT
+# slice, an ultrasound or a nuclear medicine image has other histograms, and "over-exposed"
+# means nothing for them.
+PROJECTION_MODALITIES = frozenset({"IO", "PX", "DX", "CR"})
+
 
 def exposure_check(instance: DicomInstance, display: np.ndarray) -> dict:
     """Flag blank, over-exposed (burned out, dark) or under-exposed (washed out) images.
 
     Works on the displayed histogram: radiopaque is bright, so over-exposure piles
-    pixels at black and under-exposure leaves a pale, low-contrast image.
+    pixels at black and under-exposure leaves a pale, low-contrast image. Only projection
+    X-rays (``PROJECTION_MODALITIES``, by the series' Modality) are checked; the others
+    get ``{"skipped": ...}`` and no verdict.
     """
+    series = instance.series  # None when called outside the pipeline, on a bare instance
+    if series is not None:
+        modality = (series.modality or "").strip().upper()
+        if modality not in PROJECTION_MODALITIES:
+            return {"skipped": f"modality {modality or '(none)'} is not a projection X-ray"}
     grey: np.ndarray = display if display.ndim == 2 else display[..., :3].mean(axis=-1)
     # Everything from the 256-bin histogram: one pass over the pixels, not four.
     if grey.dtype != np.uint8:

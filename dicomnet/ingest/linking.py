@@ -12,13 +12,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext, ngettext
 
 from dicomnet.models import DicomInstance, DicomStudy, RetrieveJob
 from patients.matching import candidate, match_patient
 from patients.models import Appointment, Notification, Patient
+from patients.reasons import Reason
 
 log = logging.getLogger("dicomnet.ingest.linking")
 
@@ -80,16 +80,16 @@ def link_study(study: DicomStudy) -> DicomStudy:
         if retrieved is not None:
             study.patient = retrieved.patient
             study.match_candidates = []
-            study.status_reason = f"imported from {retrieved.server.name} for this patient"[:500]
+            why = Reason("imported", {"server": retrieved.server.name})
             conflict = False
         elif match is not None and conflict:
             study.patient = None
             study.match_candidates = _conflict_candidates(study, match)
-            study.status_reason = _conflict_reason(study, match)[:500]
+            why = _conflict_reason(study, match)
         elif match is not None:
             study.patient = match.item.patient
             study.match_candidates = []
-            study.status_reason = match.describe()[:500]
+            why = Reason("worklist_item", _item_params(match))
         else:
             result = match_patient(
                 practice=study.practice,
@@ -99,7 +99,9 @@ def link_study(study: DicomStudy) -> DicomStudy:
             )
             study.patient = result.patient
             study.match_candidates = result.candidates
-            study.status_reason = result.reason
+            why = result.why
+        study.status_reason = why.english[:500]
+        study.status_reason_params = why.stored()
     exact = (
         match is not None
         and study.patient is not None
@@ -126,6 +128,7 @@ def link_study(study: DicomStudy) -> DicomStudy:
         )
     if study.instances.filter(state=DicomInstance.State.ERROR).exists():
         study.status = DicomStudy.Status.ERROR
+        study.status_reason_params = {}  # the errors themselves, as recorded
         study.status_reason = "; ".join(
             study.instances.filter(state=DicomInstance.State.ERROR).values_list("error", flat=True)[
                 :3
@@ -138,6 +141,7 @@ def link_study(study: DicomStudy) -> DicomStudy:
             "worklist_item",
             "status",
             "status_reason",
+            "status_reason_params",
             "match_candidates",
             "updated_at",
         ]
@@ -165,19 +169,27 @@ def _contradicts(study: DicomStudy, match) -> bool:
     return bool(patient_id) and patient_id not in {item.patient_id, item.patient.chart_number}
 
 
-def _conflict_reason(study: DicomStudy, match) -> str:
+def _item_params(match) -> dict:
+    return {"accession": match.item.accession_number, "key": match.key, "value": match.value}
+
+
+def _conflict_reason(study: DicomStudy, match) -> Reason:
     item = match.item
-    return (
-        f"{match.describe()} is for {item.patient.full_name} (chart {item.patient.chart_number}), "
-        f"but the images carry PatientID {study.patient_id.strip()}: "
-        "check which patient these images belong to"
+    return Reason(
+        "worklist_conflict",
+        {
+            **_item_params(match),
+            "name": item.patient.full_name,
+            "chart": item.patient.chart_number,
+            "patient_id": study.patient_id.strip(),
+        },
     )
 
 
 def _conflict_candidates(study: DicomStudy, match) -> list[dict]:
     item = match.item
     candidates = [
-        candidate(item.patient, f"scheduled on {match.describe()}"),
+        candidate(item.patient, "scheduled_on", **_item_params(match)),
     ]
     named = (
         Patient.objects.for_practice(study.practice_id)
@@ -186,17 +198,35 @@ def _conflict_candidates(study: DicomStudy, match) -> list[dict]:
         .first()
     )
     if named is not None:
-        candidates.append(candidate(named, "PatientID of the images is their chart number"))
+        candidates.append(candidate(named, "patient_id_chart"))
     return candidates
 
 
-def link_to_patient(study: DicomStudy, patient: Patient) -> DicomStudy:
-    """A person's decision: link the study to this patient and keep it so."""
+def link_to_patient(study: DicomStudy, patient: Patient, *, by: str = "") -> DicomStudy:
+    """A person's decision: link the study to this patient and keep it so.
+
+    The matcher's reason and candidates are replaced by the decision ("linked by hand to
+    chart 1001 by clinician"): matching leaves a study linked by hand alone, so they would
+    otherwise stay, saying for instance that no patient has this name.
+    """
     if patient.practice_id != study.practice_id:
         raise ValueError("patient and study belong to different practices")
+    why = Reason("linked_by_hand", {"chart": patient.chart_number, "user": by or "?"})
     study.patient = patient
     study.manually_linked = True
-    study.save(update_fields=["patient", "manually_linked", "updated_at"])
+    study.status_reason = why.english[:500]
+    study.status_reason_params = why.stored()
+    study.match_candidates = []
+    study.save(
+        update_fields=[
+            "patient",
+            "manually_linked",
+            "status_reason",
+            "status_reason_params",
+            "match_candidates",
+            "updated_at",
+        ]
+    )
     log.info("study %s linked by hand to patient %s", study.pk, patient.chart_number)
     link_study(study)
     notify_new_images(study)
@@ -204,13 +234,30 @@ def link_to_patient(study: DicomStudy, patient: Patient) -> DicomStudy:
 
 
 def notify_new_images(study: DicomStudy) -> Notification:
-    count = study.instances.filter(state=DicomInstance.State.PROCESSED).count()
-    who = study.patient.full_name if study.patient else (study.patient_name.replace("^", " "))
-    message = ngettext(
-        "%(count)d new X-ray for %(who)s", "%(count)d new X-rays for %(who)s", count
-    ) % {"count": count, "who": who or "?"}
-    if study.status == DicomStudy.Status.NEEDS_REVIEW:
-        message += " " + gettext("(needs review)")
+    """The study's notice, new or updated, unread again.
+
+    It is stored as parameters (``Notification.params``) and rendered in each reader's
+    language (``Notification.text``); ``message`` keeps the English, for the admin. Each SOP
+    instance counts once, however many versions of it were received.
+    """
+    count = (
+        study.instances.filter(state=DicomInstance.State.PROCESSED)
+        .values("sop_instance_uid")
+        .distinct()
+        .count()
+    )
+    params: dict[str, Any] = {
+        "dicom_name": study.patient_name,
+        "needs_review": study.status == DicomStudy.Status.NEEDS_REVIEW,
+    }
+    mismatch = study.station_mismatch
+    if mismatch:
+        params["station"] = mismatch
+    notification = Notification(
+        practice=study.practice, patient=study.patient, count=count, params=params
+    )
+    with translation.override("en"):
+        message = notification.text
     with transaction.atomic():
         notification, _ = Notification.objects.update_or_create(
             study=study,
@@ -218,6 +265,7 @@ def notify_new_images(study: DicomStudy) -> Notification:
                 "practice": study.practice,
                 "patient": study.patient,
                 "message": message[:300],
+                "params": params,
                 "count": count,
                 "read_at": None,
             },

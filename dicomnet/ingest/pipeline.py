@@ -6,7 +6,8 @@
 3. render the display image and thumbnail (a failure here is recorded, not fatal);
 4. run the analyzers;
 5. in one transaction: mark the instance PROCESSED, refresh the counts, match the
-   patient, link the appointment and update the notification;
+   patient, link the appointment, place the image in the study's mount and update the
+   notification;
 6. drop the spool file.
 A failing run is retried with back-off, then marked ERROR with its reason.
 """
@@ -26,6 +27,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from dicomnet.dental.attributes import dental_attributes
+from dicomnet.dental.mounts import arrange
 from dicomnet.ingest import storage
 from dicomnet.ingest.analysis import run_analyzers
 from dicomnet.ingest.linking import link_study, notify_new_images
@@ -115,8 +118,17 @@ def run_pipeline(instance: DicomInstance) -> DicomInstance:
             header.columns,
             header.frames,
         )
+        instance.dental = dental_attributes(ds)
         instance.save(
-            update_fields=["study", "series", "instance_number", "rows", "columns", "frames"]
+            update_fields=[
+                "study",
+                "series",
+                "instance_number",
+                "rows",
+                "columns",
+                "frames",
+                "dental",
+            ]
         )
 
         key = storage.instance_key(instance)
@@ -155,6 +167,7 @@ def run_pipeline(instance: DicomInstance) -> DicomInstance:
         # retry links, rather than finding the instance "already processed" and unlinked.
         study.refresh_from_db()
         link_study(study)
+        arrange(study)  # the image's slot in the study's mount (dicomnet.dental.mounts)
         notify_new_images(study)
     if spool_path:
         with contextlib.suppress(OSError):
@@ -214,13 +227,22 @@ def refresh_counts(study: DicomStudy) -> None:
     """
     list(DicomStudy.objects.select_for_update().filter(pk=study.pk).values_list("pk"))
     for series in study.series.all():
-        count = series.instances.filter(state=DicomInstance.State.PROCESSED).count()
+        count = (
+            series.instances.filter(state=DicomInstance.State.PROCESSED)
+            .values("sop_instance_uid")
+            .distinct()
+            .count()
+        )
         DicomSeries.objects.filter(pk=series.pk).update(instance_count=count)
     DicomStudy.objects.filter(pk=study.pk).update(
         series_count=study.series.count(),
+        # One SOP kept in several versions is one image.
         instance_count=DicomInstance.objects.filter(
             study=study, state=DicomInstance.State.PROCESSED
-        ).count(),
+        )
+        .values("sop_instance_uid")
+        .distinct()
+        .count(),
     )
 
 

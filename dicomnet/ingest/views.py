@@ -8,11 +8,12 @@ from django.views.decorators.http import require_http_methods
 from dicomnet.ingest.previews import IMAGE_CONTENT_TYPE
 from dicomnet.ingest.uploads import UploadResult, ingest_upload
 from dicomnet.models import DicomInstance
-from patients.decorators import PracticeRequest, practice_required
+from patients import roles
+from patients.decorators import PracticeRequest, role_required
 from patients.services import audit
 
 
-@practice_required
+@role_required(roles.UPLOAD_IMAGES)
 @require_http_methods(["GET", "POST"])
 def upload(request: PracticeRequest) -> HttpResponse:
     results: list[UploadResult] | None = []
@@ -29,7 +30,7 @@ def upload(request: PracticeRequest) -> HttpResponse:
     return render(request, "dicomnet/upload.html", {"results": results}, status=status)
 
 
-@practice_required
+@role_required(roles.VIEW_IMAGES)
 def instance_image(request: PracticeRequest, pk: int, kind: str) -> FileResponse:
     instance = get_object_or_404(DicomInstance.objects.for_practice(request.user.practice), pk=pk)
     key = instance.thumbnail_key if kind == "thumbnail" else instance.preview_key

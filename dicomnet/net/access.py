@@ -1,14 +1,19 @@
 """Who may associate with the listener: the called AE names the practice, the calling AE
-must be one of its active devices (and come from its host, when the device asks for it)."""
+must be one of its active devices (and come from its host, when the device asks for it).
+
+Every refusal decided here is also recorded (``RefusedAssociation``, one row per called
+AE, calling AE and peer address, counted), for the practice admin's page."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from django.utils import translation
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone, translation
 
-from dicomnet.models import DeviceService, DicomServer
+from dicomnet.models import DeviceService, DicomServer, RefusedAssociation
 from patients.models import Practice
 
 log = logging.getLogger("dicomnet.net.access")
@@ -37,26 +42,71 @@ def authorise_association(
 ) -> AssociationGrant | AssociationRefusal:
     called, calling = called_ae.strip(), calling_ae.strip()
     practice = Practice.objects.filter(ae_title=called).first()
+
+    def refuse(reject: tuple[int, int, int], reason: str) -> AssociationRefusal:
+        record_refusal(
+            practice=practice,
+            called_ae=called,
+            calling_ae=calling,
+            peer_address=peer_address,
+            reason=reason,
+        )
+        return AssociationRefusal(reject, reason)
+
     if practice is None:
-        return AssociationRefusal(
+        return refuse(
             REJECT_CALLED_AE, f"called AE {called!r} is not the AE title of any practice here"
         )
     server = DicomServer.objects.for_practice(practice).filter(ae_title=calling).first()
     if server is None:
-        return AssociationRefusal(
+        return refuse(
             REJECT_CALLING_AE,
             f"calling AE {calling!r} is not a registered device of practice {practice.name!r}",
         )
     refusal = device_refusal(server, None)
     if refusal:
-        return AssociationRefusal(REJECT_CALLING_AE, f"calling AE {calling!r}: {refusal}")
+        return refuse(REJECT_CALLING_AE, f"calling AE {calling!r}: {refusal}")
     if server.check_host and peer_address != server.host:
-        return AssociationRefusal(
+        return refuse(
             REJECT_CALLING_AE,
             f"calling AE {calling!r} connected from {peer_address}, "
             f"but {server.name} is registered at {server.host}",
         )
     return AssociationGrant(practice.pk, server.pk, calling, peer_address)
+
+
+def record_refusal(
+    *,
+    practice: Practice | None,
+    called_ae: str,
+    calling_ae: str,
+    peer_address: str,
+    reason: str,
+) -> None:
+    """Count the refusal on its (called AE, calling AE, peer address) row, made if new.
+
+    1. Update the row (``count + 1``, last seen, latest reason): one statement, no race.
+    2. None updated: create it; a concurrent refusal that created it first makes this an
+       IntegrityError, and the update is run again.
+    A database error is logged and swallowed: the association is refused either way.
+    """
+    key = {
+        "called_ae": called_ae[:16],
+        "calling_ae": calling_ae[:16],
+        "peer_address": peer_address[:64],
+    }
+    changes = {"reason": reason[:500], "practice": practice, "last_seen": timezone.now()}
+    rows = RefusedAssociation.objects.filter(**key)
+    try:
+        if rows.update(count=F("count") + 1, **changes):
+            return
+        try:
+            with transaction.atomic():
+                RefusedAssociation.objects.create(**key, **changes)
+        except IntegrityError:
+            rows.update(count=F("count") + 1, **changes)
+    except DatabaseError:
+        log.exception("could not record the refused association from %s", peer_address)
 
 
 def device_refusal(server: DicomServer | None, service: DeviceService | None) -> str | None:

@@ -17,8 +17,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from dicomnet.models import DeviceService, DicomServer, RetrieveJob
 from dicomnet.qr import remote, retrieve
 from dicomnet.qr.selectors import is_finished, jobs_of
-from patients.decorators import PracticeRequest, practice_required
+from patients import roles
+from patients.decorators import PracticeRequest, role_required
 from patients.models import Patient, Practice
+from patients.widgets import IsoDateInput
 
 SERVER_FIELDS = [
     "name",
@@ -48,22 +50,18 @@ class FindForm(forms.Form):
     )
     patient_name = forms.CharField(label=_("Patient name"), max_length=64, required=False)
     patient_birth_date = forms.DateField(
-        label=_("Date of birth"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=_("Date of birth"), required=False, widget=IsoDateInput()
     )
     patient_id = forms.CharField(label=_("Patient ID"), max_length=64, required=False)
-    date_from = forms.DateField(
-        label=_("Studies from"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    date_to = forms.DateField(
-        label=_("to"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    date_from = forms.DateField(label=_("Studies from"), required=False, widget=IsoDateInput())
+    date_to = forms.DateField(label=_("to"), required=False, widget=IsoDateInput())
     modality = forms.CharField(label=_("Modality"), max_length=16, required=False)
 
     def __init__(self, *args, practice: Practice, **kwargs):
         super().__init__(*args, **kwargs)
-        cast(forms.ModelChoiceField, self.fields["server"]).queryset = (
-            DicomServer.objects.for_practice(practice).allowing(DeviceService.FIND)
-        )
+        cast(
+            forms.ModelChoiceField, self.fields["server"]
+        ).queryset = DicomServer.objects.for_practice(practice).allowing(DeviceService.FIND)
 
     def clean(self) -> dict:
         data = cast(dict[str, Any], super().clean())  # Form.clean: the cleaned_data dict
@@ -119,7 +117,7 @@ class DicomServerForm(forms.ModelForm):
         return ae_title
 
 
-@practice_required
+@role_required(roles.ADD_RETRIEVE_JOB)
 @require_http_methods(["GET"])
 def find_prior(request: PracticeRequest, pk: int) -> HttpResponse:
     """The form, pre-filled from the chart; with a server chosen, the remote's studies."""
@@ -152,7 +150,7 @@ def find_prior(request: PracticeRequest, pk: int) -> HttpResponse:
     return render(request, "dicomnet/qr_find.html", context, status=status)
 
 
-@practice_required
+@role_required(roles.ADD_RETRIEVE_JOB)
 @require_POST
 def import_studies(request: PracticeRequest, pk: int) -> HttpResponse:
     practice = request.user.practice
@@ -184,13 +182,13 @@ def import_studies(request: PracticeRequest, pk: int) -> HttpResponse:
     return redirect("qr_job", pk=job.pk)
 
 
-@practice_required
+@role_required(roles.VIEW_RETRIEVE_JOB)
 def job_page(request: PracticeRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(jobs_of(request.user.practice), pk=pk)
     return render(request, "dicomnet/qr_job.html", {"job": job, "finished": is_finished(job)})
 
 
-@practice_required
+@role_required(roles.VIEW_RETRIEVE_JOB)
 def job_partial(request: PracticeRequest, pk: int) -> HttpResponse:
     """What the job page polls: the progress, with the polling trigger until it finishes."""
     job = get_object_or_404(jobs_of(request.user.practice), pk=pk)
@@ -199,7 +197,7 @@ def job_partial(request: PracticeRequest, pk: int) -> HttpResponse:
     )
 
 
-@practice_required
+@role_required(roles.CHANGE_RETRIEVE_JOB)
 @require_POST
 def job_cancel(request: PracticeRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(jobs_of(request.user.practice), pk=pk)
@@ -215,14 +213,14 @@ def _require(request: PracticeRequest, action: str) -> None:
         raise PermissionDenied("managing DICOM devices is for practice admins")
 
 
-@practice_required
+@role_required(roles.MANAGE_DEVICES)
 def server_list(request: PracticeRequest) -> HttpResponse:
     _require(request, "view")
     servers = DicomServer.objects.for_practice(request.user.practice)
     return render(request, "dicomnet/qr_servers.html", {"servers": servers})
 
 
-@practice_required
+@role_required(roles.MANAGE_DEVICES)
 @require_http_methods(["GET", "POST"])
 def server_edit(request: PracticeRequest, pk: int | None = None) -> HttpResponse:
     practice = request.user.practice
@@ -232,7 +230,11 @@ def server_edit(request: PracticeRequest, pk: int | None = None) -> HttpResponse
     else:
         _require(request, "change")
         server = get_object_or_404(DicomServer.objects.for_practice(practice), pk=pk)
-    form = DicomServerForm(request.POST or None, instance=server)
+    # "Add this device" on the refused connections page prefills the form.
+    initial = {
+        k: request.GET[k] for k in ("name", "ae_title", "host") if pk is None and k in request.GET
+    }
+    form = DicomServerForm(request.POST or None, instance=server, initial=initial)
     if request.method == "POST" and form.is_valid():
         form.save()
         return redirect("dicom_servers")
@@ -242,7 +244,7 @@ def server_edit(request: PracticeRequest, pk: int | None = None) -> HttpResponse
     )
 
 
-@practice_required
+@role_required(roles.MANAGE_DEVICES)
 @require_POST
 def server_test(request: PracticeRequest, pk: int) -> HttpResponse:
     """C-ECHO: the round-trip time, or why it failed."""

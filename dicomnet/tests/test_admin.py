@@ -1,7 +1,8 @@
 """Django admin: search, filters, the three study actions, and scoping to the practice.
 
-The demo clinician is a practice admin (staff, "Practice admins" group, not superuser) of
-practice A; practice B has one row of every kind, which A's admin must never see or touch.
+The demo clinician, made practice admin too here (staff, "Clinicians" and "Practice admins"
+groups, not superuser: a dentist who runs the clinic), is the admin of practice A; practice
+B has one row of every kind, which A's admin must never see or touch.
 """
 
 from __future__ import annotations
@@ -90,6 +91,15 @@ def practice_b(practice, other_practice) -> dict:
         "notification": Notification.objects.get(study=study),
         "log": log,
     }
+
+
+@pytest.fixture
+def clinician(clinician):
+    """The demo clinician, in the "Practice admins" group too (patients/roles.py)."""
+    from django.contrib.auth.models import Group
+
+    clinician.groups.add(Group.objects.get(name="Practice admins"))
+    return clinician
 
 
 def test_the_demo_clinician_is_a_practice_admin_not_a_superuser(clinician):
@@ -356,10 +366,10 @@ def test_practice_admin_cannot_make_themselves_superuser(clinician_client, clini
 
 
 def test_staff_without_practice_sees_nothing(client_for, practice_b):
-    from nexrel.demo import practice_admin_group
+    from django.contrib.auth.models import Group
 
     lost = User.objects.create_user("lost", is_staff=True)
-    lost.groups.add(practice_admin_group())
+    lost.groups.add(*Group.objects.all())
     client = client_for(lost)
     for model in [Patient, DicomStudy]:
         assert list(client.get(changelist(model)).context["cl"].result_list) == []

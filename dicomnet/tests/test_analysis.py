@@ -149,3 +149,22 @@ def test_configured_analyzers_all_run_and_a_failing_one_is_recorded(
 def test_no_analyzers_configured_gives_no_findings(instance, settings) -> None:
     settings.NEXREL_ANALYZERS = []
     assert run_analyzers(instance, np.zeros((8, 8), dtype=np.uint8)) == {}
+
+
+@pytest.mark.parametrize("modality", ["CT", "US", "NM", "MR", ""])
+def test_exposure_check_skips_what_is_not_a_projection_x_ray(modality) -> None:
+    from dicomnet.models import DicomSeries
+
+    burned_out = np.zeros((64, 64), dtype=np.uint8)
+    result = exposure_check(DicomInstance(series=DicomSeries(modality=modality)), burned_out)
+    assert "verdict" not in result
+    assert "not a projection X-ray" in result["skipped"]
+
+
+@pytest.mark.parametrize("modality", ["IO", "PX", "DX", "CR", "io"])
+def test_exposure_check_runs_on_projection_x_rays(modality) -> None:
+    from dicomnet.models import DicomSeries
+
+    burned_out = np.zeros((64, 64), dtype=np.uint8)
+    result = exposure_check(DicomInstance(series=DicomSeries(modality=modality)), burned_out)
+    assert result["verdict"] == "blank"

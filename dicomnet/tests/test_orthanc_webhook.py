@@ -247,31 +247,33 @@ def test_unknown_instance_reason(practice, fake_orthanc):
 # Admin --------------------------------------------------------------------------------------
 
 
-def test_admin_creates_a_key_shown_once_and_revokes_it(clinician_client, practice):
-    response = clinician_client.post(reverse("admin:dicomnet_apikey_add"), {"name": "Orthanc"})
+def test_admin_creates_a_key_shown_once_and_revokes_it(client_for, practice_admin, practice):
+    admin_client = client_for(practice_admin)  # API keys are the practice admin's
+    response = admin_client.post(reverse("admin:dicomnet_apikey_add"), {"name": "Orthanc"})
     assert response.status_code == 200
     api_key = ApiKey.objects.get(practice=practice)
     clear = response.context["clear_key"]
     assert clear.encode() in response.content
     assert apikeys.authenticate(clear) == api_key
-    listing = clinician_client.get(reverse("admin:dicomnet_apikey_changelist"))
+    listing = admin_client.get(reverse("admin:dicomnet_apikey_changelist"))
     assert clear.encode() not in listing.content and api_key.prefix.encode() in listing.content
 
-    clinician_client.post(
+    admin_client.post(
         reverse("admin:dicomnet_apikey_changelist"),
         {"action": "revoke_keys", ACTION_CHECKBOX_NAME: [api_key.pk]},
     )
     assert apikeys.authenticate(clear) is None
 
 
-def test_admin_lists_failed_notifications_with_their_error(clinician_client, practice):
+def test_admin_lists_failed_notifications_with_their_error(client_for, practice_admin, practice):
+    admin_client = client_for(practice_admin)  # API keys are the practice admin's
     OrthancNotification.objects.create(
         practice=practice,
         orthanc_instance_id=ORTHANC_ID,
         status=OrthancNotification.Status.FAILED,
         error="FetchError: cannot reach Orthanc",
     )
-    response = clinician_client.get(reverse("admin:dicomnet_orthancnotification_changelist"))
+    response = admin_client.get(reverse("admin:dicomnet_orthancnotification_changelist"))
     assert b"cannot reach Orthanc" in response.content
 
 

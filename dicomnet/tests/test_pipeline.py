@@ -177,7 +177,7 @@ def test_unmatched_patient_needs_review_with_candidates(practice, tmp_path):
     assert study.match_candidates[0]["why"] == "same name, different date of birth"
     assert study.status_reason == "no patient with this name and date of birth"
     assert (
-        Notification.objects.get(study=study).message == "1 new X-ray for COTE ZOE (needs review)"
+        Notification.objects.get(study=study).message == "1 new X-ray for COTE, ZOE (needs review)"
     )
 
 

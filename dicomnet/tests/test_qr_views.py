@@ -177,22 +177,29 @@ def test_jobs_of_another_practice_are_404(clinician_client, other_practice):
 # DICOM devices -----------------------------------------------------------------------------
 
 
-def test_servers_page_lists_only_the_practices_devices(clinician_client, other_practice):
-    response = clinician_client.get(reverse("dicom_servers"))
+@pytest.fixture
+def practice_admin_client(client_for, practice_admin):
+    """The devices are the practice admin's (patients/roles.py); a clinician gets 403."""
+    return client_for(practice_admin)
+
+
+def test_servers_page_lists_only_the_practices_devices(practice_admin_client, other_practice):
+    response = practice_admin_client.get(reverse("dicom_servers"))
     assert response.status_code == 200
     page = response.content.decode()
     assert "CARESTREAM" in page and "PACSB" not in page
-    assert reverse("dicom_servers") in clinician_client.get(reverse("home")).content.decode()
+    assert reverse("dicom_servers") in practice_admin_client.get(reverse("home")).content.decode()
 
 
-def test_servers_page_is_for_practice_admins(client_for, assistant):
-    client = client_for(assistant)
-    assert client.get(reverse("dicom_servers")).status_code == 403
-    assert client.post(reverse("dicom_server_add"), {"name": "X"}).status_code == 403
+def test_servers_page_is_for_practice_admins(client_for, assistant, clinician, frontdesk):
+    for user in (assistant, clinician, frontdesk):
+        client = client_for(user)
+        assert client.get(reverse("dicom_servers")).status_code == 403
+        assert client.post(reverse("dicom_server_add"), {"name": "X"}).status_code == 403
 
 
-def test_add_and_edit_a_device(clinician_client, practice, other_practice):
-    response = clinician_client.post(
+def test_add_and_edit_a_device(practice_admin_client, practice, other_practice):
+    response = practice_admin_client.post(
         reverse("dicom_server_add"),
         {"name": "Old PACS", "ae_title": "OLDPACS", "host": "10.0.0.5", "port": "4242",
          "is_active": "on", "allow_find": "on", "allow_move": "on", "vendor_profile": "generic"},
@@ -201,7 +208,7 @@ def test_add_and_edit_a_device(clinician_client, practice, other_practice):
     server = DicomServer.objects.get(ae_title="OLDPACS")
     assert server.practice == practice and server.allow_find and not server.allow_get
 
-    duplicate = clinician_client.post(
+    duplicate = practice_admin_client.post(
         reverse("dicom_server_add"),
         {"name": "Again", "ae_title": "OLDPACS", "host": "h", "port": "1",
          "vendor_profile": "generic"},
@@ -210,8 +217,8 @@ def test_add_and_edit_a_device(clinician_client, practice, other_practice):
     assert "Another device of this practice has this AE title" in duplicate.content.decode()
 
     edit = reverse("dicom_server_edit", args=[server.pk])
-    assert 'value="OLDPACS"' in clinician_client.get(edit).content.decode()
-    clinician_client.post(
+    assert 'value="OLDPACS"' in practice_admin_client.get(edit).content.decode()
+    practice_admin_client.post(
         edit,
         {"name": "Old PACS", "ae_title": "OLDPACS", "host": "10.0.0.6", "port": "4242",
          "vendor_profile": "generic"},
@@ -219,28 +226,28 @@ def test_add_and_edit_a_device(clinician_client, practice, other_practice):
     server.refresh_from_db()
     assert server.host == "10.0.0.6" and not server.is_active
     theirs = reverse("dicom_server_edit", args=[other_practice.server.pk])
-    assert clinician_client.get(theirs).status_code == 404
+    assert practice_admin_client.get(theirs).status_code == 404
 
 
 @pytest.mark.integration
-def test_test_connection_shows_the_round_trip(clinician_client, practice, echo_peer):
+def test_test_connection_shows_the_round_trip(practice_admin_client, practice, echo_peer):
     server = peer_server(practice, echo_peer, "ECHOPEER")
     url = reverse("dicom_server_test", args=[server.pk])
-    partial = clinician_client.post(url, headers={"HX-Request": "true"}).content.decode()
+    partial = practice_admin_client.post(url, headers={"HX-Request": "true"}).content.decode()
     assert re.search(r"Connected: [\d.]+ ms round trip", partial), partial
-    page = clinician_client.post(url).content.decode()
+    page = practice_admin_client.post(url).content.decode()
     assert re.search(r"Connected: [\d.]+ ms round trip", page)
     assert 'id="servers"' in page
 
 
-def test_test_connection_shows_why_it_failed(clinician_client, practice, other_practice):
+def test_test_connection_shows_why_it_failed(practice_admin_client, practice, other_practice):
     server = peer_server(practice, closed_port(), "NOBODY")
-    partial = clinician_client.post(
+    partial = practice_admin_client.post(
         reverse("dicom_server_test", args=[server.pk]), headers={"HX-Request": "true"}
     ).content.decode()
     assert "Failed:" in partial and "refused the connection" in partial
     theirs = reverse("dicom_server_test", args=[other_practice.server.pk])
-    assert clinician_client.post(theirs).status_code == 404
+    assert practice_admin_client.post(theirs).status_code == 404
 
 
 @pytest.mark.integration

@@ -11,18 +11,24 @@ from django.views.decorators.http import require_http_methods
 
 from dicomnet.models import DicomInstance, ImageAnnotation
 from dicomnet.viewer import annotations as service
+from patients import roles
 from patients.decorators import PracticeRequest
 from patients.services import audit
 
+ACCESS = (roles.VIEW_IMAGES, roles.USE_VIEWER)
+
 
 def _api(view):
-    """Logged in and in a practice, or a JSON 401/403 (never the login page's HTML)."""
+    """Logged in, in a practice and of a role that uses the viewer, or a JSON 401/403 (never
+    the login page's HTML). Marked ``nexrel_access`` for the route test."""
 
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
             return JsonResponse({"error": "not logged in"}, status=401)
         if not getattr(request.user, "practice_id", None):
             return JsonResponse({"error": "this account does not belong to a practice"}, status=403)
+        if not request.user.has_perms(ACCESS):
+            return JsonResponse({"error": "your role does not use the viewer"}, status=403)
         try:
             return view(request, *args, **kwargs)
         except service.AnnotationError as exc:
@@ -32,6 +38,7 @@ def _api(view):
 
     wrapper.__name__ = view.__name__
     wrapper.__doc__ = view.__doc__
+    wrapper.nexrel_access = ACCESS
     return wrapper
 
 

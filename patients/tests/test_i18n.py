@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils import translation
 
 from dicomnet.ingest.linking import notify_new_images
 from dicomnet.models import DicomStudy
@@ -25,11 +26,22 @@ def test_language_switch_is_remembered(clinician_client, settings):
     assert "Upload DICOM" in page and "Téléverser" not in page
 
 
-def test_notifications_are_written_in_the_practice_language(practice, settings):
+def test_notifications_are_shown_in_the_reader_language(practice, settings):
+    """Stored as parameters, rendered for whoever reads: French by default, English on
+    request; the DICOM name as people read it ("COTE, ZOE", not "COTE^ZOE")."""
     settings.LANGUAGE_CODE = "fr-ca"
     study = DicomStudy.objects.create(
         practice=practice, study_instance_uid="1.2.3", patient_name="COTE^ZOE"
     )
-    assert notify_new_images(study).message == "0 nouvelle radiographie pour COTE ZOE"
+    notice = notify_new_images(study)
+    assert notice.message == "0 new X-rays for COTE, ZOE"  # the admin's English
+    with translation.override("fr"):
+        assert notice.text == "0 nouvelle radiographie pour COTE, ZOE"
+    with translation.override("en"):
+        assert notice.text == "0 new X-rays for COTE, ZOE"
     study.status = DicomStudy.Status.NEEDS_REVIEW
-    assert notify_new_images(study).message.endswith("(à vérifier)")
+    notice = notify_new_images(study)
+    with translation.override("fr"):
+        assert notice.text.endswith("(à vérifier)")
+    with translation.override("en"):
+        assert notice.text.endswith("(needs review)")

@@ -140,6 +140,15 @@ def test_list_and_revoke(clinician, assistant):
 # ---------------------------------------------------------------------- the admin
 
 
+@pytest.fixture
+def clinician(clinician):
+    """The demo clinician, in the "Practice admins" group too: the tokens' admin is theirs."""
+    from django.contrib.auth.models import Group
+
+    clinician.groups.add(Group.objects.get(name="Practice admins"))
+    return clinician
+
+
 def test_admin_creates_shows_once_lists_and_revokes(clinician_client, clinician, assistant):
     response = clinician_client.post(
         "/admin/patients/apitoken/add/", {"user": assistant.pk, "name": "Script"}

@@ -193,22 +193,17 @@ def test_book_fetch_send_and_watch_the_calendar(
     # 6. The open calendar shows it on that appointment, by itself.
     booked_block = page.locator(f'#calendar-body [data-appointment="{booked.pk}"]')
     try:
-        expect(booked_block.locator(".chip-linked")).to_have_text("Linked", timeout=40_000)
+        expect(booked_block.locator(".chip-linked")).to_have_text("Linked (1)", timeout=40_000)
     except AssertionError:
         raise AssertionError(
             f"chips {chips(page, booked)}; worker log:\n{worker.output()[-3000:]}"
         ) from None
-    expect(booked_block.locator(".chip-received")).to_have_text("Images received (1)")
-    assert chips(page, booked) == [
-        "Scheduled",
-        "Fetched by device",
-        "Images received (1)",
-        "Linked",
-    ]
+    # Only the current state: "Scheduled" is not kept beside "Linked".
+    assert chips(page, booked) == ["Linked (1)"]
     assert page.evaluate("window.__sameDocument") is True
     assert page.get_attribute("#calendar-body", "data-refreshed") != first_render
     morning_chips = chips(page, morning)
-    assert "Images received (1)" not in morning_chips and "Linked" not in morning_chips
+    assert "Images received (1)" not in morning_chips and "Linked (1)" not in morning_chips
 
     # What the browser showed is what the database holds: exactly that appointment.
     study = DicomStudy.objects.get(study_instance_uid=item.study_instance_uid)

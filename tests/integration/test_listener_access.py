@@ -9,7 +9,7 @@ import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from dicomnet.models import DicomServer
+from dicomnet.models import DicomServer, RefusedAssociation
 from tests.fixtures import wait_until
 
 pytestmark = [
@@ -94,3 +94,22 @@ def test_host_check_rejects_other_addresses_and_accepts_the_registered_one(liste
     assert assoc.is_established
     assert assoc.send_c_echo().Status == 0x0000
     assoc.release()
+
+
+def test_refusals_are_recorded_once_per_peer_and_counted(listener, practice):
+    """Each refusal the listener decides is counted on one row per (called, calling, peer)."""
+    _, port = listener
+    for _ in range(3):
+        assert reject_of(associate(port, calling="INTRUDER"))[2] == CALLING_AE_NOT_RECOGNISED
+    assert reject_of(associate(port, calling="CARESTREAM", called="OTHER-CLINIC"))
+    wait_until(lambda: RefusedAssociation.objects.count() == 2, timeout=5)
+    intruder = RefusedAssociation.objects.get(calling_ae="INTRUDER")
+    assert (intruder.practice, intruder.called_ae, intruder.peer_address) == (
+        practice,
+        "NEXREL-CRM",
+        "127.0.0.1",
+    )
+    assert intruder.count == 3
+    assert "is not a registered device of practice" in intruder.reason
+    unknown = RefusedAssociation.objects.get(called_ae="OTHER-CLINIC")
+    assert unknown.practice is None and unknown.count == 1

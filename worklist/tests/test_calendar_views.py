@@ -251,7 +251,7 @@ def test_chips_follow_each_step_of_an_imaging_appointment(clinician_client, prac
     item.first_fetched_at = timezone.now()
     item.fetched_by = "CARESTREAM"
     item.save()
-    assert shown() == ["Scheduled", "Fetched by device"]
+    assert shown() == ["Fetched by device"]  # only the current state, not the trail
 
     # MPPS N-CREATE: the device started the procedure.
     PerformedProcedureStep.objects.create(
@@ -263,25 +263,19 @@ def test_chips_follow_each_step_of_an_imaging_appointment(clinician_client, prac
     )
     item.status = WorklistItem.Status.IN_PROGRESS
     item.save()
-    assert shown() == ["Scheduled", "Fetched by device", "In progress"]
+    assert shown() == ["In progress"]
 
     # Images arrived carrying the item's StudyInstanceUID; not linked yet.
     study = add_study(
         appointment, status=DicomStudy.Status.PENDING, images=2, uid=item.study_instance_uid
     )
-    assert shown() == ["Scheduled", "Fetched by device", "In progress", "Images received (2)"]
+    assert shown() == ["Images received (2)"]
 
     # The pipeline linked them: the count stays visible.
     study.patient, study.appointment, study.worklist_item = appointment.patient, appointment, item
     study.status = DicomStudy.Status.PROCESSED
     study.save()
-    assert shown() == [
-        "Scheduled",
-        "Fetched by device",
-        "In progress",
-        "Images received (2)",
-        "Linked",
-    ]
+    assert shown() == ["Linked (2)"]
 
 
 def test_study_matching_the_accession_number_but_needing_review(clinician_client, practice):
@@ -292,11 +286,7 @@ def test_study_matching_the_accession_number_but_needing_review(clinician_client
         images=1,
         accession=appointment.worklist_item.accession_number,
     )
-    assert chips(block(calendar(clinician_client), appointment)) == [
-        "Scheduled",
-        "Images received (1)",
-        "Needs review",
-    ]
+    assert chips(block(calendar(clinician_client), appointment)) == ["Needs review (1)"]
 
 
 def test_study_linked_by_appointment_only_counts_without_a_worklist_match(
@@ -320,8 +310,8 @@ def test_completed_and_discontinued_items(clinician_client, practice):
     dropped.save()  # the worklist discontinues the item
 
     html = calendar(clinician_client)
-    assert chips(block(html, done)) == ["Scheduled", "Performed"]
-    assert chips(block(html, dropped)) == ["Scheduled", "Discontinued"]
+    assert chips(block(html, done)) == ["Performed"]
+    assert chips(block(html, dropped)) == ["Discontinued"]
 
 
 def test_other_studies_do_not_count(clinician_client, practice, their_appointment):
@@ -338,11 +328,7 @@ def test_other_studies_do_not_count(clinician_client, practice, their_appointmen
     add_study(other_day, status=DicomStudy.Status.PROCESSED, images=1, link=True)
 
     assert chips(block(calendar(clinician_client), appointment)) == ["Scheduled"]
-    assert chips(block(calendar(clinician_client), other_day)) == [
-        "Scheduled",
-        "Images received (1)",
-        "Linked",
-    ]
+    assert chips(block(calendar(clinician_client), other_day)) == ["Linked (1)"]
 
 
 def test_statuses_are_read_in_the_same_few_queries_for_any_number_of_appointments(
@@ -353,9 +339,9 @@ def test_statuses_are_read_in_the_same_few_queries_for_any_number_of_appointment
     ]
     for appointment in appointments:
         add_study(appointment, status=DicomStudy.Status.PROCESSED, images=2, link=True)
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         one = imaging_statuses(appointments[:1])
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(4):
         four = imaging_statuses(appointments)
     assert one[appointments[0].pk].image_count == 2
     assert [four[a.pk].image_count for a in appointments] == [2, 2, 2, 2]
@@ -372,11 +358,7 @@ def test_an_image_through_the_real_pipeline_shows_received_and_linked(clinician_
         study_uid=item.study_instance_uid,
         study_date=DAY.strftime("%Y%m%d"),
     )
-    assert chips(block(calendar(clinician_client), appointment)) == [
-        "Scheduled",
-        "Images received (1)",
-        "Linked",
-    ]
+    assert chips(block(calendar(clinician_client), appointment)) == ["Linked (1)"]
 
 
 # --- Appointment detail ---
@@ -630,7 +612,7 @@ def test_the_page_polls_its_body_which_shows_new_images(clinician_client, practi
         uid=appointment.worklist_item.study_instance_uid,
     )
     after = page(clinician_client, reverse("calendar_body"), date=DAY.isoformat())
-    assert chips(block(after, appointment)) == ["Scheduled", "Images received (1)"]
+    assert chips(block(after, appointment)) == ["Images received (1)"]
 
 
 def test_week_body_keeps_its_filter_when_polled(clinician_client, practice):
@@ -648,5 +630,5 @@ def test_the_calendar_speaks_french_by_default(clinician_client, practice, setti
     add_study(appointment, status=DicomStudy.Status.PROCESSED, images=2, link=True)
     html = calendar(clinician_client)
     assert "Nouveau rendez-vous" in html
-    assert chips(block(html, appointment)) == ["Planifié", "Images reçues (2)", "Liées"]
+    assert chips(block(html, appointment)) == ["Liées (2)"]
     assert "mardi 12 mars 2030" in html
