@@ -1,10 +1,12 @@
 """dicomnet's pages (``urlpatterns``, mounted at /dicom/), its REST API (``api_urlpatterns``,
-mounted at /api/dental/dicom/) and DICOMweb (``dicomweb_urlpatterns``, mounted at /dicomweb/;
-the only import of ``dicomnet.dicomweb``)."""
+mounted at /api/dental/dicom/; ``studies_api_urlpatterns`` and ``dental_api_urlpatterns``
+at /api/dental/studies/ and /api/dental/) and DICOMweb (``dicomweb_urlpatterns``, mounted
+at /dicomweb/; the only import of ``dicomnet.dicomweb``)."""
 
 from django.urls import path
 
-from dicomnet.api import receive, study_detail
+from dicomnet import export_views, study_views
+from dicomnet.api import images, receive, records, review_actions, study_detail
 from dicomnet.api import views as api_views
 from dicomnet.dental import views as dental_views
 from dicomnet.dicomweb import views as dicomweb_views
@@ -14,6 +16,14 @@ from dicomnet.qr import views as qr_views
 
 urlpatterns = [
     path("upload/", ingest_views.upload, name="dicom_upload"),
+    path("patients/<int:pk>/record.zip", export_views.record_export, name="record_export"),
+    path("studies/<int:pk>/", study_views.study_page, name="study_page"),
+    path("studies/<int:pk>/study.zip", study_views.study_zip, name="study_zip"),
+    path(
+        "studies/<int:pk>/instances/<str:instance>/original.dcm",
+        study_views.study_instance_dicom,
+        name="study_instance_dicom",
+    ),
     path("mounts/<int:pk>/", dental_views.mount_page, name="mount_page"),
     path("mounts/<int:pk>/change/", dental_views.mount_change, name="mount_change"),
     path("mounts/<int:pk>/mount.pdf", dental_views.mount_pdf_view, name="mount_pdf"),
@@ -40,7 +50,44 @@ api_urlpatterns = [
 
 # Mounted at /api/dental/studies/.
 studies_api_urlpatterns = [
+    path("", images.StudyList.as_view(), name="api_dental_studies"),
     path("<int:pk>/", study_detail.StudyDetailView.as_view(), name="api_dental_study"),
+]
+
+# Mounted at /api/dental/: the practice's records, images, review decisions and notices.
+dental_api_urlpatterns = [
+    path("patients/", records.PatientList.as_view(), name="api_dental_patients"),
+    path("patients/<int:pk>/", records.PatientDetail.as_view(), name="api_dental_patient"),
+    path("appointments/", records.AppointmentList.as_view(), name="api_dental_appointments"),
+    path("instances/<int:pk>/", images.InstanceDetail.as_view(), name="api_dental_instance"),
+    path(
+        "instances/<int:pk>/preview",
+        images.InstancePreview.as_view(),
+        name="api_dental_instance_preview",
+    ),
+    path("instances/<int:pk>/file", images.InstanceFile.as_view(), name="api_dental_instance_file"),
+    path("review/assign", review_actions.AssignView.as_view(), name="api_dental_review_assign"),
+    path(
+        "review/create-patient",
+        review_actions.CreatePatientView.as_view(),
+        name="api_dental_review_create_patient",
+    ),
+    path(
+        "review/batches/<uuid:batch>/undo",
+        review_actions.UndoView.as_view(),
+        name="api_dental_review_undo",
+    ),
+    path("notifications/", records.NotificationList.as_view(), name="api_dental_notifications"),
+    path(
+        "notifications/read",
+        records.NotificationsRead.as_view(),
+        name="api_dental_notifications_read",
+    ),
+    path(
+        "notifications/<int:pk>/read",
+        records.NotificationRead.as_view(),
+        name="api_dental_notification_read",
+    ),
 ]
 
 # QIDO-RS (PS3.18 §10.6) and WADO-RS (§10.4): GET, no trailing slash, as DICOMweb clients

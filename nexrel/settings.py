@@ -161,6 +161,25 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 NEXREL_UPLOAD_MAX_BYTES = envint("NEXREL_UPLOAD_MAX_BYTES", str(2 * 1024**3))
 
+# Email (the notifications people ask for, patients/mail.py), through Django's MAILERS: printed
+# on the console unless EMAIL_BACKEND names another backend; the EMAIL_HOST, EMAIL_PORT,
+# EMAIL_HOST_USER, EMAIL_HOST_PASSWORD(_FILE) and EMAIL_USE_TLS variables are the SMTP
+# backend's options (django.core.mail.backends.smtp.EmailBackend).
+email_backend = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+email_options: dict[str, object] = {}
+if email_backend.endswith(".smtp.EmailBackend"):
+    email_options = {
+        "host": env("EMAIL_HOST", "localhost"),
+        "port": envint("EMAIL_PORT", "25"),
+        "username": env("EMAIL_HOST_USER"),
+        "password": envsecret("EMAIL_HOST_PASSWORD"),
+        "use_tls": envbool("EMAIL_USE_TLS", "false"),
+    }
+MAILERS = {"default": {"BACKEND": email_backend, "OPTIONS": email_options}}
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Nexrel <nexrel@localhost>")
+# The address of the pages, for the links in emails ("https://nexrel.example.ca").
+NEXREL_SITE_URL = env("NEXREL_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
 
 # Storage: local files by default, S3 (ca-central-1, server-side encryption) in production.
 def s3_storage(
@@ -283,13 +302,26 @@ else:
     Q_CLUSTER["broker_class"] = "dicomnet.ingest.queues.PriorityORM"
 
 REST_FRAMEWORK = {
+    # A user's bearer token first (patients/tokens.py): an anonymous request is then a 401
+    # with WWW-Authenticate, not a 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "dicomnet.api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_PAGINATION_CLASS": "dicomnet.api.pagination.Pages",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Nexrel API", "VERSION": "0.1.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Nexrel API",
+    "VERSION": "0.1.0",
+    # Three models have a "status": each its own enum in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "AppointmentStatusEnum": "patients.models.Appointment.Status",
+        "StudyStatusEnum": "dicomnet.models.DicomStudy.Status",
+        "RetrieveJobStatusEnum": "dicomnet.models.RetrieveJob.Status",
+    },
+}
 
 # The viewer's decode worker compiles the codecs' WebAssembly ('wasm-unsafe-eval', which is
 # not 'unsafe-eval': no string becomes code) and is a module script of our own origin. A

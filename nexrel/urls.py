@@ -15,7 +15,9 @@ urlpatterns = [
     path("patients/", nexrel_views.patient_list, name="patient_list"),
     path("patients/<int:pk>/", nexrel_views.patient_detail, name="patient_detail"),
     path("review/", include("dicomnet.ingest.review_urls")),
+    path("notifications/bell/", patients_views.notification_bell, name="notification_bell"),
     path("notifications/read/", patients_views.notifications_read, name="notifications_read"),
+    path("preferences/", patients_views.preferences, name="preferences"),
     path(
         "notifications/<int:pk>/read/",
         patients_views.notification_read,
@@ -23,6 +25,7 @@ urlpatterns = [
     ),
     path("api/dental/dicom/", include(dicomnet_urls.api_urlpatterns)),
     path("api/dental/studies/", include(dicomnet_urls.studies_api_urlpatterns)),
+    path("api/dental/", include(dicomnet_urls.dental_api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("dicom/", include("dicomnet.urls")),
     path("dicomweb/", include(dicomnet_urls.dicomweb_urlpatterns)),

@@ -5,22 +5,31 @@ from django.urls import NoReverseMatch, reverse
 
 from patients.selectors import unread_notifications
 
-# The banner shows the count and only the latest few notices.
+# The bell's dropdown shows the count and only the latest few notices.
 BANNER_LATEST = 3
+VIEW_NOTIFICATION = "patients.view_notification"
 
 
 def notifications(request: HttpRequest) -> dict:
+    """The bell in the header (templates/patients/bell.html), for a role that may see the
+    notifications; ``patients.views.notification_bell`` renders it again for htmx."""
     user = getattr(request, "user", None)
     if not user or not user.is_authenticated or not user.practice_id:
         return {}
+    if not user.has_perm(VIEW_NOTIFICATION):
+        return {}
+    return bell_context(user)
+
+
+def bell_context(user) -> dict:
     unread = unread_notifications(user.practice).select_related("patient")
     latest = list(unread[:BANNER_LATEST])
     if not latest:
-        return {"unread_count": 0, "unread_notifications": []}
+        return {"show_bell": True, "unread_count": 0, "unread_notifications": []}
     count = len(latest) if len(latest) < BANNER_LATEST else unread.count()
     for notice in latest:
         notice.url = notice_url(notice)  # type: ignore[attr-defined]  # for the template
-    return {"unread_count": count, "unread_notifications": latest}
+    return {"show_bell": True, "unread_count": count, "unread_notifications": latest}
 
 
 def notice_url(notice) -> str:

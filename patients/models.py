@@ -61,6 +61,12 @@ class User(AbstractUser):
     practice = models.ForeignKey(
         Practice, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
     )
+    # Off by default: a notice by email names a patient, so each person asks for it.
+    email_notifications = models.BooleanField(
+        _("email me the notifications"),
+        default=False,
+        help_text=_("New X-rays and studies to review, sent to the address above."),
+    )
 
 
 class Patient(models.Model):

@@ -8,6 +8,7 @@
   their worklist items, and the review queue read-only; no image, no viewer.
 - practice admin ("Practice admins"): the users, the devices, the practice's settings and
   the record of refused associations.
+- the patient's copy of their record (``export_record``): clinicians and practice admins.
 
 Superusers use Django admin across practices and need no group. The groups are created by
 the data migration ``patients.0005_roles`` and again, idempotently, by ``seed_demo``
@@ -34,6 +35,7 @@ CUSTOM_PERMISSIONS: list[tuple[str, str | Any]] = [
     ("work_review_queue", "Can work the review queue (link and confirm studies)"),
     ("view_review_queue", "Can see the review queue"),
     ("view_refused_associations", "Can see the record of refused associations"),
+    ("export_record", "Can export a patient's copy of their record (images and summary)"),
 ]
 
 VIEW_IMAGES = "patients.view_images"
@@ -42,6 +44,8 @@ MANAGE_DEVICES = "patients.manage_devices"
 WORK_REVIEW_QUEUE = "patients.work_review_queue"
 VIEW_REVIEW_QUEUE = "patients.view_review_queue"
 VIEW_REFUSED_ASSOCIATIONS = "patients.view_refused_associations"
+# The patient's copy of their record: a clinician or a practice admin, not the desk.
+EXPORT_RECORD = "patients.export_record"
 
 VIEW_PATIENT = "patients.view_patient"
 VIEW_APPOINTMENT = "patients.view_appointment"
@@ -60,7 +64,13 @@ ADMIN_MODELS = {
     "dicomnet": {"dicomserver", "apikey", "orthancnotification", "refusedassociation"},
     "worklist": {"proceduremodality", "operatorystation"},
 }
-CLINICAL_CUSTOM = ("view_images", "use_viewer", "work_review_queue", "view_review_queue")
+CLINICAL_CUSTOM = (
+    "view_images",
+    "use_viewer",
+    "work_review_queue",
+    "view_review_queue",
+    "export_record",
+)
 
 FRONT_DESK_PERMISSIONS = {
     "patients.view_patient",
@@ -108,6 +118,7 @@ PRACTICE_ADMIN_PERMISSIONS = {
     "worklist.delete_operatorystation",
     MANAGE_DEVICES,
     VIEW_REFUSED_ASSOCIATIONS,
+    EXPORT_RECORD,
 }
 
 

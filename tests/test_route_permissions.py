@@ -105,6 +105,7 @@ def world(practice, clinician):
     assert appointment is not None and xray.study is not None
     by_route = {
         "patient_detail": patient,
+        "record_export": patient,
         "qr_find": patient,
         "qr_import": patient,
         "dicom_server_edit": server,
@@ -115,7 +116,18 @@ def world(practice, clinician):
     }
     by_route["api_dental_study"] = xray.study
     mount = Mount.objects.get(study=xray.study)  # an intra-oral image gets a free mount
-    by_prefix = {"qr_job": job, "api_dicom_job": job, "appointment_": appointment, "mount_": mount}
+    by_prefix = {
+        "qr_job": job,
+        "api_dicom_job": job,
+        "appointment_": appointment,
+        "mount_": mount,
+        "study_": xray.study,
+    }
+    by_prefix |= {
+        "api_dental_patient": patient,
+        "api_dental_instance": xray,
+        "api_dental_notification": by_route["notification_read"],
+    }
     values = {
         "study": xray.study.study_instance_uid,
         "study_uid": xray.study.study_instance_uid,
@@ -205,6 +217,7 @@ def test_the_roles_table(practice, clinician, frontdesk, practice_admin):
         roles.VIEW_PATIENT: (True, True, False),
         roles.MANAGE_DEVICES: (False, False, True),
         roles.VIEW_REFUSED_ASSOCIATIONS: (False, False, True),
+        roles.EXPORT_RECORD: (True, False, True),
         "patients.add_user": (False, False, True),
         "dicomnet.change_dicomserver": (False, False, True),
     }

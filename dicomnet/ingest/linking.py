@@ -16,6 +16,7 @@ from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 
 from dicomnet.models import DicomInstance, DicomStudy, RetrieveJob
+from patients.mail import email_notification_on_commit
 from patients.matching import candidate, match_patient
 from patients.models import Appointment, Notification, Patient
 from patients.reasons import Reason
@@ -259,6 +260,8 @@ def notify_new_images(study: DicomStudy) -> Notification:
     with translation.override("en"):
         message = notification.text
     with transaction.atomic():
+        # Already unread: its readers were told (emailed) when it became so.
+        was_unread = Notification.objects.filter(study=study, read_at__isnull=True).exists()
         notification, _ = Notification.objects.update_or_create(
             study=study,
             defaults={
@@ -270,4 +273,6 @@ def notify_new_images(study: DicomStudy) -> Notification:
                 "read_at": None,
             },
         )
+        if not was_unread:
+            email_notification_on_commit(notification)
     return notification

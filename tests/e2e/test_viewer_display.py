@@ -1,8 +1,8 @@
 """The viewer draws what the server renders: for each display case (16-bit with rescale,
 signed CT, MONOCHROME1, 8-bit, a SIGMOID VOI LUT Function, Presentation LUT Shape INVERSE,
-RGB, YBR, palette colour) the canvas of the stack viewport, read back pixel by pixel, is
-compared with WADO-RS ``rendered`` of the same window (docs/viewer.md, "What the viewer shows
-is what the server renders")."""
+a VOI LUT Sequence (bulk and inline LUT Data), RGB, YBR, palette colour) the canvas of the
+stack viewport, read back pixel by pixel, is compared with WADO-RS ``rendered`` of the same
+window (docs/viewer.md, "What the viewer shows is what the server renders")."""
 
 from __future__ import annotations
 
@@ -109,6 +109,17 @@ def colour(name: str, file: str) -> Case:
     return Case(name, ds, None, colour=True)
 
 
+def voi_lut(case: Case, entries: int, first: int, curve: np.ndarray) -> Case:
+    """``case`` with a VOI LUT Sequence of ``entries`` 16-bit words sampling ``curve``
+    (0..1): more than 768 bytes of LUT Data are a BulkDataURI in the metadata, fewer an
+    InlineBinary."""
+    item = Dataset()
+    item.add_new("LUTDescriptor", "US", [entries, first, 16])
+    item.add_new("LUTData", "OW", (curve * 65535).round().astype("<u2").tobytes())
+    case.dataset.VOILUTSequence = [item]
+    return case
+
+
 def cases() -> list[Case]:
     bits8 = {"BitsAllocated": 8, "BitsStored": 8, "HighBit": 7}
     signed = {"PixelRepresentation": 1, "BitsStored": 16, "HighBit": 15}
@@ -130,6 +141,14 @@ def cases() -> list[Case]:
              PresentationLUTShape="INVERSE", WindowCenter=2048, WindowWidth=4096),
         grey("inverse-own-window", pattern(0, 4095), np.uint16, None,
              PresentationLUTShape="INVERSE", WindowCenter=1500, WindowWidth=2000),
+        # A VOI LUT Sequence, non-linear: 4096 entries (BulkDataURI), then 256 (InlineBinary).
+        voi_lut(grey("voi-lut-bulk", pattern(0, 4095), np.uint16, None), 4096, 0,
+                np.linspace(0, 1, 4096) ** 0.4),
+        voi_lut(grey("voi-lut-inline", pattern(900, 1400), np.uint16, None), 256, 1000,
+                np.sin(np.linspace(0, np.pi / 2, 256)) ** 2),
+        voi_lut(grey("voi-lut-monochrome1", pattern(900, 1400), np.uint16, None,
+                     PhotometricInterpretation="MONOCHROME1"), 256, 1000,
+                np.linspace(0, 1, 256) ** 2.2),
         colour("rgb", "SC_rgb.dcm"),
         colour("rgb16", "SC_rgb_16bit.dcm"),
         colour("ybr-jpeg", "SC_rgb_dcmtk_+eb+cy+n1.dcm"),
@@ -187,6 +206,16 @@ def test_the_canvas_matches_the_servers_rendering(web_server, browser_page, prac
         shoot(page, f"display-{case.name}")
         if mean > 2 or within < 0.99:
             failures.append(f"{case.name}: mean |Δ| {mean:.2f}, {within:.1%} within ±3")
+        if case.name.startswith("voi-lut"):
+            # A plain preset, invert twice, "File" again, invert and Reset: the LUT is back.
+            for key in ("2", "i", "i", "1", "i", "Escape"):
+                page.keyboard.press(key)
+            difference = np.abs(viewer_image(page, case) - expected)
+            if difference.mean() > 2 or (difference <= 3).mean() < 0.99:
+                failures.append(
+                    f"{case.name}: after Bone, invert, File, Reset: mean |Δ| "
+                    f"{difference.mean():.2f}"
+                )
         # Cornerstone's createSigmoidRGBTransferFunction builds its vtkDataArray from a
         # plain array, and vtk.js warns about it: Cornerstone's, harmless, and only this.
         problems[seen:] = [p for p in problems[seen:] if SIGMOID_WARNING not in p]

@@ -33,7 +33,68 @@ export async function loadSeriesMetadata(config, studyUid, seriesUid) {
     instances[sop] = instance;
     wadors.metaDataManager.add(frameImageId(config, studyUid, seriesUid, sop, 1), instance);
   }
+  await Promise.all(Object.values(instances).map(readVoiLut));
   return instances;
+}
+
+// VOI LUT Sequence (0028,3010), PS3.3 C.11.2: its first LUT, which the wadors loader does
+// not pass on. {first, entries, data} of an instance, else undefined (docs/viewer.md).
+// LUT Data comes as Value (US), InlineBinary (little endian words, or bytes) or a
+// BulkDataURI, answered as multipart/related with one application/octet-stream part;
+// fetched here, with the metadata, because metadata providers and presets are synchronous.
+const voiLuts = new WeakMap();
+export const voiLutOf = (instance) => (instance ? voiLuts.get(instance) : undefined);
+
+async function readVoiLut(instance) {
+  const item = instance["00283010"]?.Value?.[0];
+  const descriptor = item?.["00283002"]?.Value;
+  const element = item?.["00283006"];
+  if (!descriptor || !element) return;
+  const entries = Number(descriptor[0]) || 65536;
+  const firstValue = Number(descriptor[1]) || 0;
+  let data;
+  try {
+    if (element.Value?.length) data = Float64Array.from(element.Value, Number);
+    else {
+      const bytes = element.InlineBinary
+        ? Uint8Array.from(atob(element.InlineBinary), (c) => c.charCodeAt(0))
+        : element.BulkDataURI ? await fetchBulkData(element.BulkDataURI) : null;
+      if (!bytes) return;
+      data = bytes.length >= entries * 2
+        ? new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + entries * 2))
+        : bytes.slice(0, entries);
+    }
+  } catch (error) {
+    console.warn("VOI LUT Sequence not read:", error?.message || error);
+    return;
+  }
+  if (data.length < 2) return;
+  voiLuts.set(instance, { first: firstValue, entries: data.length, data });
+}
+
+async function fetchBulkData(uri) {
+  const response = await fetch(uri, {
+    credentials: "same-origin",
+    headers: { Accept: 'multipart/related; type="application/octet-stream"' },
+  });
+  if (!response.ok) throw new Error(`${uri}: HTTP ${response.status}`);
+  const body = new Uint8Array(await response.arrayBuffer());
+  const type = response.headers.get("Content-Type") || "";
+  const boundary = /boundary="?([^";]+)"?/i.exec(type)?.[1];
+  if (!type.toLowerCase().startsWith("multipart") || !boundary) return body;
+  const find = (needle, from) => {
+    const n = new TextEncoder().encode(needle);
+    outer: for (let i = from; i <= body.length - n.length; i++) {
+      for (let j = 0; j < n.length; j++) if (body[i + j] !== n[j]) continue outer;
+      return i;
+    }
+    return -1;
+  };
+  const open = find(`--${boundary}`, 0);
+  const start = find("\r\n\r\n", open) + 4;
+  const end = find(`\r\n--${boundary}`, start);
+  if (open < 0 || start < 4 || end < 0) throw new Error(`${uri}: not a multipart body`);
+  return body.slice(start, end);
 }
 
 // The request boot.js made for `url` while the bundle loaded, once; or null.

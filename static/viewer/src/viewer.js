@@ -43,6 +43,7 @@ import {
   registerDisplayProviders,
   registerProjectionPlaneProvider,
   UID,
+  voiLutOf,
 } from "./dicom.js";
 import { Mpr } from "./mpr.js";
 import { mark } from "./perf.js";
@@ -269,7 +270,7 @@ function applyPreset(name) {
     state.mprView.setVoi(range && presetRange(name, "CT", 0, 0));
     return;
   }
-  state.viewport.setProperties(range ? { voiRange: range } : fileDisplay(imageId));
+  state.viewport.setProperties(range ? { ...plainColormap(), voiRange: range } : fileDisplay(imageId));
   state.viewport.render();
 }
 
@@ -283,16 +284,68 @@ function applyPreset(name) {
 function fileDisplay(imageId) {
   const image = imageId && cache.getImage(imageId);
   if (!image) return {};
+  const lut = !image.color && voiLutOf(instanceOf(imageId));
+  if (lut) {
+    // A VOI LUT Sequence: the LUT's input range, through a grey colormap whose points are
+    // the LUT's output normalised to its own min..max (as the server maps it to 0..255).
+    // LINEAR first: changing the function recreates the transfer function (and its colormap).
+    state.viewport.setProperties({ VOILUTFunction: Enums.VOILUTFunctionType.LINEAR });
+    state.lutColormap = true;
+    return {
+      colormap: { name: lutColormap(lut, state.viewport.getProperties().invert) },
+      voiRange: { lower: lut.first, upper: lut.first + lut.entries - 1 },
+    };
+  }
   if (image.color) {
     const bits = metaData.get("imagePixelModule", imageId)?.bitsStored || 8;
+    state.lutColormap = false; // a colour image gets its own transfer functions
     return { voiRange: { lower: 0, upper: 2 ** Math.min(bits, 16) - 1 } };
   }
   const VOILUTFunction = image.voiLUTFunction || Enums.VOILUTFunctionType.LINEAR;
   return {
+    ...plainColormap(),
     VOILUTFunction,
     voiRange: coreUtilities.windowLevel.toLowHighRange(image.windowWidth, image.windowCenter,
       VOILUTFunction),
   };
+}
+
+// Cornerstone applies a colormap's points over the voiRange (vtk's setMappingRange) and
+// does not invert a new one: a colormap is built for the current invert (the invert of a
+// following setProperties then flips it as usual).
+function lutColormap(lut, inverted) {
+  lut.names ||= {};
+  const key = inverted ? "inverse" : "normal";
+  if (!lut.names[key]) {
+    let low = Infinity, high = -Infinity;
+    for (const v of lut.data) { low = Math.min(low, v); high = Math.max(high, v); }
+    const scale = high > low ? 1 / (high - low) : 0;
+    const RGBPoints = new Array(lut.entries * 4);
+    for (let i = 0; i < lut.entries; i++) {
+      const g = (lut.data[i] - low) * scale;
+      const value = inverted ? 1 - g : g;
+      RGBPoints[i * 4] = lut.first + i;
+      RGBPoints[i * 4 + 1] = RGBPoints[i * 4 + 2] = RGBPoints[i * 4 + 3] = value;
+    }
+    lut.names[key] = `nexrel-voi-lut-${++lutColormapCount}`;
+    coreUtilities.colormap.registerColormap({ Name: lut.names[key], RGBPoints });
+  }
+  return lut.names[key];
+}
+let lutColormapCount = 0;
+
+// After a VOI LUT's colormap, a plain window needs a plain grey ramp again.
+function plainColormap() {
+  if (!state.lutColormap) return {};
+  state.lutColormap = false;
+  const inverted = state.viewport.getProperties().invert;
+  const name = inverted ? "nexrel-grey-inverse" : "nexrel-grey";
+  if (!coreUtilities.colormap.getColormap(name)) {
+    coreUtilities.colormap.registerColormap({
+      Name: name, RGBPoints: inverted ? [0, 1, 1, 1, 1, 0, 0, 0] : [0, 0, 0, 0, 1, 1, 1, 1],
+    });
+  }
+  return { colormap: { name } };
 }
 
 // Whether the image is shown inverted to begin with: MONOCHROME1 (and, through
