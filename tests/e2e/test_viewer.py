@@ -266,6 +266,26 @@ def test_cbct_scrolls_300_slices_and_opens_mpr(web_server, browser_page, practic
             }}""",
             timeout=60_000,
         )
+    # Never mirrored: the sphere lies towards the patient's left (+x: its columns run along
+    # ImageOrientationPatient's first vector), which the axial and coronal views show on the
+    # viewer's right, as radiographs are read.
+    for viewport in ("#mpr-axial", "#mpr-coronal"):
+        side = page.evaluate(
+            f"""() => {{
+              const c = document.querySelector('{viewport} canvas');
+              const copy = document.createElement('canvas');
+              copy.width = c.width; copy.height = c.height;
+              const ctx = copy.getContext('2d', {{willReadFrequently: true}});
+              ctx.drawImage(c, 0, 0);
+              const d = ctx.getImageData(0, 0, c.width, c.height).data;
+              let sum = 0, n = 0;
+              for (let i = 0; i < d.length; i += 4) {{
+                if (d[i] > 200) {{ sum += (i / 4) % c.width; n++; }}
+              }}
+              return {{centroid: sum / n, width: c.width}};
+            }}"""
+        )
+        assert side["centroid"] > side["width"] / 2, (viewport, side)
     page.fill("#slab", "10")
     page.dispatch_event("#slab", "input")
     page.wait_for_timeout(500)
