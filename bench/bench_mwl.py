@@ -82,7 +82,7 @@ def make_database(work: Path, items: int, days: int) -> tuple[int, str]:
     from patients.names import normalise_name
     from worklist.models import WorklistItem
 
-    practice = Practice.objects.get()
+    practice = Practice.objects.order_by("pk").first()
     patients = list(Patient.objects.filter(practice=practice))
     stations = ["CARESTREAM", "PLANMECA", "SIRONA", "VATECH"]
     today = timezone.localdate()

@@ -187,7 +187,7 @@ from bench_qr import study_row
 from dicomnet.models import DicomStudy
 from patients.names import normalise_name
 from patients.models import Practice
-practice = Practice.objects.get()
+practice = Practice.objects.order_by("pk").first()
 rows = (study_row(i) for i in range({n}))
 objs = [DicomStudy(practice=practice, study_instance_uid=r["uid"], patient_id=r["patient_id"],
         patient_name=r["patient_name"], patient_name_key=normalise_name(r["patient_name"]),
@@ -374,7 +374,8 @@ def phase_find(cfg, work: Path, record: dict) -> None:
 REGISTER = """
 from dicomnet.models import DicomServer
 from patients.models import Practice
-DicomServer.objects.update_or_create(practice=Practice.objects.get(), ae_title="ORTHANC",
+DicomServer.objects.update_or_create(
+    practice=Practice.objects.order_by("pk").first(), ae_title="ORTHANC",
     defaults=dict(name="Orthanc", host="127.0.0.1", port={port}, allow_store=True,
                   allow_find=True, allow_move=True, check_host=False))
 """

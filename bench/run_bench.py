@@ -232,7 +232,7 @@ def make_nexrel_template(work: Path, dental: Path) -> Path:
     code = (
         "import json,sys,datetime as dt\n"
         "from patients.models import Patient, Practice\n"
-        "p = Practice.objects.get()\n"
+        "p = Practice.objects.order_by('pk').first()\n"
         "for pid, (name, dob) in json.loads(sys.stdin.read()).items():\n"
         "    family, _, given = name.partition('^')\n"
         "    Patient.objects.update_or_create(practice=p, chart_number=pid, defaults=dict(\n"

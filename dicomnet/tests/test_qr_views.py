@@ -251,10 +251,11 @@ def test_test_connection_shows_why_it_failed(practice_admin_client, practice, ot
 
 
 @pytest.mark.integration
-def test_admin_action_test_connection(clinician_client, practice, echo_peer):
+def test_admin_action_test_connection(client_for, practice_admin, practice, echo_peer):
+    admin_client = client_for(practice_admin)  # devices are the practice admin's
     good = peer_server(practice, echo_peer, "ECHOPEER")
     bad = peer_server(practice, closed_port(), "NOBODY")
-    response = clinician_client.post(
+    response = admin_client.post(
         reverse("admin:dicomnet_dicomserver_changelist"),
         {"action": "test_connection", "_selected_action": [good.pk, bad.pk]},
     )

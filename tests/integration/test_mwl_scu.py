@@ -319,7 +319,7 @@ def test_management_command_dry_run_then_import(practice, provider, capsys):
     assert "EXTWL: 3 created, 0 updated, 0 unchanged, 1 skipped (dry run: nothing saved)" in out
     assert "Noémie Lefèbvre (2002)" in out
     assert not Appointment.objects.filter(external_ref__startswith="EXTWL:").exists()
-    assert not Patient.objects.filter(chart_number="2002").exists()
+    assert not Patient.objects.filter(practice=practice, chart_number="2002").exists()
 
     call_command(
         "import_worklist",

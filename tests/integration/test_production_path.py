@@ -232,7 +232,7 @@ from dicomnet.models import DicomInstance, DicomSeries, DicomStudy
 from dicomnet.ingest.pipeline import refresh_counts
 from patients.models import Practice
 
-practice = Practice.objects.get()
+practice = Practice.objects.order_by("pk").first()
 study = DicomStudy.objects.create(practice=practice, study_instance_uid="1.2.3")
 series = DicomSeries.objects.create(practice=practice, study=study, series_instance_uid="1.2.3.1")
 pks = [
