@@ -77,18 +77,16 @@ class StudyList(PracticeListView):
     nexrel_access = (roles.VIEW_IMAGES,)
     serializer_class = StudySerializer
     filters = StudyFilters
+    lookups = {
+        "patient": "patient_id",
+        "status": "status",
+        "date_from": "study_date__gte",
+        "date_to": "study_date__lte",
+    }
 
     def get_queryset(self) -> QuerySet[DicomStudy]:
-        values = self.filter_values()
         studies = DicomStudy.objects.for_practice(practice_of(self.request))
-        if "patient" in values:
-            studies = studies.filter(patient_id=values["patient"])
-        if "status" in values:
-            studies = studies.filter(status=values["status"])
-        if "date_from" in values:
-            studies = studies.filter(study_date__gte=values["date_from"])
-        if "date_to" in values:
-            studies = studies.filter(study_date__lte=values["date_to"])
+        studies = self.filtered(studies, self.filter_values())
         return studies.order_by("-study_date", "-created_at", "-pk")
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
+from django.db.models import QuerySet
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 
@@ -11,6 +12,8 @@ from dicomnet.api.views import PracticeAPIView, PracticeRequest
 
 if TYPE_CHECKING:
     from patients.models import Practice
+
+QuerySetT = TypeVar("QuerySetT", bound=QuerySet)
 
 
 def practice_of(request: Request) -> Practice:
@@ -23,8 +26,15 @@ class PracticeListView(PracticeAPIView, generics.ListAPIView):
     reads ``filter_values()``, the filters given (blank ones left out)."""
 
     filters: type[serializers.Serializer]
+    # filter name -> the ORM lookup its value is matched with (``filtered``)
+    lookups: dict[str, str] = {}
 
     def filter_values(self) -> dict:
         params = self.filters(data=self.request.query_params)
         params.is_valid(raise_exception=True)
         return {k: v for k, v in params.validated_data.items() if v not in ("", None)}
+
+    def filtered(self, queryset: QuerySetT, values: dict) -> QuerySetT:
+        """``queryset`` narrowed by each filter given that ``lookups`` names."""
+        given = {self.lookups[k]: v for k, v in values.items() if k in self.lookups}
+        return queryset.filter(**given) if given else queryset

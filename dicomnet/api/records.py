@@ -131,16 +131,15 @@ class AppointmentList(PracticeListView):
     nexrel_access = (roles.VIEW_APPOINTMENT,)
     serializer_class = AppointmentSerializer
     filters = AppointmentFilters
+    lookups = {
+        "date_from": "start__date__gte",
+        "date_to": "start__date__lte",
+        "patient": "patient_id",
+    }
 
     def get_queryset(self) -> QuerySet[Appointment]:
-        values = self.filter_values()
         appointments = Appointment.objects.for_practice(practice_of(self.request))
-        if "date_from" in values:
-            appointments = appointments.filter(start__date__gte=values["date_from"])
-        if "date_to" in values:
-            appointments = appointments.filter(start__date__lte=values["date_to"])
-        if "patient" in values:
-            appointments = appointments.filter(patient_id=values["patient"])
+        appointments = self.filtered(appointments, self.filter_values())
         return appointments.order_by("start", "pk")
 
 
