@@ -252,8 +252,11 @@ def instance_metadata(instance: DicomInstance, instance_url: str) -> dict[str, A
         for tag in list(ds.keys()):
             elem = ds.get_item(tag)
             deferred = isinstance(elem, RawDataElement) and elem.value is None
-            if tag == PIXEL_DATA or (deferred and _bulk_vr(ds, elem) in BULK_VRS):
-                unread[int(tag)] = _bulk_vr(ds, elem)
+            if tag != PIXEL_DATA and not deferred:
+                continue
+            vr = _bulk_vr(ds, elem)
+            if tag == PIXEL_DATA or vr in BULK_VRS:
+                unread[int(tag)] = vr
                 del ds[tag]
         tree = dataset_metadata(ds, instance_url)
     for number, vr in unread.items():
