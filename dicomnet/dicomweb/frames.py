@@ -32,6 +32,7 @@ from pydicom.uid import (
 
 from dicomnet.dicomweb.wado import BadRetrieve, NotFound, media_ranges
 from dicomnet.ingest import gdcm_jpeg12
+from dicomnet.ingest.rendering import frame_count
 
 OCTET_STREAM = "application/octet-stream"
 PIXEL_DATA = 0x7FE00010
@@ -125,10 +126,6 @@ def negotiate_frames(accept: str, stored_syntax: str) -> FrameAnswer | str:
 # ---------------------------------------------------------------------- reading frames
 
 
-def _frame_count(ds: Dataset) -> int:
-    return int(ds.get("NumberOfFrames", 1) or 1)
-
-
 def check_frames(instance_frames: int, frames: list[int]) -> None:
     """``NotFound`` (404) when a frame number is past the object's last frame."""
     beyond = [n for n in frames if n > instance_frames]
@@ -188,7 +185,7 @@ def read_frames(fp: IO[bytes], frames: list[int], answer: FrameAnswer) -> Iterat
     can't seek in it); decoding goes through pydicom's plugins, one frame at a time.
     """
     ds = dcmread(fp, defer_size=1024)
-    check_frames(_frame_count(ds), frames)
+    check_frames(frame_count(ds), frames)
     syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)))
     elem = ds.get_item(PIXEL_DATA)
     if elem is None:
@@ -212,7 +209,7 @@ def read_frames(fp: IO[bytes], frames: list[int], answer: FrameAnswer) -> Iterat
             else:
                 source = bytes(elem.value)
             yield get_frame(
-                source, index, number_of_frames=_frame_count(ds), extended_offsets=extended
+                source, index, number_of_frames=frame_count(ds), extended_offsets=extended
             )
 
 
