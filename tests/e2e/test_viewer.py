@@ -194,6 +194,21 @@ def test_panoramic_window_level_and_length_in_mm(web_server, browser_page, pract
     assert wasm.headers["content-type"] == "application/wasm"
 
 
+def slice_shown(page) -> int:
+    return int(page.inner_text("#slice-info").split()[1])
+
+
+def settled_slice(page, *, quiet_ms: int = 400, within_s: float = 10) -> int:
+    """The slice shown once it has stopped changing for quiet_ms."""
+    shown, deadline = slice_shown(page), time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(quiet_ms)
+        if slice_shown(page) == shown:
+            return shown
+        shown = slice_shown(page)
+    raise AssertionError(f"the slice shown kept changing for {within_s} s (last {shown})")
+
+
 def test_cbct_scrolls_300_slices_and_opens_mpr(web_server, browser_page, practice):
     page, problems = browser_page
     page.set_viewport_size({"width": 1400, "height": 800})
@@ -211,7 +226,8 @@ def test_cbct_scrolls_300_slices_and_opens_mpr(web_server, browser_page, practic
     page.wait_for_function(
         "() => document.querySelector('#slice-info').textContent !== 'Image 151 / 300'"
     )
-    wheeled = int(page.inner_text("#slice-info").split()[1])
+    # Wheel events land one by one (later on a loaded machine): count from where they settle.
+    wheeled = settled_slice(page)
     assert wheeled > 151
     for _ in range(40):
         page.keyboard.press("ArrowDown")
@@ -225,7 +241,7 @@ def test_cbct_scrolls_300_slices_and_opens_mpr(web_server, browser_page, practic
 
     # Cine: Play advances the slices on its own (looping), Pause stops them.
     def slice_number() -> int:
-        return int(page.inner_text("#slice-info").split()[1])
+        return slice_shown(page)
 
     page.click("#cine")
     assert page.inner_text("#cine") == "Pause"
@@ -238,12 +254,7 @@ def test_cbct_scrolls_300_slices_and_opens_mpr(web_server, browser_page, practic
     assert page.inner_text("#cine") == "Play"
     # A slice requested just before the pause may still arrive (later on a loaded machine):
     # the number must settle, then stay.
-    paused, deadline = slice_number(), time.monotonic() + 10
-    while time.monotonic() < deadline:
-        page.wait_for_timeout(400)
-        if slice_number() == paused:
-            break
-        paused = slice_number()
+    paused = settled_slice(page)
     assert paused != started
     page.wait_for_timeout(700)
     assert slice_number() == paused

@@ -234,19 +234,18 @@ function onRendered() {
   }
 }
 
+// From the slice asked last, not the one shown: keys pressed faster than slices load
+// must all count. Cornerstone's scroll() keeps that target and clamps it.
 function scrollBy(delta) {
   if (state.mpr) return;
-  const n = state.imageIds.length;
-  const next = Math.min(n - 1, Math.max(0, state.viewport.getCurrentImageIdIndex() + delta));
-  state.viewport.setImageIdIndex(next);
+  state.viewport.scroll(delta);
 }
 
 // Previous or next image of the study: within the series, then across series.
 function stepStudy(delta) {
-  const index = state.viewport.getCurrentImageIdIndex();
-  const next = index + delta;
+  const next = state.viewport.getTargetImageIdIndex() + delta;
   if (next >= 0 && next < state.imageIds.length) {
-    state.viewport.setImageIdIndex(next);
+    state.viewport.scroll(delta);
     return;
   }
   const at = config.series.indexOf(state.series);
