@@ -30,6 +30,7 @@ urlpatterns = [
     path("dicom/", include("dicomnet.urls")),
     path("dicomweb/", include(dicomnet_urls.dicomweb_urlpatterns)),
     path("viewer/studies/<str:study_uid>/", nexrel_viewer.study_viewer, name="viewer"),
+    path("viewer/compare/", nexrel_viewer.compare_viewer, name="viewer_compare"),
     path("viewer/api/", include("dicomnet.viewer.urls")),
     path("", include("worklist.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

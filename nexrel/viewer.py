@@ -13,8 +13,15 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from dicomnet.dental.selectors import mount_positions
+from dicomnet.dental.teeth import display_all
 from dicomnet.models import DicomInstance, DicomStudy
-from dicomnet.viewer.selectors import ViewerSeries, viewer_series, viewer_study
+from dicomnet.viewer.selectors import (
+    CompareError,
+    ViewerSeries,
+    compared_instances,
+    viewer_series,
+    viewer_study,
+)
 from patients import roles
 from patients.decorators import PracticeRequest, role_required
 from patients.names import split_person_name
@@ -142,3 +149,62 @@ def study_viewer(request: PracticeRequest, study_uid: str) -> HttpResponse:
             "viewer_config": config,
         },
     )
+
+
+def _side_json(instance: DicomInstance, notation: str) -> dict[str, Any]:
+    study = instance.study
+    assert study is not None and instance.series is not None  # compared_instances's filter
+    return {
+        "study": study.study_instance_uid,
+        "series": instance.series.series_instance_uid,
+        "sop": instance.sop_instance_uid,
+        "frames": instance.frames,
+        "teeth": display_all((instance.dental or {}).get("teeth", ()), notation),
+    }
+
+
+def _prior_or_current(instances: list[DicomInstance]) -> list[str]:
+    """ "prior" and "current" by study date; "" for both when the dates are equal or unknown."""
+    dates = [i.study.study_date if i.study else None for i in instances]
+    if None in dates or dates[0] == dates[1]:
+        return ["", ""]
+    return ["current", "prior"] if dates[0] > dates[1] else ["prior", "current"]
+
+
+@role_required(roles.VIEW_IMAGES, roles.USE_VIEWER)
+def compare_viewer(request: PracticeRequest) -> HttpResponse:
+    """Two images side by side (``?image=<id>&image=<id>``, from the chart), zoom, pan and
+    window/level synchronised (static/viewer/src/compare.js)."""
+    try:
+        instances = compared_instances(request.user.practice, request.GET.getlist("image"))
+    except CompareError as error:
+        return render(request, "viewer/compare_error.html", {"error": str(error)}, status=400)
+    notation = request.user.practice.tooth_notation
+    for instance in instances:
+        study = instance.study
+        assert study is not None
+        audit(
+            request.user,
+            action="view_study",
+            patient=study.patient,
+            ref=f"compare:{study.study_instance_uid}",
+        )
+    config = {
+        "dicomweb": reverse("dicomweb_studies").removesuffix("studies"),
+        "wasmBasePath": static("viewer/dist/"),
+        "sides": [_side_json(i, notation) for i in instances],
+        "strings": {
+            "loading": _("Loading the full-resolution image…"),
+            "failed": _("The image could not be decoded: %(error)s"),
+        },
+    }
+    sides = [
+        {
+            "instance": i,
+            "header": _header(i.study),
+            "teeth": config["sides"][n]["teeth"],
+            "when": when,
+        }
+        for n, (i, when) in enumerate(zip(instances, _prior_or_current(instances), strict=True))
+    ]
+    return render(request, "viewer/compare.html", {"sides": sides, "compare_config": config})

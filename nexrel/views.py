@@ -5,17 +5,19 @@ patient list and the patient's chart. Views only translate HTTP; reads go throug
 from __future__ import annotations
 
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch
+from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 
+from dicomnet.chart import chart_timeline
 from dicomnet.dental.selectors import tooth_chart
 from dicomnet.dental.teeth import CHART_LOWER, CHART_UPPER
-from dicomnet.models import DicomInstance, DicomStudy
+from dicomnet.models import DicomStudy
 from patients import roles
 from patients.decorators import PracticeRequest, role_required
 from patients.models import Patient
-from patients.selectors import search_patients, unread_notifications
+from patients.selectors import chart_appointments, search_patients, unread_notifications
 from patients.services import audit, mark_notifications_read
 
 
@@ -63,24 +65,18 @@ def patient_detail(request: PracticeRequest, pk: int) -> HttpResponse:
     action = "view_patient_images" if images else "view_patient"
     audit(request.user, action=action, patient=patient, ref=f"patient:{pk}")
     mark_notifications_read(patient)
-    context = {"patient": patient, "studies": _chart_studies(patient) if images else None}
+    upcoming, past = chart_appointments(patient, timezone.now())
+    context = {
+        "patient": patient,
+        "age": patient.age_on(timezone.localdate()),
+        "upcoming": upcoming,
+        "past": past,
+        "timeline": None,
+    }
     if images:
-        chart = tooth_chart(patient, request.user.practice.tooth_notation)
+        notation = request.user.practice.tooth_notation
+        context["timeline"] = chart_timeline(patient, notation)
+        chart = tooth_chart(patient, notation)
         context["chart_rows"] = [[chart[t] for t in CHART_UPPER], [chart[t] for t in CHART_LOWER]]
         context["chosen_tooth"] = chart.get(request.GET.get("tooth", ""))
     return render(request, "patients/detail.html", context)
-
-
-def _chart_studies(patient: Patient):
-    """The patient's studies with their instances, in chart order."""
-    return (
-        DicomStudy.objects.for_practice(patient.practice_id)
-        .filter(patient=patient)
-        .select_related("appointment", "server", "mount__template")
-        .prefetch_related(
-            Prefetch(
-                "instances",
-                queryset=DicomInstance.objects.latest_versions().order_by("instance_number", "id"),
-            )
-        )
-    )

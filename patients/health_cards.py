@@ -28,3 +28,11 @@ def validate_ramq_number(value: str) -> None:
             _("A RAMQ health card number is 4 letters and 8 digits, e.g. COTZ 8803 1412."),
             code="invalid_ramq_number",
         )
+
+
+def format_ramq_number(value: str) -> str:
+    """As printed on the card: "COTZ 8803 1412" (a value that is not a RAMQ number as is)."""
+    number = normalise_ramq_number(value)
+    if RAMQ_NUMBER.fullmatch(number) is None:
+        return value
+    return f"{number[:4]} {number[4:8]} {number[8:]}"

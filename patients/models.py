@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Self
 
 from django.contrib.auth.models import AbstractUser
@@ -10,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from patients.health_cards import normalise_ramq_number, validate_ramq_number
+from patients.health_cards import format_ramq_number, normalise_ramq_number, validate_ramq_number
 from patients.names import display_person_name, normalise_name
 from patients.roles import CUSTOM_PERMISSIONS
 
@@ -129,6 +130,17 @@ class Patient(models.Model):
     @property
     def full_name(self) -> str:
         return f"{self.given_name} {self.family_name}"
+
+    @property
+    def health_card_display(self) -> str:
+        return format_ramq_number(self.health_card_number)
+
+    def age_on(self, day: dt.date) -> int | None:
+        """Whole years on ``day`` (a birthday on 29 February counts from 1 March)."""
+        if self.birth_date is None:
+            return None
+        born = self.birth_date
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
 class Appointment(models.Model):

@@ -8,7 +8,7 @@ import re
 from django.db.models import Q, QuerySet
 
 from patients.health_cards import looks_like_ramq_number, normalise_ramq_number
-from patients.models import Notification, Patient, Practice
+from patients.models import Appointment, Notification, Patient, Practice
 from patients.names import normalise_name
 
 _DMY = re.compile(r"(\d{1,2})[/.](\d{1,2})[/.](\d{4})")
@@ -77,3 +77,15 @@ def _as_date(text: str) -> dt.date | None:
 
 def unread_notifications(practice: Practice) -> QuerySet[Notification]:
     return Notification.objects.for_practice(practice).filter(read_at__isnull=True)
+
+
+def chart_appointments(
+    patient: Patient, now: dt.datetime, *, past_limit: int = 10
+) -> tuple[list[Appointment], list[Appointment]]:
+    """The chart's appointments: every upcoming one (soonest first, cancelled left out), and
+    the latest ``past_limit`` past ones (newest first, cancelled and no-shows included:
+    the desk needs to see those)."""
+    appointments = Appointment.objects.for_practice(patient.practice_id).filter(patient=patient)
+    upcoming = appointments.filter(start__gte=now).exclude(status=Appointment.Status.CANCELLED)
+    past = appointments.filter(start__lt=now).order_by("-start")[:past_limit]
+    return list(upcoming.order_by("start")), list(past)

@@ -1,7 +1,8 @@
 // Builds the diagnostic viewer (docs/viewer.md) from static/viewer/src/ into static/viewer/dist/
 // with esbuild's JS API: `node scripts/build-viewer.mjs` (the Makefile's viewer target).
 //
-// 1. Two ES-module entry points side by side: the page's app (viewer.js) and the decode worker
+// 1. ES-module entry points side by side: the pages' apps (viewer.js, and compare.js for the
+//    prior/current comparison) and the decode worker
 //    of @cornerstonejs/dicom-image-loader. The loader's init() starts its worker with
 //    `new Worker(new URL('./decodeImageFrameWorker.js', import.meta.url), {type: 'module'})`,
 //    which esbuild leaves as is: in the bundled viewer.js, import.meta.url is
@@ -38,6 +39,7 @@ await build({
   entryPoints: {
     boot: join(src, "boot.js"),
     viewer: join(src, "viewer.js"),
+    compare: join(src, "compare.js"),
     decodeImageFrameWorker: join(
       modules,
       "@cornerstonejs/dicom-image-loader/dist/esm/decodeImageFrameWorker.js",

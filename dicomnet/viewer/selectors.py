@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+
 from dicomnet.models import DicomInstance, DicomSeries, DicomStudy
 from patients.models import Practice
 
@@ -70,3 +72,34 @@ def viewer_series(study: DicomStudy) -> list[ViewerSeries]:
 def _number_key(number: int | None) -> tuple[bool, int]:
     """Numbered first, by number; unnumbered last."""
     return number is None, number or 0
+
+
+class CompareError(ValueError):
+    """Why two images cannot be compared, in words for the page."""
+
+
+COMPARED_IMAGES = 2
+
+
+def compared_instances(practice: Practice | int, ids: list[str]) -> list[DicomInstance]:
+    """The practice's two images to compare, in the order asked; CompareError when the ids
+    are not two distinct images of this practice with their series (another practice's image
+    reads as unknown)."""
+    if len(ids) != COMPARED_IMAGES or len(set(ids)) != COMPARED_IMAGES:
+        raise CompareError(_("Choose two different images to compare."))
+    try:
+        pks = [int(i) for i in ids]
+    except ValueError:
+        raise CompareError(_("An image id is a number.")) from None
+    found = {
+        i.pk: i
+        for i in DicomInstance.objects.filter(
+            practice_id=practice if isinstance(practice, int) else practice.pk,
+            pk__in=pks,
+            state=DicomInstance.State.PROCESSED,
+            series__isnull=False,
+        ).select_related("study__patient", "series")
+    }
+    if len(found) != COMPARED_IMAGES:
+        raise CompareError(_("One of the images does not exist, or is not processed yet."))
+    return [found[pk] for pk in pks]

@@ -112,7 +112,7 @@ def test_patient_page_without_images(clinician_client, practice):
     cote = Patient.objects.get(practice=practice, chart_number="1002")
     response = clinician_client.get(reverse("patient_detail", args=[cote.pk]))
     assert response.status_code == 200
-    assert list(response.context["studies"]) == []
+    assert response.context["timeline"] == []
 
 
 def test_new_image_notice_shows_until_the_patient_page_is_opened(clinician_client, practice):

@@ -310,6 +310,6 @@ def test_exposure_flag_is_a_caption_under_its_thumbnail(clinician_client, practi
     assert '<figcaption class="flag exposure-flag" data-verdict="over_exposed">Surexposée' in (
         flagged
     )
-    assert "figcaption" not in dict(cells)[str(study.instances.last().pk)]
+    assert "exposure-flag" not in dict(cells)[str(study.instances.last().pk)]
     between = html.decode().split('<div class="thumbs">')[1].split("</div>\n</section>")[0]
     assert '<span class="flag">' not in between
