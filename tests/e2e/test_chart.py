@@ -27,9 +27,9 @@ pytestmark = [
 ]
 
 
-def periapical(patient: Patient, *, study_date: str, seed: int, teeth: list[str]):
-    """A 12-bit periapical of ``patient`` showing ``teeth``: a crown-like blob whose
-    brightness differs by ``seed`` (prior and current are not the same image)."""
+def periapical(patient: Patient, *, study_date: str, seed: int, teeth: list[str], bits: int = 12):
+    """A periapical of ``patient`` (12-bit, or 8-bit) showing ``teeth``: a crown-like blob
+    whose brightness differs by ``seed`` (prior and current are not the same image)."""
     ds = intraoral(
         patient_id=patient.chart_number,
         patient_name=f"{patient.family_name}^{patient.given_name}",
@@ -40,9 +40,14 @@ def periapical(patient: Patient, *, study_date: str, seed: int, teeth: list[str]
     blob = ((y - 160) / 120) ** 2 + ((x - 120) / 80) ** 2 < 1
     pixels = np.where(blob, 2400 + 300 * seed, 700) + 600 * y / 320
     ds.Rows, ds.Columns = pixels.shape
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.BitsStored, ds.HighBit = 12, 11
-    ds.WindowCenter, ds.WindowWidth = 2048, 4096
+    if bits == 8:
+        ds.PixelData = (pixels / 16).astype(np.uint8).tobytes()
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+        ds.WindowCenter, ds.WindowWidth = 128, 256
+    else:
+        ds.PixelData = pixels.astype(np.uint16).tobytes()
+        ds.BitsStored, ds.HighBit = 12, 11
+        ds.WindowCenter, ds.WindowWidth = 2048, 4096
     ds.PrimaryAnatomicStructureSequence = [tooth_item(t) for t in teeth]
     return ds
 
@@ -164,4 +169,38 @@ def test_compare_prior_and_current_side_by_side_in_sync(web_server, browser_page
     assert page.evaluate(VOI, 0) != pytest.approx(right_voi)
     assert page.evaluate(VOI, 1) == pytest.approx(right_voi)
     assert page.evaluate(ZOOM, 1) == pytest.approx(right_zoom)
+    assert_clean(page, problems)
+
+
+def test_compare_syncs_the_window_as_a_fraction_when_bit_depths_differ(
+    web_server, browser_page, practice
+):
+    """A 12-bit current and an 8-bit prior: the same window would whiten one of them; the
+    prior gets the same window as a fraction of its 0..255 scale."""
+    page, problems = browser_page
+    page.set_viewport_size({"width": 1400, "height": 850})
+    patient = Patient.objects.create(
+        practice=practice, chart_number="CMP-8", family_name="Profondeur", given_name="Noël"
+    )
+    current = ingest_dataset(
+        practice, periapical(patient, study_date="20260105", seed=0, teeth=["46"])
+    )
+    prior = ingest_dataset(
+        practice, periapical(patient, study_date="20200105", seed=1, teeth=["46"], bits=8)
+    )
+    login(page, web_server, f"/viewer/compare/?image={current.pk}&image={prior.pk}")
+    for side in (0, 1):
+        page.wait_for_selector(
+            f".compare-side[data-side='{side}'][data-state=ready]", timeout=30_000
+        )
+    box = page.locator("#side-0-element").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx - 150, cy - 80, steps=8)
+    page.mouse.up()
+    left, right = page.evaluate(VOI, 0), page.evaluate(VOI, 1)
+    assert left["upper"] - left["lower"] < 4000  # the drag narrowed the 12-bit window
+    assert right["lower"] == pytest.approx(left["lower"] * 255 / 4095, abs=0.01)
+    assert right["upper"] == pytest.approx(left["upper"] * 255 / 4095, abs=0.01)
     assert_clean(page, problems)
