@@ -33,7 +33,7 @@ def home(request: PracticeRequest) -> HttpResponse:
         {
             "recent": studies[:20],
             "needs_review": studies.filter(status=DicomStudy.Status.NEEDS_REVIEW)[:20],
-            "notifications": unread_notifications(practice)[:20],
+            "notifications": unread_notifications(request.user)[:20],
         },
     )
 
@@ -64,7 +64,7 @@ def patient_detail(request: PracticeRequest, pk: int) -> HttpResponse:
     images = request.user.has_perm(roles.VIEW_IMAGES)  # the front desk sees no image
     action = "view_patient_images" if images else "view_patient"
     audit(request.user, action=action, patient=patient, ref=f"patient:{pk}")
-    mark_notifications_read(patient)
+    mark_notifications_read(request.user, patient=patient)
     upcoming, past = chart_appointments(patient, timezone.now())
     context = {
         "patient": patient,

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -62,13 +63,27 @@ class AppointmentAdmin(PracticeScopedAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(PracticeScopedAdmin):
-    list_display = ["notice", "count", "updated_at", "read_at", "practice"]
+    list_display = ["notice", "count", "updated_at", "readers", "practice"]
     list_filter = ["practice"]
     search_fields = ["message"]
+    readonly_fields = ["read_by"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(reader_count=Count("reads"))
 
     @admin.display(description=_("notification"), ordering="message")
     def notice(self, obj: Notification) -> str:
         return obj.text  # in the admin's language; ``message`` (searched) is the English
+
+    @admin.display(description=_("read by"), ordering="reader_count")
+    def readers(self, obj: Notification) -> int:
+        return obj.reader_count  # type: ignore[attr-defined]  # get_queryset's annotation
+
+    @admin.display(description=_("read by"))
+    def read_by(self, obj: Notification) -> str:
+        """Who has read it since its last images, and when (each person's bell is theirs)."""
+        marks = obj.reads.select_related("user").order_by("read_at")
+        return ", ".join(f"{m.user.get_username()} ({m.read_at:%Y-%m-%d %H:%M})" for m in marks)
 
 
 @admin.register(AccessLog)

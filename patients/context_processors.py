@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
+from patients.models import User
 from patients.selectors import unread_notifications
 
 # The bell's dropdown shows the count and only the latest few notices.
@@ -21,8 +22,9 @@ def notifications(request: HttpRequest) -> dict:
     return bell_context(user)
 
 
-def bell_context(user) -> dict:
-    unread = unread_notifications(user.practice).select_related("patient")
+def bell_context(user: User) -> dict:
+    """The user's own unread notices: what others of the practice read stays here."""
+    unread = unread_notifications(user).select_related("patient")
     latest = list(unread[:BANNER_LATEST])
     if not latest:
         return {"show_bell": True, "unread_count": 0, "unread_notifications": []}

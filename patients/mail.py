@@ -1,12 +1,14 @@
 """Notifications by email, for the people of the practice who asked for them.
 
-Linking calls ``email_notification_on_commit`` when a study's notice becomes unread (new, or
-read and then updated by more images): one email per unread spell, not one per image.
+Linking calls ``email_notification_on_commit`` when a study's notice becomes unread for
+someone (new: for everyone; updated by more images: for those who had read it). Read state is
+each person's, so is the spell: one email per person per unread spell, not one per image.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from functools import partial
 
 from django.conf import settings
@@ -23,29 +25,34 @@ log = logging.getLogger(__name__)
 VIEW_NOTIFICATION = "patients.view_notification"
 
 
-def recipients(notification: Notification) -> list[User]:
-    """Active users of the notice's practice who opted in, have an address and may see
-    notifications (their role holds ``patients.view_notification``)."""
+def recipients(notification: Notification, among: Collection[int] | None = None) -> list[User]:
+    """Active users of the notice's practice who opted in, have an address, may see
+    notifications (their role holds ``patients.view_notification``) and have not read it;
+    only those of ``among`` (user ids) when given."""
     users = (
         User.objects.filter(
             practice_id=notification.practice_id, is_active=True, email_notifications=True
         )
         .exclude(email="")
+        .exclude(notification_reads__notification=notification)
         .order_by("pk")
     )
+    if among is not None:
+        users = users.filter(pk__in=among)
     return [user for user in users if user.has_perm(VIEW_NOTIFICATION)]
 
 
-def email_notification(notification_id: int) -> int:
-    """Send the notice to its recipients, in the site's language; returns how many emails.
+def email_notification(notification_id: int, among: Collection[int] | None = None) -> int:
+    """Send the notice to its recipients (``among`` them, when given), in the site's language;
+    returns how many emails.
 
-    Read again from the database: called after commit, the notice may have been read or
-    deleted in between.
+    Read again from the database: called after commit, the notice may have been read (by some
+    of them) or deleted in between.
     """
     notification = Notification.objects.select_related("patient").filter(pk=notification_id).first()
-    if notification is None or notification.read_at is not None:
+    if notification is None:
         return 0
-    people = recipients(notification)
+    people = recipients(notification, among)
     if not people:
         return 0
     with translation.override(settings.LANGUAGE_CODE):
@@ -61,7 +68,11 @@ def email_notification(notification_id: int) -> int:
     return sent
 
 
-def email_notification_on_commit(notification: Notification) -> None:
-    """Email the notice once the transaction that made it commits; a mail failure is logged
-    (``robust``) and never undoes or fails the ingest that made the notice."""
-    transaction.on_commit(partial(email_notification, notification.pk), robust=True)
+def email_notification_on_commit(
+    notification: Notification, among: Collection[int] | None = None
+) -> None:
+    """Email the notice once the transaction that made it commits, to everyone it concerns or
+    only ``among`` (user ids); a mail failure is logged (``robust``) and never undoes or fails
+    the ingest that made the notice."""
+    among = None if among is None else list(among)
+    transaction.on_commit(partial(email_notification, notification.pk, among), robust=True)

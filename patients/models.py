@@ -179,7 +179,11 @@ class Appointment(models.Model):
 
 
 class Notification(models.Model):
-    """In-app notice, one per (study), updated as more images arrive."""
+    """In-app notice, one per (study), updated as more images arrive.
+
+    Read or unread is each person's (``NotificationRead``): one person's click leaves the
+    notice in the others' bells. More images delete its read marks: new for everyone again.
+    """
 
     practice = models.ForeignKey(Practice, on_delete=models.CASCADE, related_name="notifications")
     patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.CASCADE)
@@ -194,7 +198,6 @@ class Notification(models.Model):
     count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    read_at = models.DateTimeField(null=True, blank=True)
 
     objects = PracticeManager()
 
@@ -236,6 +239,26 @@ class Notification(models.Model):
                 % station
             )
         return text
+
+
+class NotificationRead(models.Model):
+    """One person has read one notice (the bell, the API or the patient's chart)."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="reads")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notification_reads")
+    read_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("notification read")
+        verbose_name_plural = _("notifications read")
+        # Written only by patients.services for the reader: no permission for any role.
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "user"], name="uniq_notification_read")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} read {self.notification_id} at {self.read_at:%Y-%m-%d %H:%M}"
 
 
 class AccessLog(models.Model):

@@ -1,14 +1,22 @@
-"""Reads of patients and notifications, scoped to a practice."""
+"""Reads of patients and notifications, scoped to a practice (the notices' read state, to the
+reader too)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from patients.health_cards import looks_like_ramq_number, normalise_ramq_number
-from patients.models import Appointment, Notification, Patient, Practice
+from patients.models import (
+    Appointment,
+    Notification,
+    NotificationRead,
+    Patient,
+    Practice,
+    User,
+)
 from patients.names import normalise_name
 
 _DMY = re.compile(r"(\d{1,2})[/.](\d{1,2})[/.](\d{4})")
@@ -75,8 +83,26 @@ def _as_date(text: str) -> dt.date | None:
     return None
 
 
-def unread_notifications(practice: Practice) -> QuerySet[Notification]:
-    return Notification.objects.for_practice(practice).filter(read_at__isnull=True)
+def _reads_by(user: User) -> QuerySet[NotificationRead]:
+    """The user's read mark of the outer query's notice (at most one: unique per pair)."""
+    return NotificationRead.objects.filter(notification=OuterRef("pk"), user=user)
+
+
+def unread_notifications(user: User) -> QuerySet[Notification]:
+    """The notices of the user's practice that this user has not read."""
+    return Notification.objects.for_practice(user.practice_id).filter(~Exists(_reads_by(user)))
+
+
+def notifications_for(user: User, *, unread: bool = False) -> QuerySet[Notification]:
+    """The notices of the user's practice (only those unread by them, if ``unread``), each
+    with ``read_at``: when this user read it, None while it is unread for them (someone
+    else's reading does not count)."""
+    notices = (
+        unread_notifications(user)
+        if unread
+        else Notification.objects.for_practice(user.practice_id)
+    )
+    return notices.annotate(read_at=Subquery(_reads_by(user).values("read_at")[:1]))
 
 
 def chart_appointments(

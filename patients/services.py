@@ -6,10 +6,20 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from patients.models import AccessLog, Appointment, Notification, Patient, Practice, User
+from patients.models import (
+    AccessLog,
+    Appointment,
+    Notification,
+    NotificationRead,
+    Patient,
+    Practice,
+    User,
+)
+from patients.selectors import unread_notifications
 
 LONGEST_APPOINTMENT = dt.timedelta(hours=12)
 # Appointments that are over: they are neither moved nor cancelled any more.
@@ -32,30 +42,41 @@ def audit(user: User, *, action: str, patient: Patient | None = None, ref: str =
         )
 
 
-def mark_notifications_read(patient: Patient) -> int:
-    """The patient's new-image notices are read once someone opens the patient's page."""
-    return (
-        Notification.objects.for_practice(patient.practice_id)
-        .filter(patient=patient, read_at__isnull=True)
-        .update(read_at=timezone.now())
-    )
+def mark_notifications_read(user: User, *, patient: Patient) -> int:
+    """The patient's new-image notices are read for ``user`` once they open the patient's page."""
+    return _mark_read(user, unread_notifications(user).filter(patient=patient))
 
 
-def mark_notification_read(practice: Practice, pk: int) -> int:
-    """One notice dismissed from the banner (another practice's is left alone)."""
-    return (
-        Notification.objects.for_practice(practice)
-        .filter(pk=pk, read_at__isnull=True)
-        .update(read_at=timezone.now())
-    )
+def mark_notification_read(user: User, pk: int) -> int:
+    """One notice dismissed from the user's bell (another practice's is left alone)."""
+    return _mark_read(user, unread_notifications(user).filter(pk=pk))
 
 
-def mark_notifications_read_all(practice: Practice) -> int:
-    return (
-        Notification.objects.for_practice(practice)
-        .filter(read_at__isnull=True)
-        .update(read_at=timezone.now())
-    )
+def mark_notifications_read_all(user: User) -> int:
+    return _mark_read(user, unread_notifications(user))
+
+
+def _mark_read(user: User, unread: QuerySet[Notification]) -> int:
+    """A read mark of ``user`` on each of ``unread``; returns how many were marked.
+
+    A mark made meanwhile by the same person (a double click) is skipped by the unique pair.
+    """
+    now = timezone.now()
+    marks = [
+        NotificationRead(notification_id=pk, user=user, read_at=now)
+        for pk in unread.values_list("pk", flat=True)
+    ]
+    NotificationRead.objects.bulk_create(marks, ignore_conflicts=True)
+    return len(marks)
+
+
+def mark_unread(notification: Notification) -> list[int]:
+    """New images: the notice is unread again for everyone. Returns who had read it (their
+    new unread spell is worth an email; the others were told already)."""
+    marks = NotificationRead.objects.filter(notification=notification)
+    readers = list(marks.values_list("user_id", flat=True))
+    marks.delete()
+    return readers
 
 
 # Appointments. Saving one also brings its worklist item in line (worklist.apps connects

@@ -41,9 +41,10 @@ def notification_bell(request: PracticeRequest) -> HttpResponse:
 @require_POST
 @role_required()
 def notification_read(request: PracticeRequest, pk: int) -> HttpResponse:
-    """Mark one notice read. From the bell (htmx): ``open`` follows the notice's link
-    (HX-Redirect to ``next``), else the bell is redrawn; a plain form goes back to ``next``."""
-    mark_notification_read(request.user.practice, pk)
+    """Mark one notice read for this person (not for the others of the practice). From the
+    bell (htmx): ``open`` follows the notice's link (HX-Redirect to ``next``), else the bell
+    is redrawn; a plain form goes back to ``next``."""
+    mark_notification_read(request.user, pk)
     if request.htmx:
         if request.POST.get("open"):
             return HttpResponse(status=204, headers={"HX-Redirect": _next(request)})
@@ -54,7 +55,7 @@ def notification_read(request: PracticeRequest, pk: int) -> HttpResponse:
 @require_POST
 @role_required()
 def notifications_read(request: PracticeRequest) -> HttpResponse:
-    mark_notifications_read_all(request.user.practice)
+    mark_notifications_read_all(request.user)
     if request.htmx:
         return _bell(request)
     return _back(request)

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from dicomnet.api.views import PracticeAPIView, PracticeRequest
 
 if TYPE_CHECKING:
+    from patients.decorators import PracticeUser
     from patients.models import Practice
 
 QuerySetT = TypeVar("QuerySetT", bound=QuerySet)
@@ -19,6 +20,11 @@ QuerySetT = TypeVar("QuerySetT", bound=QuerySet)
 def practice_of(request: Request) -> Practice:
     """The practice of a PracticeAPIView's user (InPractice has passed)."""
     return cast(PracticeRequest, request).user.practice
+
+
+def user_of(request: Request) -> PracticeUser:
+    """The user of a PracticeAPIView (InPractice has passed): a notice's read state is theirs."""
+    return cast(PracticeRequest, request).user
 
 
 class PracticeListView(PracticeAPIView, generics.ListAPIView):

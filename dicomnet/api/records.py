@@ -13,11 +13,11 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 
-from dicomnet.api.lists import PracticeListView, practice_of
+from dicomnet.api.lists import PracticeListView, practice_of, user_of
 from dicomnet.api.views import NOT_FOUND, PracticeAPIView, PracticeRequest
 from patients import roles
 from patients.models import Appointment, Notification, Patient
-from patients.selectors import search_patients
+from patients.selectors import notifications_for, search_patients
 from patients.services import audit, mark_notification_read, mark_notifications_read_all
 
 # Patients ------------------------------------------------------------------------------------
@@ -148,6 +148,10 @@ class AppointmentList(PracticeListView):
 
 class NotificationSerializer(serializers.ModelSerializer):
     text = serializers.CharField(read_only=True, help_text="in the reader's language")
+    # From patients.selectors.notifications_for: read state is each person's.
+    read_at = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="when you read it; null while unread for you"
+    )
 
     class Meta:
         model = Notification
@@ -157,7 +161,7 @@ class NotificationSerializer(serializers.ModelSerializer):
 
 class NotificationFilters(serializers.Serializer):
     unread = serializers.BooleanField(
-        required=False, default=False, help_text="only the notices not read yet"
+        required=False, default=False, help_text="only the notices you have not read"
     )
 
 
@@ -172,7 +176,7 @@ VIEW_NOTIFICATION = "patients.view_notification"
 @extend_schema_view(
     get=extend_schema(
         operation_id="dental_notifications",
-        summary="The practice's notifications, newest first (all, or unread only)",
+        summary="The practice's notifications, newest first (all, or those unread by you)",
         parameters=[NotificationFilters],
     )
 )
@@ -183,9 +187,7 @@ class NotificationList(PracticeListView):
 
     def get_queryset(self) -> QuerySet[Notification]:
         values = self.filter_values()
-        notices = Notification.objects.for_practice(practice_of(self.request))
-        if values.get("unread"):
-            notices = notices.filter(read_at__isnull=True)
+        notices = notifications_for(user_of(self.request), unread=values.get("unread", False))
         return notices.select_related("patient").order_by("-updated_at", "-pk")
 
 
@@ -194,15 +196,14 @@ class NotificationRead(PracticeAPIView):
 
     @extend_schema(
         operation_id="dental_notification_read",
-        summary="Mark a notification read",
+        summary="Mark a notification read for you (the others of the practice keep it unread)",
         request=None,
         responses={200: NotificationSerializer, 404: NOT_FOUND},
     )
     def post(self, request: PracticeRequest, pk: int) -> Response:
-        practice = request.user.practice
-        notices = Notification.objects.for_practice(practice).select_related("patient")
+        notices = notifications_for(request.user).select_related("patient")
         get_object_or_404(notices, pk=pk)
-        mark_notification_read(practice, pk)
+        mark_notification_read(request.user, pk)
         return Response(NotificationSerializer(notices.get(pk=pk)).data)
 
 
@@ -211,9 +212,9 @@ class NotificationsRead(PracticeAPIView):
 
     @extend_schema(
         operation_id="dental_notifications_read",
-        summary="Mark every notification of the practice read",
+        summary="Mark every notification of the practice read for you",
         request=None,
         responses={200: ReadCountSerializer},
     )
     def post(self, request: PracticeRequest) -> Response:
-        return Response({"marked": mark_notifications_read_all(request.user.practice)})
+        return Response({"marked": mark_notifications_read_all(request.user)})

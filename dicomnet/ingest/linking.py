@@ -20,6 +20,7 @@ from patients.mail import email_notification_on_commit
 from patients.matching import candidate, match_patient
 from patients.models import Appointment, Notification, Patient
 from patients.reasons import Reason
+from patients.services import mark_unread
 
 log = logging.getLogger("dicomnet.ingest.linking")
 
@@ -235,7 +236,7 @@ def link_to_patient(study: DicomStudy, patient: Patient, *, by: str = "") -> Dic
 
 
 def notify_new_images(study: DicomStudy) -> Notification:
-    """The study's notice, new or updated, unread again.
+    """The study's notice, new or updated, unread again for everyone of the practice.
 
     It is stored as parameters (``Notification.params``) and rendered in each reader's
     language (``Notification.text``); ``message`` keeps the English, for the admin. Each SOP
@@ -260,9 +261,7 @@ def notify_new_images(study: DicomStudy) -> Notification:
     with translation.override("en"):
         message = notification.text
     with transaction.atomic():
-        # Already unread: its readers were told (emailed) when it became so.
-        was_unread = Notification.objects.filter(study=study, read_at__isnull=True).exists()
-        notification, _ = Notification.objects.update_or_create(
+        notification, created = Notification.objects.update_or_create(
             study=study,
             defaults={
                 "practice": study.practice,
@@ -270,9 +269,13 @@ def notify_new_images(study: DicomStudy) -> Notification:
                 "message": message[:300],
                 "params": params,
                 "count": count,
-                "read_at": None,
             },
         )
-        if not was_unread:
+        # Unread again for everyone. Only a new notice, or those who had read it, are
+        # emailed: the others were told when it became unread for them.
+        readers = mark_unread(notification)
+        if created:
             email_notification_on_commit(notification)
+        elif readers:
+            email_notification_on_commit(notification, among=readers)
     return notification

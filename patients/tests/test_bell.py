@@ -1,17 +1,22 @@
 """The notifications' bell (issue 9 §5): the partial that htmx polls, marked read on click,
-scoped to the practice; and the notices by email, only to those who asked and may see them."""
+scoped to the practice, read or unread for each person; and the notices by email, only to
+those who asked and may see them, once per person per unread spell."""
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from pydicom.uid import generate_uid
 
 from dicomnet.ingest.linking import notify_new_images
 from dicomnet.models import DicomStudy
 from patients import roles
 from patients.mail import email_notification
-from patients.models import Notification, User
-from patients.services import mark_notification_read
+from patients.models import Notification, NotificationRead, Patient, User
+from patients.selectors import unread_notifications
+from patients.services import mark_notification_read, mark_notifications_read_all
 from tests.dicom_samples import ingest_dataset, intraoral
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -69,31 +74,35 @@ def test_email_goes_only_to_opted_in_people_of_the_practice_who_may_see_it(
     assert "/review/" in mailoutbox[0].body  # an unidentified patient: the review queue
 
 
-def test_one_email_per_unread_spell(
-    practice, clinician, mailoutbox, django_capture_on_commit_callbacks
+def test_one_email_per_person_per_unread_spell(
+    practice, clinician, frontdesk, mailoutbox, django_capture_on_commit_callbacks
 ):
     _opt_in(clinician, "clinician@example.ca")
+    _opt_in(frontdesk, "desk@example.ca")
     study = _study(practice)
     with django_capture_on_commit_callbacks(execute=True):
         notice = notify_new_images(study)
     with django_capture_on_commit_callbacks(execute=True):
-        notify_new_images(study)  # more images, still unread: no second email
-    assert len(mailoutbox) == 1
-    mark_notification_read(practice, notice.pk)
+        notify_new_images(study)  # more images, still unread for both: no second email
+    assert _recipients(mailoutbox) == ["clinician@example.ca", "desk@example.ca"]
+    mark_notification_read(clinician, notice.pk)
+    mailoutbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        notify_new_images(study)  # unread again
-    assert len(mailoutbox) == 2
+        notify_new_images(study)  # unread again for the clinician; the desk was told already
+    assert _recipients(mailoutbox) == ["clinician@example.ca"]
 
 
-def test_email_waits_for_the_commit_and_skips_a_notice_read_meanwhile(
-    practice, clinician, mailoutbox, django_capture_on_commit_callbacks
+def test_email_waits_for_the_commit_and_skips_whoever_read_it_meanwhile(
+    practice, clinician, frontdesk, mailoutbox, django_capture_on_commit_callbacks
 ):
     _opt_in(clinician, "clinician@example.ca")
+    _opt_in(frontdesk, "desk@example.ca")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         notice = notify_new_images(_study(practice))
     assert len(callbacks) == 1 and mailoutbox == []
-    mark_notification_read(practice, notice.pk)
-    assert email_notification(notice.pk) == 0 and mailoutbox == []
+    mark_notification_read(clinician, notice.pk)
+    assert email_notification(notice.pk) == 1
+    assert _recipients(mailoutbox) == ["desk@example.ca"]
 
 
 def test_ingest_emails_the_opted_in_clinician(
@@ -101,7 +110,7 @@ def test_ingest_emails_the_opted_in_clinician(
 ):
     """Through the pipeline, where the notices are made (linking.notify_new_images)."""
     _opt_in(clinician, "clinician@example.ca")
-    Notification.objects.filter(practice=practice).update(read_at="2026-01-01T00:00Z")
+    mark_notifications_read_all(clinician)
     with django_capture_on_commit_callbacks(execute=True):
         ingest_dataset(practice, intraoral())
     assert _recipients(mailoutbox) == ["clinician@example.ca"]
@@ -140,7 +149,9 @@ def test_bell_is_not_for_a_role_without_notifications(client_for, practice_admin
     assert 'id="bell"' not in client.get("/").content.decode()
 
 
-def test_clicking_a_notice_marks_it_read_and_follows_its_link(clinician_client, practice):
+def test_clicking_a_notice_marks_it_read_and_follows_its_link(
+    clinician_client, clinician, practice
+):
     notice = _notice(practice)
     response = clinician_client.post(
         reverse("notification_read", args=[notice.pk]),
@@ -148,8 +159,7 @@ def test_clicking_a_notice_marks_it_read_and_follows_its_link(clinician_client, 
         **HTMX,
     )
     assert response.status_code == 204 and response["HX-Redirect"] == "/review/"
-    notice.refresh_from_db()
-    assert notice.read_at is not None
+    assert NotificationRead.objects.filter(notification=notice, user=clinician).exists()
 
     other = _notice(practice, 2)
     response = clinician_client.post(
@@ -178,8 +188,85 @@ def test_another_practice_cannot_mark_a_notice_read(client_for, other_practice, 
         reverse("notification_read", args=[mine.pk]), {"open": "1", "next": "/"}, **HTMX
     )
     client_for(other_practice.user).post(reverse("notifications_read"), **HTMX)
-    mine.refresh_from_db()
-    assert mine.read_at is None
+    assert not NotificationRead.objects.filter(notification=mine).exists()
+
+
+# --- read for me, not for the others of the practice ---------------------------------------
+
+
+def _bell(client) -> dict[int, str]:
+    """The notices of a person's bell: id -> text."""
+    html = client.get(reverse("notification_bell"), **HTMX).content.decode()
+    found = re.findall(r'data-notification="(\d+)">(?:<a [^>]*>)?([^<]*)', html)
+    return {int(pk): text for pk, text in found}
+
+
+def test_one_persons_click_leaves_the_notice_in_the_others_bells(
+    client_for, clinician, frontdesk, practice
+):
+    Notification.objects.filter(practice=practice).delete()
+    first, second = _notice(practice, 1), _notice(practice, 2)
+    mine, theirs = client_for(clinician), client_for(frontdesk)
+    mine.post(reverse("notification_read", args=[first.pk]), {"open": "1", "next": "/"}, **HTMX)
+    assert set(_bell(mine)) == {second.pk}
+    assert set(_bell(theirs)) == {first.pk, second.pk}
+
+    mine.post(reverse("notifications_read"), **HTMX)  # "mark all as read": all of mine
+    assert _bell(mine) == {}
+    assert set(_bell(theirs)) == {first.pk, second.pk}
+    assert [n.pk for n in unread_notifications(frontdesk).order_by("pk")] == [first.pk, second.pk]
+
+
+def test_new_images_make_the_notice_unread_again_for_whoever_read_it(
+    client_for, clinician, frontdesk, practice
+):
+    Notification.objects.filter(practice=practice).delete()
+    xray = {"study_uid": generate_uid(), "patient_id": "1001", "patient_name": "COTE^ZOE"}
+    notice = ingest_dataset(practice, intraoral(**xray)).study.notification
+    mine, theirs = client_for(clinician), client_for(frontdesk)
+    mine.post(reverse("notification_read", args=[notice.pk]), **HTMX)
+    theirs.post(reverse("notification_read", args=[notice.pk]), **HTMX)
+    assert _bell(mine) == {} and _bell(theirs) == {}
+
+    ingest_dataset(practice, intraoral(**xray))  # a second X-ray of the same study
+    assert Notification.objects.filter(practice=practice).count() == 1  # the same notice
+    assert _bell(mine) == {notice.pk: "2 new X-rays for Zoé Côté"}
+    assert _bell(theirs) == {notice.pk: "2 new X-rays for Zoé Côté"}
+    assert not NotificationRead.objects.filter(notification=notice).exists()
+
+
+def test_another_practices_person_never_sees_the_notice(client_for, other_practice, practice):
+    mine = _notice(practice)
+    theirs = client_for(other_practice.user)
+    assert mine.pk not in _bell(theirs)
+    assert mine.pk not in [n.pk for n in unread_notifications(other_practice.user)]
+    theirs.post(reverse("notification_read", args=[mine.pk]), **HTMX)
+    assert not NotificationRead.objects.filter(notification=mine).exists()
+
+
+def test_opening_the_chart_reads_the_patients_notices_for_that_person_only(
+    client_for, clinician, frontdesk, practice
+):
+    Notification.objects.filter(practice=practice).delete()
+    cote = Patient.objects.get(practice=practice, chart_number="1001")
+    theirs_too = _notice(practice, 1)  # another patient's (an unidentified one)
+    notice = Notification.objects.create(
+        practice=practice, patient=cote, message="x", params={"dicom_name": "COTE^ZOE"}, count=1
+    )
+    mine = client_for(clinician)
+    assert mine.get(reverse("patient_detail", args=[cote.pk])).status_code == 200
+    assert set(_bell(mine)) == {theirs_too.pk}
+    assert set(_bell(client_for(frontdesk))) == {theirs_too.pk, notice.pk}
+
+
+def test_admin_shows_who_has_read_a_notice(admin_client, clinician, frontdesk, practice):
+    Notification.objects.filter(practice=practice).delete()
+    notice = _notice(practice)
+    mark_notification_read(clinician, notice.pk)
+    page = admin_client.get(reverse("admin:patients_notification_change", args=[notice.pk]))
+    assert "clinician (" in page.content.decode() and "frontdesk (" not in page.content.decode()
+    listed = admin_client.get(reverse("admin:patients_notification_changelist"))
+    assert '<td class="field-readers">1</td>' in listed.content.decode()
 
 
 # --- preferences ------------------------------------------------------------------------------

@@ -115,7 +115,9 @@ def test_patient_page_without_images(clinician_client, practice):
     assert response.context["timeline"] == []
 
 
-def test_new_image_notice_shows_until_the_patient_page_is_opened(clinician_client, practice):
+def test_new_image_notice_shows_until_the_patient_page_is_opened(
+    clinician_client, client_for, clinician, frontdesk, practice
+):
     cote = Patient.objects.get(practice=practice, chart_number="1001")
     ingest_processed(practice, patient_id="1001", patient_name="COTE^ZOE")
     ingest_processed(practice, patient_id="1002", patient_name="BELANGER^ETIENNE")
@@ -129,4 +131,7 @@ def test_new_image_notice_shows_until_the_patient_page_is_opened(clinician_clien
     home = clinician_client.get(reverse("home")).content.decode()
     assert "1 new X-ray for Zoé Côté" not in home
     assert "1 new X-ray for Étienne Bélanger" in home  # not opened yet
-    assert Notification.objects.get(patient=cote).read_at is not None
+    notice = Notification.objects.get(patient=cote)
+    assert notice.reads.get().user == clinician
+    # Read by the clinician who opened the chart, not by the front desk.
+    assert "1 new X-ray for Zoé Côté" in client_for(frontdesk).get(reverse("home")).content.decode()

@@ -1,6 +1,7 @@
 """The notifications' bell in Chromium (issue 9 §5): the count in the header, the dropdown,
-a click on a notice marks it read and opens its page (the review queue), and the bell's htmx
-poll brings a new notice without reloading the page. Screenshot: var/screenshots/bell-open.png.
+a click on a notice marks it read for that person (another's bell keeps it) and opens its page
+(the review queue), and the bell's htmx poll brings a new notice without reloading the page.
+Screenshot: var/screenshots/bell-open.png.
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ def _notice(practice, patient: Patient | None, count: int, **params) -> Notifica
     )
 
 
+def _log_in(page, web_server: str, username: str) -> None:
+    page.goto(f"{web_server}/accounts/login/?next=/patients/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "nexrel-demo")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{web_server}/patients/")
+
+
 def test_bell_counts_and_a_click_marks_the_notice_read(web_server, browser_page, practice):
     page, problems = browser_page
     Notification.objects.filter(practice=practice).delete()
@@ -42,11 +51,7 @@ def test_bell_counts_and_a_click_marks_the_notice_read(web_server, browser_page,
     review = _notice(practice, None, 1, needs_review=True)
     xrays = _notice(practice, patient, 3)
 
-    page.goto(f"{web_server}/accounts/login/?next=/patients/")
-    page.fill("input[name=username]", "clinician")
-    page.fill("input[name=password]", "nexrel-demo")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{web_server}/patients/")
+    _log_in(page, web_server, "clinician")
 
     assert page.locator("#bell-count").inner_text() == "2"
     assert not page.locator("#notices").is_visible()  # closed until the bell is clicked
@@ -62,10 +67,15 @@ def test_bell_counts_and_a_click_marks_the_notice_read(web_server, browser_page,
     # itself (a patient's page would): the click does.
     page.click(f'[data-notification="{review.pk}"] a')
     page.wait_for_url(f"{web_server}/review/")
-    review.refresh_from_db()
-    xrays.refresh_from_db()
-    assert review.read_at is not None and xrays.read_at is None
     assert page.locator("#bell-count").inner_text() == "1"
+    assert page.locator(f'[data-notification="{review.pk}"]').count() == 0
+
+    # Read for the clinician only: the front desk, in its own browser, still has both.
+    desk = page.context.browser.new_page(locale="en-CA")
+    _log_in(desk, web_server, "frontdesk")
+    assert desk.locator("#bell-count").inner_text() == "2"
+    assert desk.locator(f'[data-notification="{review.pk}"]').count() == 1
+    desk.close()
 
     # A new notice arrives: the bell's poll (every 20 s) shows it without a reload.
     _notice(practice, patient, 1)

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
+from pydicom.uid import generate_uid
 
 from dicomnet.models import DicomInstance, DicomStudy, StudyAssignment
 from patients.models import AccessLog, Appointment, Notification, Patient
@@ -284,7 +285,7 @@ def test_undo_of_an_unknown_batch_is_404(clinician_client):
 
 def test_notifications_unread_and_all_then_read(client_for, frontdesk, practice, b_client):
     client = client_for(frontdesk)
-    Notification.objects.filter(practice=practice).update(read_at=timezone.now())
+    client.post(f"{API}/notifications/read")
     new = Notification.objects.create(practice=practice, message="a study")
     unread = client.get(f"{API}/notifications/", {"unread": "true"}).json()
     assert [n["id"] for n in unread["results"]] == [new.pk]
@@ -299,6 +300,32 @@ def test_notifications_unread_and_all_then_read(client_for, frontdesk, practice,
     assert client.get(f"{API}/notifications/", {"unread": "true"}).json()["count"] == 0
     Notification.objects.create(practice=practice, message="another")
     assert client.post(f"{API}/notifications/read").json() == {"marked": 1}
+    assert client.post(f"{API}/notifications/read").json() == {"marked": 0}
+
+
+def test_notifications_read_state_is_the_callers(client, clinician, frontdesk, practice):
+    """Read by the front desk's token, still unread for the clinician; more images of the
+    study make it unread again for the front desk."""
+    desk, dentist = bearer(frontdesk), bearer(clinician)
+    client.post(f"{API}/notifications/read", **desk)
+    client.post(f"{API}/notifications/read", **dentist)
+    xray = {"study_uid": generate_uid(), "patient_id": "1001", "patient_name": "COTE^ZOE"}
+    notice = ingest_dataset(practice, intraoral(**xray)).study.notification
+
+    response = client.post(f"{API}/notifications/{notice.pk}/read", **desk)
+    assert response.status_code == 200 and response.json()["read_at"]
+    unread = client.get(f"{API}/notifications/", {"unread": "true"}, **desk).json()
+    assert unread["count"] == 0
+    unread = client.get(f"{API}/notifications/", {"unread": "true"}, **dentist).json()
+    assert [(n["id"], n["read_at"]) for n in unread["results"]] == [(notice.pk, None)]
+    listed = client.get(f"{API}/notifications/", **desk).json()["results"]
+    assert [n["read_at"] is not None for n in listed if n["id"] == notice.pk] == [True]
+
+    ingest_dataset(practice, intraoral(**xray))  # a second X-ray of the study
+    unread = client.get(f"{API}/notifications/", {"unread": "true"}, **desk).json()
+    assert [(n["id"], n["count"], n["read_at"]) for n in unread["results"]] == [
+        (notice.pk, 2, None)
+    ]
 
 
 # Schema --------------------------------------------------------------------------------------
