@@ -7,7 +7,8 @@
 - front desk ("Front desk"): the calendar, the patients' demographics, appointments and
   their worklist items, and the review queue read-only; no image, no viewer.
 - practice admin ("Practice admins"): the users, the devices, the practice's settings and
-  the record of refused associations.
+  the record of refused associations; the patients' demographics (no image), to find the
+  patient whose copy of the record is asked for.
 - the patient's copy of their record (``export_record``): clinicians and practice admins.
 
 Superusers use Django admin across practices and need no group. The groups are created by
@@ -118,6 +119,9 @@ PRACTICE_ADMIN_PERMISSIONS = {
     "worklist.delete_operatorystation",
     MANAGE_DEVICES,
     VIEW_REFUSED_ASSOCIATIONS,
+    # The patient's copy of their record is often the privacy officer's (Law 25) to give:
+    # the chart's demographics and its export link, not its images.
+    "patients.view_patient",
     EXPORT_RECORD,
 }
 

@@ -214,7 +214,7 @@ def test_the_roles_table(practice, clinician, frontdesk, practice_admin):
         roles.WORK_REVIEW_QUEUE: (True, False, False),
         roles.VIEW_REVIEW_QUEUE: (True, True, False),
         roles.VIEW_APPOINTMENT: (True, True, False),
-        roles.VIEW_PATIENT: (True, True, False),
+        roles.VIEW_PATIENT: (True, True, True),  # the admin: demographics, for the export
         roles.MANAGE_DEVICES: (False, False, True),
         roles.VIEW_REFUSED_ASSOCIATIONS: (False, False, True),
         roles.EXPORT_RECORD: (True, False, True),
