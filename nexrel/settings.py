@@ -14,6 +14,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from nexrel.residency import check_s3_residency
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -54,8 +56,12 @@ def envlist(name: str, default: str) -> list[str]:
 
 
 DEBUG = envbool("DEBUG", "false")
+# Production: served over HTTPS (behind a TLS proxy or not), real secrets. The web hardening
+# below defaults to on with it, and every default can still be set by its own variable.
+PRODUCTION = envbool("NEXREL_PRODUCTION", "false")
+_in_production = "true" if PRODUCTION else "false"
 SECRET_KEY = envsecret("SECRET_KEY", "nexrel-local-development-key-not-for-production")
-if not DEBUG and SECRET_KEY.startswith("nexrel-local") and envbool("NEXREL_PRODUCTION", "false"):
+if not DEBUG and SECRET_KEY.startswith("nexrel-local") and PRODUCTION:
     raise ImproperlyConfigured("SECRET_KEY must be set in production")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
@@ -78,6 +84,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "django_q",
+    "axes",
     "patients",
     "dicomnet",
     "worklist",
@@ -94,6 +101,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "nexrel.idle.SessionIdleTimeoutMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login itself.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "nexrel.urls"
@@ -165,7 +175,13 @@ NEXREL_UPLOAD_MAX_BYTES = envint("NEXREL_UPLOAD_MAX_BYTES", str(2 * 1024**3))
 # on the console unless EMAIL_BACKEND names another backend; the EMAIL_HOST, EMAIL_PORT,
 # EMAIL_HOST_USER, EMAIL_HOST_PASSWORD(_FILE) and EMAIL_USE_TLS variables are the SMTP
 # backend's options (django.core.mail.backends.smtp.EmailBackend).
-email_backend = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# In production the default is SMTP to the server's own mail relay (localhost:25).
+email_backend = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
 email_options: dict[str, object] = {}
 if email_backend.endswith(".smtp.EmailBackend"):
     email_options = {
@@ -215,6 +231,7 @@ def s3_storage(
 
 S3_BUCKET = env("NEXREL_S3_BUCKET")
 if S3_BUCKET:
+    check_s3_residency(env("NEXREL_S3_REGION", "ca-central-1"), env("NEXREL_S3_SSE", "AES256"))
     _default_storage = s3_storage(
         bucket=S3_BUCKET,
         region=env("NEXREL_S3_REGION", "ca-central-1"),
@@ -337,8 +354,52 @@ SECURE_CSP = {
 # The codecs are fetched with WebAssembly.instantiateStreaming, which needs this exact type;
 # Python's mimetypes only knows it on some systems.
 mimetypes.add_type("application/wasm", ".wasm")
-SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", "false")
+
+# Web hardening (docs/security.md, "Web"). Cookies only over HTTPS, and HSTS, in production.
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", _in_production)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", _in_production)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000" if PRODUCTION else "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _in_production)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "false")
+# Preloading commits the clinic's whole domain to HTTPS in every browser for good: the
+# domain's owner decides (SECURE_HSTS_PRELOAD=true), so check --deploy does not insist.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Behind nginx (deploy/): the proxy says the request came over HTTPS.
+if envbool("NEXREL_BEHIND_TLS_PROXY", _in_production):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# A session ends after NEXREL_SESSION_IDLE_MINUTES without a request of the person's own
+# (nexrel/idle.py: the bell's polling does not count), and at most SESSION_COOKIE_AGE after
+# login, and when the browser closes.
+SESSION_IDLE_SECONDS = envint("NEXREL_SESSION_IDLE_MINUTES", "30") * 60
+SESSION_COOKIE_AGE = envint("NEXREL_SESSION_MAX_HOURS", "12") * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# Login rate limiting and lockout (django-axes): NEXREL_LOGIN_FAILURE_LIMIT failed logins for
+# one username from one address lock that pair out for NEXREL_LOGIN_COOLOFF_MINUTES (429).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("NEXREL_LOGIN_FAILURE_LIMIT", "5")
+AXES_COOLOFF_TIME = envint("NEXREL_LOGIN_COOLOFF_MINUTES", "15") / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+# The address of a login: behind the proxy, the one it appends to X-Forwarded-For; else
+# the socket's (a client's own X-Forwarded-For would let it dodge the lockout).
+if "SECURE_PROXY_SSL_HEADER" in globals():
+    AXES_IPWARE_PROXY_COUNT = 1
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
 LOGGING = {
