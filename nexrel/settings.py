@@ -63,6 +63,9 @@ _in_production = "true" if PRODUCTION else "false"
 SECRET_KEY = envsecret("SECRET_KEY", "nexrel-local-development-key-not-for-production")
 if not DEBUG and SECRET_KEY.startswith("nexrel-local") and PRODUCTION:
     raise ImproperlyConfigured("SECRET_KEY must be set in production")
+# The audit trail's chain key (patients/audit.py): set NEXREL_AUDIT_KEY in production, so
+# that changing SECRET_KEY does not make the trail's past unverifiable.
+AUDIT_CHAIN_KEY = envsecret("NEXREL_AUDIT_KEY") or f"nexrel-audit:{SECRET_KEY}"
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 
@@ -102,6 +105,7 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "nexrel.idle.SessionIdleTimeoutMiddleware",
+    "patients.audit.AuditMiddleware",
     # Last, as django-axes asks: it answers a locked-out login itself.
     "axes.middleware.AxesMiddleware",
 ]

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from dicomnet import urls as dicomnet_urls
 from nexrel import viewer as nexrel_viewer
 from nexrel import views as nexrel_views
+from patients import audit_views as patients_audit_views
 from patients import views as patients_views
 
 urlpatterns = [
@@ -18,6 +19,7 @@ urlpatterns = [
     path("notifications/bell/", patients_views.notification_bell, name="notification_bell"),
     path("notifications/read/", patients_views.notifications_read, name="notifications_read"),
     path("preferences/", patients_views.preferences, name="preferences"),
+    path("audit/", patients_audit_views.audit_trail, name="audit_trail"),
     path(
         "notifications/<int:pk>/read/",
         patients_views.notification_read,

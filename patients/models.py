@@ -283,6 +283,97 @@ class AccessLog(models.Model):
         return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.action} {self.object_ref}"
 
 
+class AuditEventQuerySet(models.QuerySet):
+    """Rows are only ever added (patients.audit.record): no bulk change or removal."""
+
+    def update(self, **kwargs):  # type: ignore[no-untyped-def]
+        raise AuditTrailIsAppendOnly("audit events are never updated")
+
+    def delete(self):  # type: ignore[no-untyped-def]
+        raise AuditTrailIsAppendOnly("audit events are never deleted")
+
+    def bulk_create(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AuditTrailIsAppendOnly("audit events are added one by one, chained")
+
+
+class AuditTrailIsAppendOnly(Exception):
+    pass
+
+
+class AuditEvent(models.Model):
+    """One entry of the audit trail (issue 10 §3), in the terms of DICOM's audit messages
+    (PS3.15 A.5): the event (110100…110114), its type, action and outcome; who (a user, or
+    an AE title) and from where; which patient and study.
+
+    Append-only: the model refuses to change or delete a row, PostgreSQL does too (a
+    trigger, migration 0013), and each row's ``hash`` chains it to the row before it
+    (``manage.py verify_audit`` finds a row changed, deleted or inserted behind the app's
+    back). References are plain values, not foreign keys: deleting a user, a patient or a
+    practice never touches the trail."""
+
+    class Action(models.TextChoices):
+        CREATE = "C", _("Create")
+        READ = "R", _("Read")
+        UPDATE = "U", _("Update")
+        DELETE = "D", _("Delete")
+        EXECUTE = "E", _("Execute")
+
+    class Outcome(models.IntegerChoices):
+        SUCCESS = 0, _("Success")
+        MINOR_FAILURE = 4, _("Minor failure")
+        SERIOUS_FAILURE = 8, _("Serious failure")
+        MAJOR_FAILURE = 12, _("Major failure")
+
+    at = models.DateTimeField(_("when"), db_index=True)
+    event_id = models.CharField(_("event"), max_length=6)  # DCM code, e.g. "110110"
+    event_type = models.CharField(_("event type"), max_length=16, blank=True)  # DCM code
+    action = models.CharField(_("action"), max_length=1, choices=Action.choices)
+    outcome = models.PositiveSmallIntegerField(_("outcome"), choices=Outcome.choices)
+    outcome_text = models.CharField(_("outcome description"), max_length=500, blank=True)
+    # Nexrel's own name of what happened ("view_study", "c_store", "login_failed").
+    what = models.CharField(_("what"), max_length=60)
+    practice_id = models.BigIntegerField(_("practice"), null=True, blank=True)
+    user_id = models.BigIntegerField(_("user"), null=True, blank=True)
+    username = models.CharField(_("user name"), max_length=150, blank=True)
+    ae_title = models.CharField(_("AE title"), max_length=16, blank=True)
+    address = models.CharField(_("network address"), max_length=64, blank=True)
+    patient_id = models.BigIntegerField(_("patient"), null=True, blank=True)
+    patient_chart = models.CharField(_("chart number"), max_length=64, blank=True)
+    patient_name = models.CharField(_("patient name"), max_length=220, blank=True)
+    study_uid = models.CharField(_("Study Instance UID"), max_length=64, blank=True)
+    object_ref = models.CharField(_("object"), max_length=255, blank=True)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = models.Manager.from_queryset(AuditEventQuerySet)()
+
+    class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit trail")
+        ordering = ["-id"]
+        default_permissions = ("view",)
+        permissions = [("use_audit_trail", "Can search and export the audit trail")]
+        indexes = [
+            models.Index(fields=["practice_id", "at"], name="audit_practice_at"),
+            models.Index(fields=["practice_id", "patient_id", "at"], name="audit_patient_at"),
+            models.Index(fields=["practice_id", "user_id", "at"], name="audit_user_at"),
+            models.Index(fields=["practice_id", "ae_title", "at"], name="audit_ae_at"),
+        ]
+
+    def __str__(self) -> str:
+        who = self.username or self.ae_title or self.address or "-"
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.event_id} {self.what} {who}"
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self._state.adding:
+            raise AuditTrailIsAppendOnly("audit events are never updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AuditTrailIsAppendOnly("audit events are never deleted")
+
+
 class ApiToken(models.Model):
     """A bearer token of a user for DICOMweb (``Authorization: Bearer nxr_…``).
 

@@ -49,6 +49,7 @@ VIEW_REFUSED_ASSOCIATIONS = "patients.view_refused_associations"
 EXPORT_RECORD = "patients.export_record"
 
 VIEW_PATIENT = "patients.view_patient"
+USE_AUDIT_TRAIL = "patients.use_audit_trail"
 VIEW_APPOINTMENT = "patients.view_appointment"
 ADD_APPOINTMENT = "patients.add_appointment"
 CHANGE_APPOINTMENT = "patients.change_appointment"
@@ -61,7 +62,7 @@ CHANGE_RETRIEVE_JOB = "dicomnet.change_retrievejob"
 APPS = ("patients", "dicomnet", "worklist")
 # Models of the practice's administration, not of its care: no clinician permission.
 ADMIN_MODELS = {
-    "patients": {"practice", "user", "accesslog", "apitoken"},
+    "patients": {"practice", "user", "accesslog", "apitoken", "auditevent"},
     "dicomnet": {"dicomserver", "apikey", "orthancnotification", "refusedassociation"},
     "worklist": {"proceduremodality", "operatorystation"},
 }
@@ -95,6 +96,9 @@ PRACTICE_ADMIN_PERMISSIONS = {
     "patients.add_user",
     "patients.change_user",
     "patients.view_accesslog",
+    # The privacy officer's page (patients/audit_views.py): search and export the trail.
+    "patients.view_auditevent",
+    USE_AUDIT_TRAIL,
     "patients.view_apitoken",
     "patients.add_apitoken",
     "patients.change_apitoken",

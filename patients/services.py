@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from patients.audit import record_action
 from patients.models import (
     AccessLog,
     Appointment,
@@ -31,7 +32,9 @@ CLOSED_STATUSES = (
 
 
 def audit(user: User, *, action: str, patient: Patient | None = None, ref: str = "") -> None:
-    """Record who accessed what (Law 25)."""
+    """Record who accessed what (Law 25): in the audit trail (patients.audit), and in the
+    practice's access log."""
+    record_action(user, action=action, patient=patient, ref=ref)
     if user.practice_id:
         AccessLog.objects.create(
             practice_id=user.practice_id,

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from dicomnet.dental.models import Mount, MountChange, MountPlacement, MountSlot, MountTemplate
 from dicomnet.dental.seed import ensure_templates
 from dicomnet.models import DicomInstance, DicomStudy
+from patients import audit
 from patients.models import Appointment, User
 
 INTRA_ORAL_MODALITIES = {"IO"}
@@ -258,9 +259,24 @@ def _record(mount: Mount, user: User | None, action: str, instance_id: int, **kw
     if not mount.edited:
         mount.edited = True
         mount.save(update_fields=["edited"])
-    return MountChange.objects.create(
+    change = MountChange.objects.create(
         mount=mount, user=user, action=action, instance_id=instance_id, **kw
     )
+    study = mount.study
+    if user is None:  # automatic placement at ingest: the study's own events say enough
+        return change
+    audit.record(
+        "110103",
+        action="U",
+        what=f"mount_{action}",
+        user=user,
+        practice_id=mount.practice_id,
+        patient=study.patient if study is not None else None,
+        study_uid=study.study_instance_uid if study is not None else "",
+        object_ref=f"mount:{mount.pk}:instance:{instance_id}",
+        detail={k: v for k, v in kw.items() if isinstance(v, int | str | bool | None)},
+    )
+    return change
 
 
 @transaction.atomic

@@ -11,7 +11,7 @@ from django.utils import timezone
 from dicomnet.dental import mounts
 from dicomnet.dental.mounts import ImageSpec, MountError, SlotSpec, plan
 from dicomnet.models import DicomInstance, Mount, MountTemplate
-from patients.models import Appointment, Patient
+from patients.models import Appointment, AuditEvent, Patient
 from tests import dental_samples, dicom_samples
 
 FMX_TEETH = dental_samples.fmx_teeth()
@@ -165,6 +165,16 @@ def test_every_change_is_recorded_with_who_and_when(bitewings, practice_admin):
     assert changes[2].detail == {"from": 90, "to": 0}
     mount.refresh_from_db()
     assert mount.edited
+    # And in the audit trail, with the patient and the study.
+    events = AuditEvent.objects.filter(what__startswith="mount_").order_by("id")
+    assert [e.what for e in events] == [f"mount_{c.action}" for c in changes]
+    assert {(e.user_id, e.patient_id, e.study_uid) for e in events} == {
+        (
+            practice_admin.pk,
+            getattr(mount.study.patient, "pk", None),
+            mount.study.study_instance_uid,
+        )
+    }
 
 
 def test_an_image_taken_out_stays_out_and_an_edited_mount_keeps_its_template(
