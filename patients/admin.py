@@ -11,6 +11,7 @@ from patients.models import (
     AccessLog,
     ApiToken,
     Appointment,
+    AuditEvent,
     Notification,
     Patient,
     Practice,
@@ -20,7 +21,7 @@ from patients.models import (
 
 @admin.register(Practice)
 class PracticeAdmin(PracticeScopedAdmin):
-    list_display = ["name", "ae_title", "tooth_notation", "created_at"]
+    list_display = ["name", "ae_title", "tooth_notation", "retention_years", "created_at"]
     search_fields = ["name", "ae_title"]
 
     def has_add_permission(self, request):
@@ -160,3 +161,25 @@ class ApiTokenAdmin(PracticeScopedAdmin):
     def revoke_tokens(self, request, queryset):
         revoked = sum(tokens.revoke(token) for token in queryset)
         self.message_user(request, f"{revoked} API tokens revoked.")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read only, for superusers across practices; practice admins use /audit/."""
+
+    list_display = ["at", "event_id", "what", "username", "ae_title", "patient_chart", "outcome"]
+    list_filter = ["event_id", "outcome"]
+    search_fields = ["username", "ae_title", "patient_chart", "patient_name", "study_uid"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Self
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext, ngettext
@@ -44,6 +45,20 @@ class Practice(models.Model):
         choices=[("FDI", _("FDI (ISO 3950)")), ("UNIVERSAL", _("Universal (1–32, A–T)"))],
         default="FDI",
     )
+    # Retention (issue 10 §5, dicomnet/retention.py): a patient's studies are kept this many
+    # years after their last visit; unset keeps them for good. It may not be less than the
+    # legal minimum the practice states (its professional order's rule).
+    retention_years = models.PositiveSmallIntegerField(
+        _("keep images (years after the last visit)"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: images are kept for good. manage.py apply_retention applies it."),
+    )
+    retention_legal_minimum_years = models.PositiveSmallIntegerField(
+        _("legal minimum (years)"),
+        default=5,
+        help_text=_("The shortest time the practice must keep a record after the last visit."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -54,6 +69,18 @@ class Practice(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.retention_years is not None and (
+            self.retention_years < self.retention_legal_minimum_years
+        ):
+            raise ValidationError(
+                {
+                    "retention_years": _("At least the legal minimum: %(years)d years.")
+                    % {"years": self.retention_legal_minimum_years}
+                }
+            )
 
 
 class User(AbstractUser):
