@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dicomnet.models import DicomServer
 from nexrel.demo_images import Exam, seed_images
-from nexrel.demo_radiographs import Mouth
+from nexrel.radiographs import Mouth
 from patients import roles
 from patients.models import Appointment, Patient, Practice, User
 from worklist.models import OperatoryStation, WorklistItem

@@ -1,5 +1,5 @@
 """The demo's radiographs: bitewings and panoramics of a few demo patients, as DICOM objects
-built here (pixels from ``nexrel.demo_radiographs``) and received through the real ingest
+built here (pixels from ``nexrel.radiographs``) and received through the real ingest
 path (``dicomnet.ingest.local.ingest_now``): durable store, previews, patient matching,
 mounts placed by their tooth codes.
 
@@ -29,8 +29,8 @@ from pydicom.uid import (
 from dicomnet.dental.teeth import fdi_for_code
 from dicomnet.ingest.local import ingest_now
 from dicomnet.models import DicomInstance, DicomServer
-from nexrel import demo_radiographs as xray
-from nexrel.demo_radiographs import Mouth
+from nexrel import radiographs as xray
+from nexrel.radiographs import Mouth
 from patients.models import Patient, Practice
 
 
@@ -162,9 +162,7 @@ def _pixels(ds: Dataset, pixels: np.ndarray) -> None:
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
     ds.PixelRepresentation = 0
     ds.PixelData = pixels.tobytes()
-    # A window over what was exposed: from the darkest to the brightest percent.
-    low, high = (float(v) for v in np.percentile(pixels, [1, 99.5]))
-    ds.WindowCenter, ds.WindowWidth = round((low + high) / 2), round(high - low)
+    ds.WindowCenter, ds.WindowWidth = xray.window(pixels)
 
 
 def _bitewing(ds: Dataset, pixels: np.ndarray, laterality: str) -> None:
@@ -174,7 +172,7 @@ def _bitewing(ds: Dataset, pixels: np.ndarray, laterality: str) -> None:
     ds.PositionerType = "NONE"
     ds.DetectorType = "SCINTILLATOR"
     ds.KVP, ds.ExposureTime, ds.XRayTubeCurrent = 65, 80, 7
-    ds.ImagerPixelSpacing = [xray.BITEWING_MM_PER_PIXEL] * 2
+    ds.ImagerPixelSpacing = [xray.INTRAORAL_MM_PER_PIXEL] * 2
     _pixels(ds, pixels)
 
 

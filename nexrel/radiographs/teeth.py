@@ -1,6 +1,4 @@
-"""Synthetic dental radiographs for the demo: 12-bit MONOCHROME2 pixels (radiopaque is
-bright) that read as bitewings and a panoramic, drawn in a few tens of milliseconds. Nothing
-here knows DICOM or the database (``nexrel.demo_images`` does).
+"""Teeth and bone as an X-ray sees them: the drawing the demo's radiographs share.
 
 The pixels are an X-ray projection of simple solids: each structure adds its attenuation
 (per mm) times the length of the ray through it, and the detector shows
@@ -19,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAX_VALUE = 4095  # 12 bits stored
+ENAMEL_TOP = 3850  # just over the brightest enamel: restorations are brighter
 
 # Linear attenuation, per mm of the ray (arbitrary units, chosen for contrast).
 DENTIN, ENAMEL, BONE, LAMINA_DURA = 0.075, 0.16, 0.035, 0.22
@@ -76,7 +75,7 @@ def _box(image: np.ndarray, width: int, axis: int) -> np.ndarray:
     return (total[:, width:] - total[:, :-width]) / width
 
 
-def _smooth(image: np.ndarray, passes: int) -> np.ndarray:
+def smooth(image: np.ndarray, passes: int) -> np.ndarray:
     """A blur as wide as ``passes`` of a 3-tap mean along each axis: those passes when few,
     else two box means of the same spread (as fast for any width)."""
     if passes <= 2:
@@ -92,9 +91,9 @@ def _smooth(image: np.ndarray, passes: int) -> np.ndarray:
 def trabeculae(shape: tuple[int, int], rng: np.random.Generator, grain: int) -> np.ndarray:
     """Cancellous bone's density, about 1: a network of thin struts (where smoothed noise
     crosses zero) over a coarser variation."""
-    fine = _smooth(rng.normal(0, 1, shape), grain)
+    fine = smooth(rng.normal(0, 1, shape), grain)
     struts = np.exp(-np.square(fine / (0.4 * fine.std())))
-    coarse = _smooth(rng.normal(0, 1, shape), grain * 4)
+    coarse = smooth(rng.normal(0, 1, shape), grain * 4)
     return 0.8 + 0.4 * struts + 0.12 * coarse / (coarse.std() or 1)
 
 
@@ -275,185 +274,18 @@ def paint_tooth(
 def expose(attenuation: np.ndarray, rng: np.random.Generator, *, noise: float) -> np.ndarray:
     """The detector's reading: ``1 - exp(-attenuation)``, a little blur and noise, 12 bits."""
     image = MAX_VALUE * (1 - np.exp(-np.clip(attenuation, 0, None)))
-    image = _smooth(image, 1) + rng.normal(0, noise, image.shape)
+    image = smooth(image, 1) + rng.normal(0, noise, image.shape)
     return np.clip(image, 0, MAX_VALUE).astype(np.uint16)
 
 
-def _inside(distance: np.ndarray, softness: float) -> np.ndarray:
+def window(pixels: np.ndarray) -> tuple[int, int]:
+    """(Window Center, Window Width) over what was exposed: from the darkest percent to the
+    brightest tooth, metal above it shown white."""
+    low, high = (float(v) for v in np.percentile(pixels, [1, 99.9]))
+    high = min(high, ENAMEL_TOP)
+    return round((low + high) / 2), round(high - low)
+
+
+def inside(distance: np.ndarray, softness: float) -> np.ndarray:
     """0 outside, 1 inside, across a soft edge: ``distance`` is positive inside (pixels)."""
     return 1 / (1 + np.exp(-np.clip(distance / softness, -30, 30)))
-
-
-# Bitewings ---------------------------------------------------------------------------------
-
-BITEWING_ROWS, BITEWING_COLUMNS = 300, 400
-BITEWING_MM_PER_PIXEL = 0.1  # a size 2 sensor: 40 x 30 mm
-# Each bitewing's teeth from the screen's left as the mount shows the patient's right side
-# (the left side is drawn mirrored), and where the first tooth's distal edge is (mm).
-_BITEWING_LAYOUTS = {
-    "molar": (("18", "17", "16", "15", "14"), ("48", "47", "46", "45", "44"), 1.0, -1.5),
-    "premolar": (
-        ("17", "16", "15", "14", "13", "12"),
-        ("47", "46", "45", "44", "43", "42"),
-        -5.0,
-        -3.0,
-    ),
-}
-# The teeth a bitewing is about: the molars, or the premolars.
-_BITEWING_TEETH = {"molar": slice(0, 3), "premolar": slice(2, 4)}
-
-
-def _left_side(fdi: str) -> str:
-    return {"1": "2", "4": "3"}[fdi[0]] + fdi[1]
-
-
-def _bitewing_row(teeth: tuple[str, ...], start: float) -> list[tuple[str, float, float]]:
-    """(tooth, centre in mm from the left edge, squeeze) of one jaw's teeth, touching."""
-    row, edge = [], start
-    for fdi in teeth:
-        # The arch turns away from the sensor in front of the premolars: narrower there.
-        squeeze = 0.7 if int(fdi[1]) <= 3 else 1.0
-        width = tooth_size(fdi)[0] * squeeze
-        row.append((fdi, edge + width / 2, squeeze))
-        edge += width - 0.2  # neighbours touch, a little overlapped
-    return row
-
-
-def _crest(row: list[tuple[str, float, float]], x_mm: np.ndarray) -> np.ndarray:
-    """How far from the occlusal plane one jaw's bone begins (mm): 1.5 mm past the necks,
-    the septa rising between the teeth."""
-    necks = [(centre, tooth_size(fdi)[1]) for fdi, centre, _ in row]
-    centres = np.array([c for c, _ in necks])
-    heights = np.array([h for _, h in necks])
-    crest = np.interp(x_mm, centres, heights) + 1.6
-    for left, right in zip(centres[:-1], centres[1:], strict=True):
-        crest -= 1.1 * np.exp(-np.square((x_mm - (left + right) / 2) / 0.9))
-    return crest
-
-
-def bitewing(region: str, side: str, mouth: Mouth, *, seed: int) -> np.ndarray:
-    """A horizontal bitewing of ``region`` ("molar" or "premolar") on ``side`` ("right" or
-    "left"): upper and lower crowns meeting at the occlusal plane, the crestal bone above
-    and below. 300 x 400 pixels, 0.1 mm each."""
-    rng = np.random.default_rng(seed)
-    rows, cols = BITEWING_ROWS, BITEWING_COLUMNS
-    mm = BITEWING_MM_PER_PIXEL
-    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
-    occlusal = rows / 2 - 4 + 5 * np.sin(np.pi * xx / cols)  # the curve of Spee
-    upper_teeth, lower_teeth, upper_start, lower_start = _BITEWING_LAYOUTS[region]
-    jaws = [
-        (_bitewing_row(upper_teeth, upper_start), -1),
-        (_bitewing_row(lower_teeth, lower_start), 1),
-    ]
-    above = yy < occlusal
-    gap = np.abs(yy - occlusal) * mm
-    crest = np.where(above, _crest(jaws[0][0], xx * mm), _crest(jaws[1][0], xx * mm))
-    density = trabeculae((rows, cols), rng, 3) * BONE
-    bone = density * _inside((gap - crest) / mm, 3)
-    cheeks = 0.14 + 0.1 * np.clip((gap - 0.5) / 4, 0, 1)
-    # 9 mm of alveolar bone, its crest a thin cortex.
-    cortex = 0.12 * _inside((0.3 - np.abs(gap - crest - 0.3)) / mm, 1.0)
-    film = Film(cheeks + bone * 9.0 + cortex, bone, mm)
-    for row, direction in jaws:
-        for fdi, centre, squeeze in row:
-            tooth = fdi if side == "right" else _left_side(fdi)
-            if not mouth.has(tooth):
-                continue
-            x = centre / mm
-            y = occlusal[0, int(np.clip(x, 0, cols - 1))] + 2 * direction
-            paint_tooth(film, tooth, x=x, y=y, direction=direction, mouth=mouth, squeeze=squeeze)
-    attenuation = film.attenuation if side == "right" else film.attenuation[:, ::-1]
-    return expose(attenuation, rng, noise=30)
-
-
-def bitewing_teeth(region: str, side: str, mouth: Mouth) -> list[str]:
-    """The teeth a bitewing is about, present in the mouth, upper then lower (FDI)."""
-    upper, lower, _, _ = _BITEWING_LAYOUTS[region]
-    wanted = [*upper[_BITEWING_TEETH[region]], *lower[_BITEWING_TEETH[region]]]
-    teeth = wanted if side == "right" else [_left_side(t) for t in wanted]
-    return [t for t in teeth if mouth.has(t)]
-
-
-# Panoramic ---------------------------------------------------------------------------------
-
-PANORAMIC_ROWS, PANORAMIC_COLUMNS = 500, 1000
-PANORAMIC_MM_PER_PIXEL = 0.2  # at the teeth: 0.25 mm at the detector, magnified 1.25 times
-_SMILE = 0.00022  # the occlusal plane's curve, rows per column squared
-
-
-def panoramic(mouth: Mouth, *, seed: int) -> np.ndarray:
-    """A panoramic: both arches along a smiling occlusal plane, the mandible with its rami,
-    condyles and canal, the maxilla with the sinuses, hard palate and nasal cavity.
-    500 x 1000 pixels."""
-    rng = np.random.default_rng(seed)
-    rows, cols = PANORAMIC_ROWS, PANORAMIC_COLUMNS
-    mm = PANORAMIC_MM_PER_PIXEL
-    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
-    dx = xx - cols / 2
-    ax = np.abs(dx)
-    occlusal = 255 - _SMILE * dx**2
-
-    # Soft tissue of the face and neck, thicker in the middle.
-    attenuation = 0.3 + 0.14 * np.exp(-np.square((yy - 250) / 230) - np.square(dx / 600))
-    density = trabeculae((rows, cols), rng, 3)
-    # The maxilla: the alveolar process, fading up into the sinuses, to the tuberosities.
-    maxilla = _inside(occlusal - 40 - yy, 4) * _inside(yy - 125 - 0.0002 * dx**2, 14)
-    maxilla *= _inside(345 - ax, 10)
-    # The mandible: its body over a curved lower border, the angles, the rami (leaning
-    # back as they rise) to the condyles, and the coronoid processes.
-    lower_border = 462 - 0.00045 * dx**2
-    body = _inside(yy - occlusal - 40, 4) * _inside(lower_border - yy, 3)
-    posterior = 448 + 0.1 * (150 - yy)
-    anterior = 360 + 0.12 * (150 - yy) + 0.0012 * np.square(yy - 300)
-    ramus = _inside(posterior - ax, 3) * _inside(ax - anterior, 5) * _inside(yy - 180, 8)
-    ramus *= _inside(lower_border + 25 - yy, 6) * _inside(ax - 300, 4)
-    neck = _inside(13 - np.abs(ax - 442 + 0.1 * (yy - 110)), 3) * _inside(yy - 108, 3)
-    condyle = _inside(1 - np.square((ax - 443) / 22) - np.square((yy - 110) / 17), 0.1)
-    coronoid = _inside(13 - np.abs(ax - 352 - 0.25 * (yy - 150)), 3) * _inside(yy - 145, 4)
-    mandible = np.maximum.reduce([body, ramus, neck * (yy < 200), condyle, coronoid * (yy < 230)])
-    mandible *= _inside(470 - ax, 4)
-    bone = density * BONE * (maxilla + mandible)
-    attenuation += bone * (7.0 + 5.0 * _inside(350 - ax, 15))  # the body thicker than a ramus
-    attenuation += 0.45 * _inside(7 - np.abs(yy - lower_border + 7), 1.5) * _inside(400 - ax, 8)
-    attenuation += 0.12 * _inside(4 - np.abs(ax - posterior + 5), 2) * ramus
-
-    # The mandibular canal under the molars, with its corticated walls.
-    canal = 380 + 0.0004 * np.square(ax - 400) + 0.05 * (ax - 400)
-    along = _inside(ax - 170, 10) * _inside(420 - ax, 10) * (yy > 300)
-    attenuation += 0.1 * along * _inside(1.5 - np.abs(np.abs(yy - canal) - 6), 0.8)
-    attenuation -= 0.1 * along * _inside(5 - np.abs(yy - canal), 1.5)
-
-    # The sinuses, hard palate, nasal cavity and septum.
-    sinus = 1 - np.square((ax - 215) / 115) - np.square((yy - 110 + 0.0001 * dx**2) / 48)
-    attenuation -= 0.1 * _inside(sinus, 0.25)
-    attenuation += 0.07 * _inside(0.05 - np.abs(sinus), 0.03)
-    attenuation += 0.3 * _inside(4 - np.abs(yy - 150 - 0.0004 * dx**2), 1.5) * _inside(320 - ax, 8)
-    nose = 1 - np.square(dx / 75) - np.square((yy - 85) / 62)
-    attenuation -= 0.1 * _inside(nose, 0.25)
-    attenuation += 0.12 * _inside(2.5 - ax, 1.5) * _inside(nose, 0.1)
-    # The air between tongue and palate.
-    attenuation -= 0.12 * _inside(9 - np.abs(yy - 172 - 0.0005 * dx**2), 3) * _inside(320 - ax, 10)
-
-    film = Film(attenuation, bone, mm)
-    for quadrant, sign in (("1", -1), ("2", 1), ("4", -1), ("3", 1)):
-        direction = -1 if quadrant in "12" else 1
-        edge = 0.3  # mm from the midline
-        for position in range(1, 9):
-            fdi = f"{quadrant}{position}"
-            width = tooth_size(fdi)[0]
-            centre = cols / 2 + sign * (edge + width / 2) / mm
-            edge += width - 0.3
-            if not mouth.has(fdi):
-                continue
-            slope = -2 * _SMILE * (centre - cols / 2)
-            # Upright to the occlusal plane; the front teeth's roots leaning to the midline.
-            tilt = -direction * np.arctan(slope) - sign * (0.06 if position <= 3 else 0.0)
-            paint_tooth(
-                film, fdi, x=centre, y=255 - _SMILE * (centre - cols / 2) ** 2 + 3 * direction,
-                direction=direction, mouth=mouth, tilt=tilt,
-            )  # fmt: skip
-
-    # The spine's ghost over the front teeth, and the image's darker sides.
-    attenuation = film.attenuation + 0.28 * np.exp(-np.square(dx / 55))
-    attenuation -= 0.12 * np.clip((ax - 470) / 30, 0, 1)
-    return expose(attenuation, rng, noise=35)
