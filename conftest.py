@@ -11,7 +11,8 @@ For every test (autouse):
 
 The demo practice and its people:
 - ``practice``: the demo practice (``seed_demo``): eight patients, four devices, a week of
-  appointments and their worklist items.
+  appointments and their worklist items; without the demo's radiographs (each test ingests
+  the images it is about; tests/test_demo.py proves the radiographs).
 - ``clinician``: the demo login (``clinician``, password ``nexrel-demo``), staff and in the
   "Clinicians" group (patients/roles.py), not a superuser.
 - ``frontdesk``: the demo's ``frontdesk``, "Front desk" group: calendar, demographics, no image.
@@ -149,7 +150,7 @@ def fast_password_hashing(settings) -> None:
 def practice(db) -> Practice:
     from nexrel.demo import seed_demo
 
-    return seed_demo()
+    return seed_demo(images=False)
 
 
 @pytest.fixture
@@ -177,9 +178,7 @@ def practice_admin(practice) -> User:
 def assistant(practice) -> User:
     from patients.models import User
 
-    return User.objects.create_user(
-        "assistant", practice=practice, password="assistant-password-1"
-    )
+    return User.objects.create_user("assistant", practice=practice, password="assistant-password-1")
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def nexrel_env(work: Path) -> dict[str, str]:
 def make_database(work: Path, items: int, days: int) -> tuple[int, str]:
     """Migrate, seed the demo, add ``items`` items; return (items in the DB, today)."""
     env = {**os.environ, **nexrel_env(work)}
-    for command in (["migrate", "-v0"], ["seed_demo"]):
+    for command in (["migrate", "-v0"], ["seed_demo", "--no-images"]):
         subprocess.run([PY, "manage.py", *command], cwd=ROOT, env=env, check=True)
     os.environ.update(nexrel_env(work))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexrel.settings")

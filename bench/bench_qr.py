@@ -218,7 +218,7 @@ def manage(env: dict, *args: str, stdin: str | None = None) -> str:
 
 def prepare_nexrel(env: dict, n: int) -> None:
     manage(env, "migrate", "-v0")
-    manage(env, "seed_demo")
+    manage(env, "seed_demo", "--no-images")  # the bench's studies only
     if n:
         manage(env, "shell", "-c", BULK.format(here=str(HERE), n=n))
         if env["DATABASE_URL"].startswith("postgres"):

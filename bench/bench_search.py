@@ -105,7 +105,7 @@ def main() -> None:
 
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)
-    practice = seed_demo()
+    practice = seed_demo(images=False)
     rng = random.Random(9)
     rows = []
     for i in range(args.patients):

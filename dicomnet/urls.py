@@ -6,7 +6,7 @@ at /dicomweb/; the only import of ``dicomnet.dicomweb``)."""
 from django.urls import path
 
 from dicomnet import export_views, study_views
-from dicomnet.api import images, receive, records, review_actions, study_detail
+from dicomnet.api import images, receive, records, review_actions, review_queue, study_detail
 from dicomnet.api import views as api_views
 from dicomnet.dental import views as dental_views
 from dicomnet.dicomweb import views as dicomweb_views
@@ -66,6 +66,7 @@ dental_api_urlpatterns = [
         name="api_dental_instance_preview",
     ),
     path("instances/<int:pk>/file", images.InstanceFile.as_view(), name="api_dental_instance_file"),
+    path("review/", review_queue.ReviewQueueList.as_view(), name="api_dental_review"),
     path("review/assign", review_actions.AssignView.as_view(), name="api_dental_review_assign"),
     path(
         "review/create-patient",

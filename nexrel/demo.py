@@ -1,4 +1,5 @@
-"""Demo data: one practice, French-Canadian patients, a week of appointments, four devices."""
+"""Demo data: one practice, French-Canadian patients, a week of appointments, four devices,
+and a second practice of its own; both with radiographs of a few patients (demo_images.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from dicomnet.models import DicomServer
+from nexrel.demo_images import Exam, seed_images
+from nexrel.radiographs import Mouth
 from patients import roles
 from patients.models import Appointment, Patient, Practice, User
 from worklist.models import OperatoryStation, WorklistItem
@@ -47,6 +50,24 @@ DEVICES = [
     ("Vatech PaX-i", "VATECH", DicomServer.VendorProfile.VATECH, "OP-4"),
 ]
 
+# The demo's radiographs: what each patient's mouth holds (the same in all their images),
+# and when the images were taken, on days outside the week of appointments.
+MOUTHS = {
+    "1001": Mouth(restorations={"16": ("amalgam",), "26": ("composite",), "46": ("composite",)}),
+    "2001": Mouth(
+        missing=frozenset({"18", "28", "38", "48"}),
+        restorations={"16": ("crown", "root canal"), "36": ("amalgam",), "47": ("amalgam",)},
+    ),
+}
+IMAGES = [
+    Exam("1001", "bitewings", dt.datetime(2026, 6, 9, 10, 15), device="CARESTREAM"),
+    Exam("1001", "panoramic", dt.datetime(2024, 5, 14, 9, 30), device="PLANMECA"),
+]
+SECOND_PRACTICE_IMAGES = [
+    Exam("2001", "bitewings", dt.datetime(2026, 4, 21, 9, 0)),
+    Exam("2001", "panoramic", dt.datetime(2026, 4, 21, 9, 20)),
+]
+
 PROCEDURES = [
     ("D0274", "Bitewings - four radiographic images", True),
     ("D0220", "Intraoral - periapical first radiographic image", True),
@@ -58,8 +79,9 @@ PROCEDURES = [
 
 
 @transaction.atomic
-def seed_demo(*, today: dt.date | None = None) -> Practice:
-    """Idempotent: re-running updates the same rows and adds no duplicate."""
+def seed_demo(*, today: dt.date | None = None, images: bool = True) -> Practice:
+    """Idempotent: re-running updates the same rows and adds no duplicate. ``images`` False
+    leaves out the radiographs (the tests' demo practice: each test adds its own)."""
     practice, _ = Practice.objects.update_or_create(
         ae_title=settings.DICOM_AE_TITLE, defaults={"name": "Clinique dentaire Laurier"}
     )
@@ -99,7 +121,10 @@ def seed_demo(*, today: dt.date | None = None) -> Practice:
         )
         patients.append(patient)
     _seed_appointments(practice, patients, today or timezone.localdate())
-    _seed_second_practice(groups[roles.CLINICIAN])
+    second = _seed_second_practice(groups[roles.CLINICIAN])
+    if images:
+        seed_images(practice, IMAGES, MOUTHS)
+        seed_images(second, SECOND_PRACTICE_IMAGES, MOUTHS)
     return practice
 
 

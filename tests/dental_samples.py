@@ -1,4 +1,5 @@
-"""Intra-oral series with tooth codes, for the mount tests (unit, integration, browser)."""
+"""Intra-oral series with tooth codes, for the mount tests (unit, integration, browser);
+``radiograph`` gives one the demo's drawing of its teeth, for a browser test a dentist reads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pydicom.uid import generate_uid
 
 from dicomnet.dental.seed import TEMPLATES
 from dicomnet.dental.teeth import TOOTH_CODES
+from nexrel import radiographs
 from tests import dicom_samples
 
 _BY_FDI: dict[tuple[str, str], tuple[str, str]] = {}
@@ -61,3 +63,25 @@ def fmx_series(*, study_uid: str | None = None, **patient) -> list[Dataset]:
         ds.ImagerPixelSpacing = [0.02, 0.02]
         images.append(ds)
     return images
+
+
+def teeth_of(ds: Dataset) -> list[str]:
+    """The FDI numbers ``tooth_item`` wrote in the image's Primary Anatomic Structure Sequence."""
+    return [item.CodeMeaning.split()[-1] for item in ds.PrimaryAnatomicStructureSequence]
+
+
+def radiograph(ds: Dataset, mouth: radiographs.Mouth, *, seed: int) -> Dataset:
+    """``ds`` with pixels drawn of its teeth (nexrel.radiographs): a bitewing when they span
+    both jaws, else a periapical; windowed over what was exposed."""
+    teeth = teeth_of(ds)
+    if len({t[0] in "12" for t in teeth}) == 2:
+        region = "molar" if any(t[1] in "678" for t in teeth) else "premolar"
+        side = "right" if teeth[0][0] == "1" else "left"
+        pixels = radiographs.bitewing(region, side, mouth, seed=seed)
+    else:
+        pixels = radiographs.periapical(teeth, mouth, seed=seed)
+    ds.Rows, ds.Columns = pixels.shape
+    ds.PixelData = pixels.tobytes()
+    ds.ImagerPixelSpacing = [radiographs.INTRAORAL_MM_PER_PIXEL] * 2
+    ds.WindowCenter, ds.WindowWidth = radiographs.window(pixels)
+    return ds

@@ -23,6 +23,7 @@ NEXREL_TOP = (
     "nexrel.viewer",
     "nexrel.urls",
     "nexrel.demo",
+    "nexrel.demo_images",
     "nexrel.management",
 )
 FORBIDDEN = {

@@ -97,5 +97,6 @@ def test_the_dental_api_answers_no_server_error(web_server, practice):
         "GET /api/dental/studies/{id}/",
         "GET /api/dental/instances/{id}/preview",
         "GET /api/dental/instances/{id}/file",
+        "GET /api/dental/review/",
     ):
         assert 200 in statuses[label], (label, statuses[label])

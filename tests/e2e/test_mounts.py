@@ -1,6 +1,7 @@
-"""The FMX mount in Chromium: 18 images in their slots with their tooth numbers; an image
-dragged onto another slot swaps with it (recorded with the user); an image opened from the
-mount in the viewer. Screenshots: var/screenshots/mount-*.png."""
+"""The FMX mount in Chromium: reached from the patient search through the chart, its 18
+images in their slots with their tooth numbers; an image dragged onto another slot swaps
+with it (recorded with the user); an image opened from the mount in the viewer.
+Screenshots: var/screenshots/mount-*.png."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pytest
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFont
 
-from dicomnet.models import Mount, MountChange
+from dicomnet.models import DicomInstance, Mount, MountChange
+from nexrel.demo import MOUTHS
+from nexrel.radiographs import Mouth
 from patients.models import Appointment, Patient
 from tests import dental_samples
 from tests.browser import assert_clean
@@ -39,10 +42,14 @@ def radiograph_pixels(label: str, *, portrait: bool) -> np.ndarray:
     return np.array(image, dtype=np.uint16)
 
 
-def fmx_visit(practice) -> Mount:
-    patient = Patient.objects.create(
-        practice=practice, chart_number="FMX-2", family_name="Incisive", given_name="Inès"
-    )
+def fmx_visit(practice, patient: Patient | None = None, *, radiographs: bool = False) -> Mount:
+    """An FMX appointment (code 02101) of ``patient`` (a new one by default) now, and its 18
+    images sent with the worklist item's StudyInstanceUID, each naming its teeth. Their
+    pixels: the teeth written on a blob, or (``radiographs``) the demo's drawing of them."""
+    if patient is None:
+        patient = Patient.objects.create(
+            practice=practice, chart_number="FMX-2", family_name="Incisive", given_name="Inès"
+        )
     start = timezone.localtime().replace(minute=0, second=0, microsecond=0)
     appointment = Appointment.objects.create(
         practice=practice,
@@ -54,19 +61,89 @@ def fmx_visit(practice) -> Mount:
         needs_imaging=True,
     )
     uid = appointment.worklist_item.study_instance_uid
-    for ds in dental_samples.fmx_series(study_uid=uid, patient_id="FMX-2"):
-        teeth = [item.CodeMeaning.split()[-1] for item in ds.PrimaryAnatomicStructureSequence]
-        bitewing = len({t[0] in "12" for t in teeth}) == 2
-        pixels = radiograph_pixels(" ".join(teeth[:3]), portrait=not bitewing)
-        ds.Rows, ds.Columns = pixels.shape
-        ds.PixelData = pixels.tobytes()
-        ds.WindowCenter, ds.WindowWidth = 2048, 4096
+    series = dental_samples.fmx_series(
+        study_uid=uid,
+        patient_id=patient.chart_number,
+        patient_name=f"{patient.family_name}^{patient.given_name}",
+        study_date=start.strftime("%Y%m%d"),
+    )
+    mouth = MOUTHS.get(patient.chart_number, Mouth())
+    for n, ds in enumerate(series, start=1):
+        if radiographs:
+            dental_samples.radiograph(ds, mouth, seed=n)
+            ds.AcquisitionDateTime = (start + dt.timedelta(minutes=n)).strftime("%Y%m%d%H%M%S")
+        else:
+            teeth = dental_samples.teeth_of(ds)
+            bitewing = len({t[0] in "12" for t in teeth}) == 2
+            pixels = radiograph_pixels(" ".join(teeth[:3]), portrait=not bitewing)
+            ds.Rows, ds.Columns = pixels.shape
+            ds.PixelData = pixels.tobytes()
+            ds.WindowCenter, ds.WindowWidth = 2048, 4096
         ingest_dataset(practice, ds)
     return Mount.objects.get(appointment=appointment)
 
 
 def slot_instance(page, position: int) -> str | None:
     return page.get_attribute(f".mount-slot[data-position='{position}'] img", "data-instance")
+
+
+def test_from_the_patient_search_through_the_chart_to_the_fmx_mount(
+    web_server, browser_page, practice
+):
+    """A clinician's path, by clicks: search "cote", open Zoé Côté's chart, open her FMX
+    mount, and see every image in the slot of its teeth."""
+    page, problems = browser_page
+    page.set_viewport_size({"width": 1400, "height": 900})
+    zoe = Patient.objects.get(practice=practice, chart_number="1001")
+    mount = fmx_visit(practice, zoe, radiographs=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    # 1. The patient search, unaccented, as typed: only her row is left.
+    login(page, web_server, "/patients/")
+    page.locator("input[name=q]").press_sequentially("cote", delay=40)
+    results = page.locator("#patient-results tr:has(td)")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#patient-results tr:has(td)').length === 1"
+    )
+    assert results.inner_text().split("\t")[:2] == ["1001", "Côté, Zoé"]
+    results.locator("a", has_text="Côté, Zoé").click()
+
+    # 2. Her chart: today's FMX, its mount.
+    page.wait_for_url(f"{web_server}/patients/{zoe.pk}/")
+    assert page.inner_text("#patient-name") == "Zoé Côté"
+    study = page.locator(f"section.study[data-study='{mount.study_id}']")
+    assert "FMX" in study.locator(".meta").first.inner_text()
+    assert study.locator("img.thumb").count() == 18
+    page.wait_for_function(
+        "[...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth)"
+    )
+    page.screenshot(path=str(SCREENSHOTS / "mount-fmx-chart.png"), full_page=True)
+    study.locator("a.open-mount", has_text="FMX 18").click()
+
+    # 3. The mount: 18 slots, none empty, each image a loaded thumbnail in the slot of the
+    # teeth it names, the slot's tooth numbers over it.
+    page.wait_for_url(f"{web_server}/dicom/mounts/{mount.pk}/")
+    assert page.inner_text("#mount-title").startswith("FMX 18 · Zoé Côté")
+    assert "18/18 images" in page.inner_text("p.meta")
+    slots = page.locator(".mount-slot")
+    assert slots.count() == 18 and page.locator(".mount-slot.empty").count() == 0
+    page.wait_for_function(
+        "[...document.querySelectorAll('.mount-slot img')].every(i => i.complete && i.naturalWidth)"
+    )
+    expected = dental_samples.fmx_teeth()
+    for position, teeth in enumerate(expected, start=1):
+        slot = page.locator(f".mount-slot[data-position='{position}']")
+        assert slot.locator(".tooth").all_inner_texts() == teeth, position
+        shown = DicomInstance.objects.get(pk=slot_instance(page, position))
+        assert shown.study_id == mount.study_id and shown.dental["teeth"] == teeth, position
+    # Bitewings lie across their slot, periapicals stand: as a dentist expects to read them.
+    sizes = page.evaluate(
+        "[...document.querySelectorAll('.mount-slot img')].map(i => "
+        "[+i.closest('.mount-slot').dataset.position, i.naturalWidth > i.naturalHeight])"
+    )
+    assert {position for position, landscape in sizes if landscape} == {8, 9, 10, 11}
+    page.screenshot(path=str(SCREENSHOTS / "mount-fmx-from-chart.png"), full_page=True)
+    assert_clean(page, problems)
 
 
 def test_fmx_mount_drag_and_open_in_viewer(web_server, browser_page, practice):
