@@ -21,6 +21,11 @@ urlpatterns = [
     path("preferences/", patients_views.preferences, name="preferences"),
     path("audit/", patients_audit_views.audit_trail, name="audit_trail"),
     path(
+        "audit/communications/",
+        patients_audit_views.communications_register,
+        name="communications_register",
+    ),
+    path(
         "notifications/<int:pk>/read/",
         patients_views.notification_read,
         name="notification_read",

@@ -12,6 +12,7 @@ from patients.models import (
     ApiToken,
     Appointment,
     AuditEvent,
+    ConfidentialityIncident,
     Notification,
     Patient,
     Practice,
@@ -183,3 +184,17 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+@admin.register(ConfidentialityIncident)
+class ConfidentialityIncidentAdmin(PracticeScopedAdmin):
+    """The practice's register of confidentiality incidents (R-22.1, Law 25)."""
+
+    list_display = ["occurred_on", "learned_on", "persons_affected", "risk", "cai_notified_on"]
+    list_filter = ["risk"]
+    readonly_fields = ["recorded_by", "created_at", "updated_at"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.recorded_by = request.user
+        super().save_model(request, obj, form, change)

@@ -86,6 +86,9 @@ ACTIONS: dict[str, tuple[str, str]] = {
 }
 # Events that mean someone saw or took a patient's images: "who saw her X-rays?"
 IMAGE_ACCESS_EVENTS = ("110103", "110104", "110106")
+# What left the practice (R-22.1's register of communications): exports and downloads,
+# transfers to other DICOM systems (C-MOVE, C-GET), and reads by other systems' tokens.
+COMMUNICATION_EVENTS = ("110106", "110102", "110104")
 
 
 @dataclass
@@ -180,6 +183,9 @@ def record(
         if user is None and not ae_title and not username:
             user = _request_user(serving.request)
         address = address or request_address(serving.request)
+        if serving.request.headers.get("Authorization", "").lower().startswith("bearer "):
+            # Another system, by a token (the register of communications lists its reads).
+            detail = {**(detail or {}), "via": "token"}
     if user is not None and not isinstance(user, User):
         # Not a person: a webhook's API key (dicomnet.api.receive.ApiKeyUser) and the like.
         username = username or str(user)

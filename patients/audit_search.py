@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from patients.audit import IMAGE_ACCESS_EVENTS
+from patients.audit import COMMUNICATION_EVENTS, IMAGE_ACCESS_EVENTS
 from patients.models import AuditEvent, Practice
 from patients.selectors import search_patients
 
@@ -70,3 +70,13 @@ def who_saw_images(practice: Practice, patient_id: int) -> QuerySet[AuditEvent]:
 
 def _start_of(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def communications(practice: Practice) -> QuerySet[AuditEvent]:
+    """The register of communications: what was sent to whom, newest first."""
+    return (
+        AuditEvent.objects.filter(practice_id=practice.pk)
+        .filter(Q(event_id__in=COMMUNICATION_EVENTS) | Q(detail__via="token"))
+        .exclude(outcome__gt=AuditEvent.Outcome.SUCCESS)
+        .order_by("-at", "-id")
+    )

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from patients import audit, roles
 from patients.atna import CSV_COLUMNS, csv_row
-from patients.audit_search import AuditQuery, search_audit
+from patients.audit_search import AuditQuery, communications, search_audit
 from patients.decorators import PracticeRequest, role_required
 from patients.forms import AuditSearchForm
 
@@ -71,3 +71,21 @@ def audit_trail(request: PracticeRequest) -> HttpResponse:
             "query_string": params.urlencode(),
         },
     )
+
+
+@role_required(roles.USE_AUDIT_TRAIL)
+def communications_register(request: PracticeRequest) -> HttpResponse:
+    """R-22.1's register of communications: exports, transfers to other systems, and reads
+    by other systems' tokens, from the audit trail."""
+    events = communications(request.user.practice)
+    as_csv = request.GET.get("format") == "csv"
+    audit.record(
+        "110101",
+        action="R",
+        what="communications_csv" if as_csv else "communications",
+        user=request.user,
+    )
+    if as_csv:
+        return _csv(events)
+    page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "patients/communications.html", {"page": page})

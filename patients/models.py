@@ -432,3 +432,69 @@ class ApiToken(models.Model):
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > timezone.now()
+
+
+class ConfidentialityIncident(models.Model):
+    """The register of confidentiality incidents R-22.1 and Law 25 require (issue 10 §3): what
+    information, how, when it happened and when it was learned, how many persons, the
+    assessment of the risk of serious injury, the notices to the Commission d'accès à
+    l'information and to the persons, and the measures taken. Kept by the practice admins in
+    Django admin; every change is in the audit trail."""
+
+    class Risk(models.TextChoices):
+        UNDETERMINED = "undetermined", _("Not yet assessed")
+        NO = "no", _("No risk of serious injury")
+        YES = "yes", _("Risk of serious injury")
+
+    practice = models.ForeignKey(Practice, on_delete=models.PROTECT, related_name="incidents")
+    information = models.TextField(_("personal information concerned"))
+    circumstances = models.TextField(_("circumstances of the incident"))
+    occurred_on = models.DateField(_("date or period of the incident"))
+    occurred_until = models.DateField(_("end of the period"), null=True, blank=True)
+    learned_on = models.DateField(_("date the practice learned of it"))
+    persons_affected = models.PositiveIntegerField(
+        _("number of persons concerned"), help_text=_("An estimate if not known exactly.")
+    )
+    risk = models.CharField(
+        _("risk of serious injury"), max_length=12, choices=Risk.choices, default=Risk.UNDETERMINED
+    )
+    risk_assessment = models.TextField(
+        _("assessment of the risk"),
+        blank=True,
+        help_text=_("The sensitivity of the information, its possible misuse, the consequences."),
+    )
+    cai_notified_on = models.DateField(
+        _("Commission d'accès à l'information notified on"), null=True, blank=True
+    )
+    persons_notified_on = models.DateField(_("persons notified on"), null=True, blank=True)
+    notice_details = models.TextField(_("notices given (to whom, how)"), blank=True)
+    measures = models.TextField(_("measures taken to reduce the risk and prevent recurrence"))
+    recorded_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PracticeManager()
+
+    class Meta:
+        verbose_name = _("confidentiality incident")
+        verbose_name_plural = _("register of confidentiality incidents")
+        ordering = ["-occurred_on", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_on:%Y-%m-%d} {self.information[:60]}"
+
+    def clean(self) -> None:
+        super().clean()
+        errors = {}
+        if self.occurred_until and self.occurred_until < self.occurred_on:
+            errors["occurred_until"] = _("The end of the period is before its start.")
+        if self.learned_on and self.occurred_on and self.learned_on < self.occurred_on:
+            errors["learned_on"] = _("The practice cannot learn of it before it happened.")
+        if self.risk == self.Risk.YES and not self.cai_notified_on:
+            errors["cai_notified_on"] = _(
+                "A risk of serious injury must be reported to the Commission promptly."
+            )
+        if errors:
+            raise ValidationError(errors)

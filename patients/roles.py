@@ -62,7 +62,14 @@ CHANGE_RETRIEVE_JOB = "dicomnet.change_retrievejob"
 APPS = ("patients", "dicomnet", "worklist")
 # Models of the practice's administration, not of its care: no clinician permission.
 ADMIN_MODELS = {
-    "patients": {"practice", "user", "accesslog", "apitoken", "auditevent"},
+    "patients": {
+        "practice",
+        "user",
+        "accesslog",
+        "apitoken",
+        "auditevent",
+        "confidentialityincident",
+    },
     "dicomnet": {"dicomserver", "apikey", "orthancnotification", "refusedassociation"},
     "worklist": {"proceduremodality", "operatorystation"},
 }
@@ -99,6 +106,10 @@ PRACTICE_ADMIN_PERMISSIONS = {
     # The privacy officer's page (patients/audit_views.py): search and export the trail.
     "patients.view_auditevent",
     USE_AUDIT_TRAIL,
+    # The register of confidentiality incidents (R-22.1, Law 25).
+    "patients.view_confidentialityincident",
+    "patients.add_confidentialityincident",
+    "patients.change_confidentialityincident",
     "patients.view_apitoken",
     "patients.add_apitoken",
     "patients.change_apitoken",

@@ -19,8 +19,8 @@ from lxml import etree
 
 from patients import audit, roles
 from patients.atna import audit_message_xml
-from patients.audit_search import AuditQuery, search_audit, who_saw_images
-from patients.models import AuditEvent, AuditTrailIsAppendOnly, Patient
+from patients.audit_search import AuditQuery, communications, search_audit, who_saw_images
+from patients.models import AuditEvent, AuditTrailIsAppendOnly, ConfidentialityIncident, Patient
 from tests.dicom_samples import ingest_processed
 
 SCHEMA = Path(audit.__file__).parent / "schema" / "dicom-audit-message.rnc"
@@ -268,3 +268,51 @@ def test_the_page_is_the_practice_admins_and_is_audited(
     assert client_for(clinician).get(reverse("audit_trail")).status_code == 403
     bad = admin.get(reverse("audit_trail"), {"since": "2026-02-01", "until": "2026-01-01"})
     assert bad.status_code == 400
+
+
+# ---------------------------------------------------------------------- registers
+
+
+def test_the_register_of_communications(practice, clinician, client_for, practice_admin):
+    from patients.tokens import create_token
+
+    cote = Patient.objects.get(practice=practice, chart_number="1001")
+    instance = ingest_processed(practice, patient_id="1001", patient_name="COTE^ZOE")
+    clinician_client = client_for(clinician)
+    clinician_client.get(reverse("patient_detail", args=[cote.pk]))  # seen here: not sent
+    assert clinician_client.get(reverse("record_export", args=[cote.pk])).status_code == 200
+    _, token = create_token(clinician, name="referral system")
+    other_system = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    study = instance.study.study_instance_uid
+    assert other_system.get(f"/dicomweb/studies/{study}/metadata").status_code == 200
+    listed = list(communications(practice))
+    assert {e.what for e in listed} == {"export_record", "dicomweb_retrieve"}
+    assert all(e.patient_chart == "1001" for e in listed)
+    page = client_for(practice_admin).get(reverse("communications_register"))
+    assert page.status_code == 200 and b"export_record" in page.content
+    assert client_for(clinician).get(reverse("communications_register")).status_code == 403
+
+
+def test_the_register_of_confidentiality_incidents(practice, practice_admin, client_for):
+    admin = client_for(practice_admin)
+    url = reverse("admin:patients_confidentialityincident_add")
+    base = {
+        "information": "Radiographies de 3 patients",
+        "circumstances": "Clé USB perdue",
+        "occurred_on": "2026-11-20",
+        "learned_on": "2026-11-21",
+        "persons_affected": "3",
+        "measures": "Clés chiffrées obligatoires",
+        "notice_details": "",
+        "risk_assessment": "Images identifiées par nom",
+    }
+    refused = admin.post(url, {**base, "risk": "yes"})
+    assert refused.status_code == 200  # the form again: the Commission must be notified
+    assert not ConfidentialityIncident.objects.exists()
+    done = admin.post(url, {**base, "risk": "yes", "cai_notified_on": "2026-11-22"})
+    assert done.status_code == 302, done.content[:2000]
+    incident = ConfidentialityIncident.objects.get()
+    assert (incident.practice, incident.recorded_by) == (practice, practice_admin)
+    assert AuditEvent.objects.filter(
+        username=practice_admin.username, object_ref__startswith="POST /admin/"
+    ).exists()
