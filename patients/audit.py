@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from patients.models import AuditEvent, Patient, User
 
@@ -67,6 +68,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "view_patient_images": ("110103", "R"),
     "view_study": ("110103", "R"),
     "view_image": ("110103", "R"),
+    "view_thumbnail": ("110103", "R"),
     "view_review_study": ("110103", "R"),
     "view_annotations": ("110103", "R"),
     "create_annotation": ("110103", "C"),
@@ -84,6 +86,51 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "create_patient_from_study": ("110110", "C"),
     "place": ("110103", "U"),
 }
+# What the privacy officer's page says of Nexrel's actions (patients/templates' audit pages).
+WHAT_LABELS = {
+    "view_patient": _("Chart opened (demographics)"),
+    "view_patient_images": _("Chart opened, with the images"),
+    "view_thumbnail": _("Thumbnail shown"),
+    "view_image": _("Image shown"),
+    "view_study": _("Study opened in the viewer"),
+    "view_review_study": _("Study shown in the review queue"),
+    "view_annotations": _("Annotations shown"),
+    "create_annotation": _("Annotation added"),
+    "update_annotation": _("Annotation changed"),
+    "delete_annotation": _("Annotation deleted"),
+    "dicomweb_search": _("DICOMweb search"),
+    "dicomweb_retrieve": _("DICOMweb retrieval"),
+    "dicomweb_store": _("DICOMweb store"),
+    "download_dicom": _("DICOM file downloaded"),
+    "download_study_zip": _("Study downloaded (zip)"),
+    "export_images": _("Images exported"),
+    "export_record": _("Patient's copy of the record exported"),
+    "assign_study": _("Study assigned to the patient"),
+    "undo_assign_study": _("Assignment undone"),
+    "create_patient_from_study": _("Patient created from a study"),
+    "login": _("Signed in"),
+    "logout": _("Signed out"),
+    "login_failed": _("Failed sign-in"),
+    "login_locked_out": _("Sign-in locked out"),
+    "roles_changed": _("Roles or permissions changed"),
+    "audit_search": _("Audit trail searched"),
+    "audit_export_csv": _("Audit trail exported"),
+    "communications": _("Register of communications read"),
+    "communications_csv": _("Register of communications exported"),
+    "retention_delete": _("Study deleted (retention)"),
+}
+
+
+def what_label(what: str) -> str:
+    if what in WHAT_LABELS:
+        return str(WHAT_LABELS[what])
+    if what.startswith("mount_"):
+        return str(_("Mount changed (%(change)s)") % {"change": what.removeprefix("mount_")})
+    if what.startswith("http:"):
+        return str(_("Page or API request (%(route)s)") % {"route": what.removeprefix("http:")})
+    return what
+
+
 # Events that mean someone saw or took a patient's images: "who saw her X-rays?"
 IMAGE_ACCESS_EVENTS = ("110103", "110104", "110106")
 # What left the practice (R-22.1's register of communications): exports and downloads,

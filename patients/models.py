@@ -400,6 +400,12 @@ class AuditEvent(models.Model):
     def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         raise AuditTrailIsAppendOnly("audit events are never deleted")
 
+    @property
+    def what_label(self) -> str:
+        from patients.audit import what_label  # the words live with the vocabulary
+
+        return what_label(self.what)
+
 
 class ApiToken(models.Model):
     """A bearer token of a user for DICOMweb (``Authorization: Bearer nxr_…``).

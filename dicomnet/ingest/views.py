@@ -9,6 +9,7 @@ from dicomnet.ingest.previews import IMAGE_CONTENT_TYPE
 from dicomnet.ingest.uploads import UploadResult, ingest_upload
 from dicomnet.models import DicomInstance
 from patients import roles
+from patients.audit import record_action
 from patients.decorators import PracticeRequest, role_required
 from patients.services import audit
 
@@ -36,13 +37,13 @@ def instance_image(request: PracticeRequest, pk: int, kind: str) -> FileResponse
     key = instance.thumbnail_key if kind == "thumbnail" else instance.preview_key
     if not key:
         raise Http404(instance.preview_error or "no preview for this image")
+    patient = instance.study.patient if instance.study else None
     if kind == "preview":
-        audit(
-            request.user,
-            action="view_image",
-            patient=instance.study.patient if instance.study else None,
-            ref=f"instance:{pk}",
-        )
+        audit(request.user, action="view_image", patient=patient, ref=f"instance:{pk}")
+    else:
+        # Thumbnails come by the dozen with each chart: the audit trail has them (with the
+        # patient), the practice's access log only has the chart they came with.
+        record_action(request.user, action="view_thumbnail", patient=patient, ref=f"instance:{pk}")
     response = FileResponse(default_storage.open(key, "rb"), content_type=IMAGE_CONTENT_TYPE)
     response["Cache-Control"] = "private, max-age=3600"
     return response
