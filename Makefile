@@ -60,6 +60,7 @@ bench: system-deps setup
 	$(PY) bench/bench_qr.py
 	$(PY) bench/bench_dicomweb.py
 	$(PY) bench/bench_viewer.py
+	$(PY) bench/bench_tls.py
 
 lint: setup
 	$(PY) -m ruff check .
