@@ -14,7 +14,8 @@ VIEWER_SRC := $(wildcard static/viewer/src/*.js) scripts/build-viewer.mjs
 run: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
-	$(PY) -m nexrel.supervisor
+	@# --dev-tls: DICOM TLS on 4243 with a local CA made in var/tls/ (docs/security.md)
+	$(PY) -m nexrel.supervisor --dev-tls
 
 test: system-deps setup licences
 	$(PY) -m ruff check .
@@ -59,6 +60,7 @@ bench: system-deps setup
 	$(PY) bench/bench_qr.py
 	$(PY) bench/bench_dicomweb.py
 	$(PY) bench/bench_viewer.py
+	$(PY) bench/bench_tls.py
 
 lint: setup
 	$(PY) -m ruff check .

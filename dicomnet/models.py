@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import cast
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from dicomnet.net import tls
 from patients.models import Appointment, Patient, Practice, PracticeManager, PracticeQuerySet
 from patients.names import display_person_name, normalise_name
 from patients.reasons import render_stored
@@ -33,6 +36,29 @@ SERVICE_SWITCH = {
     DeviceService.WORKLIST: "allow_find",
     DeviceService.MPPS: "allow_store",
 }
+
+
+def validate_fingerprint(value: str) -> None:
+    if value.strip() and not tls.is_fingerprint(value):
+        raise ValidationError(_("A SHA-256 fingerprint is 64 hexadecimal digits (colons allowed)."))
+
+
+def validate_subject(value: str) -> None:
+    if value.strip():
+        try:
+            tls.parse_subject(value)
+        except ValueError:
+            raise ValidationError(
+                _("Give the subject as RFC 4514 text, for example CN=pano-1,O=Clinique.")
+            ) from None
+
+
+def validate_ca_certificates(value: str) -> None:
+    if value.strip():
+        try:
+            ssl.create_default_context(cadata=value)
+        except (ssl.SSLError, ValueError):
+            raise ValidationError(_("These are not PEM certificates.")) from None
 
 
 class DicomServerQuerySet(PracticeQuerySet):
@@ -92,6 +118,35 @@ class DicomServer(models.Model):
             "scheduled on this device's operatories."
         ),
     )
+    # TLS (docs/security.md): how we call it, and which certificate it must present.
+    use_tls = models.BooleanField(
+        _("call over TLS"),
+        default=False,
+        help_text=_("Nexrel calls this device over TLS and verifies its certificate."),
+    )
+    tls_ca_certificates = models.TextField(
+        _("TLS CA certificates"),
+        blank=True,
+        validators=[validate_ca_certificates],
+        help_text=_(
+            "PEM certificates of the authority that signed the device's certificate. Empty: "
+            "the clinic's CA (DICOM_TLS_CA), else the system's authorities."
+        ),
+    )
+    tls_certificate_subject = models.CharField(
+        _("pinned certificate subject"),
+        max_length=500,
+        blank=True,
+        validators=[validate_subject],
+        help_text=_("The device's certificate must have this subject, e.g. CN=pano-1,O=Clinique."),
+    )
+    tls_certificate_sha256 = models.CharField(
+        _("pinned certificate SHA-256"),
+        max_length=95,
+        blank=True,
+        validators=[validate_fingerprint],
+        help_text=_("The device's certificate must have this SHA-256 fingerprint."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -107,6 +162,10 @@ class DicomServer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.ae_title}@{self.host}:{self.port})"
+
+    def clean(self) -> None:
+        self.tls_certificate_sha256 = tls.normalise_fingerprint(self.tls_certificate_sha256)
+        self.tls_certificate_subject = self.tls_certificate_subject.strip()
 
     def refusal(self, service: DeviceService | None = None) -> str | None:
         """Why this peer may not take part in ``service`` (or at all, for None); None if it may.

@@ -281,6 +281,22 @@ DICOM_SERVICE_MODULES = (
 NEXREL_SCHEDULED_WORK_FINDER = "worklist.identify.item_for_study"
 if DICOM_MAX_PDU < 16384:
     raise ImproperlyConfigured("DICOM_MAX_PDU must be at least 16384 bytes")
+# DICOM TLS (docs/security.md): the BCP 195 profile on DICOM_TLS_PORT, beside the plain port
+# or instead of it. DICOM_TLS_CERT/KEY are also the client certificate of outbound TLS; with
+# DICOM_TLS_CA set, callers must present a certificate it signed (mutual TLS), and outbound
+# TLS trusts it for devices that give no CA of their own.
+DICOM_PLAIN_PORT_ENABLED = envbool("DICOM_PLAIN_PORT_ENABLED", "true")
+DICOM_TLS_PORT = envint("DICOM_TLS_PORT", "") if env("DICOM_TLS_PORT").strip() else None
+DICOM_TLS_CERT = env("DICOM_TLS_CERT")
+DICOM_TLS_KEY = env("DICOM_TLS_KEY")
+DICOM_TLS_CA = env("DICOM_TLS_CA")
+# A caller that connects and sends no ClientHello is dropped after this long.
+DICOM_TLS_HANDSHAKE_TIMEOUT = envint("DICOM_TLS_HANDSHAKE_TIMEOUT", "10")
+# The listener refuses to start with a TLS port but no certificate (tls.listener_context).
+if bool(DICOM_TLS_CERT) != bool(DICOM_TLS_KEY):
+    raise ImproperlyConfigured("DICOM_TLS_CERT and DICOM_TLS_KEY go together")
+if DICOM_TLS_HANDSHAKE_TIMEOUT < 1:
+    raise ImproperlyConfigured("DICOM_TLS_HANDSHAKE_TIMEOUT must be at least 1 second")
 
 # Orthanc as a front end (deploy/orthanc/): where the webhook's instances are fetched from.
 ORTHANC_URL = env("ORTHANC_URL", "http://127.0.0.1:8042")

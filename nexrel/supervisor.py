@@ -1,6 +1,7 @@
 """The one process supervisor: start named children, watch them, stop them all.
 
-Used by `make run` (web, DICOM listener and django-q2 cluster, ``python -m nexrel.supervisor``),
+Used by `make run` (web, DICOM listener and django-q2 cluster, ``python -m nexrel.supervisor``,
+with ``--dev-tls`` for DICOM TLS with a development CA),
 by the listener command for its SO_REUSEPORT processes, and by the tests and benchmarks for
 their peers. Stopping is always the same: SIGTERM, a bounded wait, then SIGKILL, since
 qcluster can hang on SIGTERM (django-q2 #346).
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 STOP_WAIT_S = 10.0
 
@@ -108,9 +110,48 @@ def make_run_commands(python: str) -> dict[str, list[str]]:
     }
 
 
-def _banner() -> None:
+DEV_TLS_PORT = "4243"  # next to the plain 4242
+
+
+def dev_tls_dir() -> Path:
+    """Where ``make_dev_certs`` puts `make run`'s CA and certificates (var/tls)."""
+    root = Path(__file__).resolve().parent.parent
+    return Path(os.environ.get("NEXREL_DATA_DIR") or root / "var") / "tls"
+
+
+def dev_tls_env(directory: Path) -> dict[str, str]:
+    """The listener's TLS settings for `make run`: the development CA's files, TLS on 4243
+    with client certificates required. A variable already set wins."""
+    defaults = {
+        "DICOM_TLS_PORT": DEV_TLS_PORT,
+        "DICOM_TLS_CERT": str(directory / "server.crt"),
+        "DICOM_TLS_KEY": str(directory / "server.key"),
+        "DICOM_TLS_CA": str(directory / "ca.crt"),
+    }
+    return {name: value for name, value in defaults.items() if name not in os.environ}
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it is under it: a shorter command."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _banner(dev_tls: Path | None = None) -> None:
     port = os.environ.get("DICOM_PORT", "4242")
     ae = os.environ.get("DICOM_AE_TITLE", "NEXREL-CRM")
+    tls_port = os.environ.get("DICOM_TLS_PORT")
+    tls = ""
+    if tls_port and dev_tls is not None:
+        key, crt, ca = (_shown(dev_tls / name) for name in ("client.key", "client.crt", "ca.crt"))
+        tls = (
+            f"  DICOM   TLS on port {tls_port}, client certificate required  (try: echoscu "
+            f"+tls {key} {crt} +cf {ca} -aet CARESTREAM -aec {ae} localhost {tls_port})\n"
+        )
+    elif tls_port:
+        tls = f"  DICOM   TLS on port {tls_port}\n"
     print(
         "\nNexrel is running:\n"
         f"  web     http://{os.environ.get('NEXREL_WEB_ADDRESS', '127.0.0.1:8000')}/"
@@ -118,14 +159,25 @@ def _banner() -> None:
         " clinician2 (a second practice)\n"
         f"  DICOM   AE {ae} on port {port}  (try: echoscu -aet CARESTREAM -aec {ae} "
         f"127.0.0.1 {port})\n"
+        f"{tls}"
         "  worker  django-q2 cluster (ORM broker)\n"
         "Ctrl-C stops all three.\n",
         flush=True,
     )
 
 
-def main() -> int:
-    """`make run`: web, listener and worker until Ctrl-C or SIGTERM."""
+def main(argv: list[str] | None = None) -> int:
+    """`make run`: web, listener and worker until Ctrl-C or SIGTERM.
+
+    ``--dev-tls``: first make the development CA and certificates if missing
+    (``manage.py make_dev_certs``), and serve DICOM TLS with them (``dev_tls_env``).
+    """
+    args = sys.argv[1:] if argv is None else argv
+    dev_tls = dev_tls_dir() if "--dev-tls" in args else None
+    if dev_tls is not None:
+        make = [sys.executable, "manage.py", "make_dev_certs", "--dir", str(dev_tls)]
+        subprocess.run(make, check=True)
+        os.environ.update(dev_tls_env(dev_tls))  # the children inherit it
     stopping = False
 
     def request_stop(*_: object) -> None:
@@ -135,7 +187,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     return supervise(
-        make_run_commands(sys.executable), should_stop=lambda: stopping, on_started=_banner
+        make_run_commands(sys.executable),
+        should_stop=lambda: stopping,
+        on_started=lambda: _banner(dev_tls),
     )
 
 

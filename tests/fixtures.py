@@ -119,17 +119,25 @@ def listener_factory(transactional_db, practice, isolated_data) -> Iterator:
     started: list[ManagedProcess] = []
 
     def start(
-        port: int | None = None, env: dict[str, str] | None = None
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        *,
+        tls_port: int | None = None,
+        plain: bool = True,
     ) -> tuple[ManagedProcess, int]:
+        """``tls_port``: TLS there too (``env`` names the certificates); ``plain=False``:
+        only there (DICOM_PLAIN_PORT_ENABLED=false)."""
         port = port or free_port()
-        proc = ManagedProcess(
-            ["dicom_listener", "--port", str(port), "--address", "127.0.0.1"],
-            data_dir=isolated_data,
-            env=env,
-        ).start()
+        args = ["dicom_listener", "--port", str(port), "--address", "127.0.0.1"]
+        if tls_port:
+            args += ["--tls-port", str(tls_port)]
+        if not plain:
+            env = {**(env or {}), "DICOM_PLAIN_PORT_ENABLED": "false"}
+        proc = ManagedProcess(args, data_dir=isolated_data, env=env).start()
         started.append(proc)
         try:
-            wait_for_port(port)
+            for listening in ([port] if plain else []) + ([tls_port] if tls_port else []):
+                wait_for_port(listening)
         except TimeoutError:
             proc.stop()
             raise AssertionError(f"listener did not start:\n{proc.output()}") from None

@@ -1,5 +1,6 @@
 """Who may associate with the listener: the called AE names the practice, the calling AE
-must be one of its active devices (and come from its host, when the device asks for it).
+must be one of its active devices (and come from its host, when the device asks for it, and
+present the certificate it pins, when it pins one).
 
 Every refusal decided here is also recorded (``RefusedAssociation``, one row per called
 AE, calling AE and peer address, counted), for the practice admin's page."""
@@ -14,6 +15,7 @@ from django.db.models import F
 from django.utils import timezone, translation
 
 from dicomnet.models import DeviceService, DicomServer, RefusedAssociation
+from dicomnet.net.tls import PeerCertificate, pin_mismatch
 from patients.models import Practice
 
 log = logging.getLogger("dicomnet.net.access")
@@ -38,8 +40,14 @@ class AssociationRefusal:
 
 
 def authorise_association(
-    *, called_ae: str, calling_ae: str, peer_address: str
+    *,
+    called_ae: str,
+    calling_ae: str,
+    peer_address: str,
+    peer_certificate: PeerCertificate | None = None,
 ) -> AssociationGrant | AssociationRefusal:
+    """Grant or refuse (and record) the association; ``peer_certificate``: the one the
+    caller presented over TLS, None over plain TCP."""
     called, calling = called_ae.strip(), calling_ae.strip()
     practice = Practice.objects.filter(ae_title=called).first()
 
@@ -72,6 +80,11 @@ def authorise_association(
             f"calling AE {calling!r} connected from {peer_address}, "
             f"but {server.name} is registered at {server.host}",
         )
+    # Any certificate DICOM_TLS_CA signed passes the handshake; the pin says which one is
+    # this device's, so one device's certificate can't call as another.
+    mismatch = pin_mismatch(server, peer_certificate)
+    if mismatch:
+        return refuse(REJECT_CALLING_AE, f"calling AE {calling!r} ({server.name}): {mismatch}")
     return AssociationGrant(practice.pk, server.pk, calling, peer_address)
 
 

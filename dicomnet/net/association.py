@@ -1,25 +1,33 @@
 """Association set-up shared by every SCU (query/retrieve, worklist, C-ECHO).
 
+A device with ``use_tls`` is called over TLS (``tls.client_context``: its certificate
+verified, ours presented) and, when it pins a certificate, must present that one.
 Failures become messages a person can act on: the connection was refused, nothing answered
-in time, the association was rejected (and why).
+in time, the association was rejected (and why), its certificate is not trusted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from django.conf import settings
 from pydicom import Dataset
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 
 from dicomnet.dimse import status
 from dicomnet.models import DicomServer
+from dicomnet.net import tls
+
+log = logging.getLogger("dicomnet.net.association")
 
 # A-ASSOCIATE-RJ (source, diagnostic) in words, PS3.8 Table 9-21.
 REJECT_REASONS = {
@@ -53,10 +61,56 @@ def new_ae(server: DicomServer, timeout: float | None) -> AE:
     return ae
 
 
+class PinCheck:
+    """EVT_CONN_OPEN of a TLS association we request: the peer's certificate against its pin.
+
+    It runs once the handshake is done and before the A-ASSOCIATE-RQ is sent: on a mismatch
+    the connection is shut, so the wrong peer is sent nothing and the association fails.
+    """
+
+    def __init__(self, server: DicomServer) -> None:
+        self.server = server
+        self.mismatch: str | None = None
+
+    def on_conn_open(self, event: evt.Event) -> None:
+        sock = cast(socket.socket, event.assoc.dul.socket.socket)  # type: ignore[union-attr]
+        self.mismatch = tls.pin_mismatch(self.server, tls.peer_certificate(sock))
+        if self.mismatch:
+            log.warning("%s: connection closed: %s", peer_name(self.server), self.mismatch)
+            with contextlib.suppress(OSError):  # already gone: nothing to send to anyway
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def connection_kwargs(server: DicomServer) -> tuple[dict[str, Any], PinCheck | None]:
+    """``ae.associate`` keywords to reach ``server`` (TLS when it says so), and its pin check.
+
+    Raises ``ScuError`` when TLS can't be set up (a CA or certificate file unreadable).
+    """
+    try:
+        tls_args = tls.tls_args(server)
+    except (OSError, ssl.SSLError) as exc:
+        raise ScuError(f"TLS to {peer_name(server)} can't be set up: {exc}") from exc
+    if tls_args is None:
+        return {}, None
+    pin = PinCheck(server)
+    return {"tls_args": tls_args, "evt_handlers": [(evt.EVT_CONN_OPEN, pin.on_conn_open)]}, pin
+
+
 def associate(ae: AE, server: DicomServer, **kwargs):
+    connection, pin = connection_kwargs(server)
+    handlers = kwargs.pop("evt_handlers", []) + connection.pop("evt_handlers", [])
     started = time.monotonic()
-    assoc = ae.associate(server.host, server.port, ae_title=server.ae_title, **kwargs)
+    assoc = ae.associate(
+        server.host,
+        server.port,
+        ae_title=server.ae_title,
+        evt_handlers=handlers or None,
+        **connection,
+        **kwargs,
+    )
     if not assoc.is_established:
+        if pin is not None and pin.mismatch:
+            raise ScuError(f"{peer_name(server)} was not called: {pin.mismatch}")
         waited = time.monotonic() - started
         timeout = cast(float, ae.acse_timeout)  # new_ae set it
         raise ScuError(association_failure(assoc, server=server, timeout=timeout, waited=waited))
@@ -116,9 +170,40 @@ def association_failure(assoc, *, server: DicomServer, timeout: float, waited: f
         return f"{peer} did not answer within {timeout:g} s"
     except OSError as exc:
         return f"{peer} cannot be reached: {exc.strerror or exc}"
+    if server.use_tls:
+        problem = tls_failure(server, timeout=timeout)
+        if problem:
+            return problem
     if waited >= timeout:
         return f"{peer} did not answer the association request within {timeout:g} s"
     return f"{peer} aborted or closed the connection during the association request"
+
+
+def tls_failure(server: DicomServer, *, timeout: float) -> str | None:
+    """Why TLS with ``server`` fails, in words; None when a handshake works.
+
+    pynetdicom logs the TLS error and reports only a failed association: shake hands again
+    to say why. With TLS 1.3 a server refuses our certificate after the handshake, in an
+    alert: a short read catches it (a server waiting for our A-ASSOCIATE-RQ just times out).
+    """
+    peer = peer_name(server)
+    try:
+        context = tls.client_context(server)
+        with (
+            socket.create_connection((server.host, server.port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=server.host) as sock,
+        ):
+            sock.settimeout(min(timeout, 1.0))
+            sock.recv(1)
+    except ssl.SSLCertVerificationError as exc:
+        return f"{peer}'s TLS certificate is not trusted: {exc.verify_message}"
+    except ssl.SSLError as exc:
+        reason = str(exc.reason or exc)
+        words = tls.CALLING_REASONS.get(reason)
+        return f"TLS with {peer} failed ({reason})" + (f": {words}" if words else "")
+    except OSError:
+        return None  # the read timed out (or the peer closed): the handshake itself worked
+    return None
 
 
 # --- C-ECHO ----------------------------------------------------------------------------

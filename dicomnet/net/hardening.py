@@ -4,13 +4,15 @@
 - TCP_NODELAY, or Nagle's algorithm makes small DIMSE responses wait ~40 ms;
 - a declared PDU length beyond what we negotiated is refused before reading it;
 - association requests go through ``access.authorise_association``;
-- the listener's socket may share its port with sibling processes (SO_REUSEPORT).
+- the listener's socket may share its port with sibling processes (SO_REUSEPORT);
+- on the TLS port, each connection's handshake runs in its own thread, with a timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 from typing import cast
 
@@ -21,6 +23,7 @@ from pynetdicom.acse import ACSE
 from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
+from dicomnet.net import tls
 from dicomnet.net.access import AssociationGrant, AssociationRefusal, authorise_association
 
 log = logging.getLogger("dicomnet.net.hardening")
@@ -98,6 +101,9 @@ class PracticeACSE(ACSE):
                 called_ae=str(rq.called_ae_title),
                 calling_ae=str(rq.calling_ae_title),
                 peer_address=peer,
+                peer_certificate=tls.peer_certificate(
+                    cast(AssociationSocket, self.assoc.dul.socket).socket
+                ),
             )
         if not isinstance(decision, AssociationGrant):
             self.requestor.ae_title = rq.calling_ae_title
@@ -148,3 +154,38 @@ class ReusePortAssociationServer(ThreadedAssociationServer):
             listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().server_bind()
+
+
+class TlsAssociationServer(ReusePortAssociationServer):
+    """The TLS port: the handshake runs in the connection's own thread, with a timeout.
+
+    pynetdicom's ``get_request`` wraps the accepted socket and shakes hands there, in the one
+    accept loop: a caller that connects and never sends its ClientHello would hold every
+    other caller for as long as it likes. Here the accept loop only accepts; the thread
+    ``ThreadingMixIn`` starts for each connection shakes hands (``tls.server_handshake``,
+    DICOM_TLS_HANDSHAKE_TIMEOUT) before the association exists, and a failure closes that
+    connection alone, with a log line saying why.
+    """
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        listening = cast(socket.socket, self.socket)
+        return listening.accept()  # TCP only: no handshake in the accept loop
+
+    def process_request_thread(
+        self,
+        request: socket.socket | tuple[bytes, socket.socket],
+        client_address: tuple[str, int] | str,
+    ) -> None:
+        peer = client_address[0] if isinstance(client_address, tuple) else client_address
+        try:
+            tls_sock = tls.server_handshake(
+                cast(ssl.SSLContext, self.ssl_context),  # serve() gives one
+                cast(socket.socket, request),
+                timeout=settings.DICOM_TLS_HANDSHAKE_TIMEOUT,
+            )
+        except tls.HandshakeFailed as exc:
+            # A port probe (a load balancer, wait_for_port) is not worth a warning.
+            level = logging.INFO if exc.closed_early else logging.WARNING
+            log.log(level, "TLS connection from %s closed: %s", peer, exc)
+            return
+        super().process_request_thread(tls_sock, client_address)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import ssl
 import tempfile
 import threading
 from types import ModuleType
@@ -12,8 +13,9 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification
+from pynetdicom.transport import ThreadedAssociationServer
 
-from dicomnet.net import dispatch, hardening, incoming
+from dicomnet.net import dispatch, hardening, incoming, tls
 from dicomnet.net.contexts import ALL_TRANSFER_SYNTAXES, DENTAL_STORAGE_CLASSES
 
 log = logging.getLogger("dicomnet.net.listener")
@@ -93,34 +95,91 @@ def event_handlers() -> list:
     return handlers
 
 
-def serve(stop: threading.Event, *, port: int | None = None, address: str | None = None) -> None:
+def make_servers(
+    ae: AE,
+    address: str,
+    *,
+    port: int | None,
+    tls_port: int | None = None,
+    tls_context: ssl.SSLContext | None = None,
+) -> list[ThreadedAssociationServer]:
+    """The plain server on ``port`` and the TLS one on ``tls_port``, each when given; bound.
+
+    The TLS server gets ``tls_context`` but does the handshakes itself, off the accept loop
+    (``hardening.TlsAssociationServer``).
+    """
+    handlers = event_handlers()
+    servers: list[ThreadedAssociationServer] = []
+    if port is not None:
+        servers.append(
+            ae.make_server(
+                (address, port),
+                evt_handlers=handlers,
+                server_class=hardening.ReusePortAssociationServer,
+            )
+        )
+    if tls_port is not None and tls_context is not None:
+        servers.append(
+            ae.make_server(
+                (address, tls_port),
+                evt_handlers=handlers,
+                ssl_context=tls_context,
+                server_class=hardening.TlsAssociationServer,
+            )
+        )
+    return servers
+
+
+def serve(
+    stop: threading.Event,
+    *,
+    port: int | None = None,
+    address: str | None = None,
+    tls_port: int | None = None,
+) -> None:
     """Accept associations until ``stop`` is set, then shut down cleanly.
 
-    Every configured service is imported first: a missing one stops the start before any
-    process-wide setting is changed or any port is bound.
+    Every configured service is imported, and the TLS files are read, before any
+    process-wide setting is changed or any port is bound: a missing one stops the start.
+    Plain DICOM is served on ``port`` (DICOM_PORT) unless DICOM_PLAIN_PORT_ENABLED is false,
+    TLS on ``tls_port`` (DICOM_TLS_PORT) when set.
     """
     service_modules()
+    tls_port = tls_port or settings.DICOM_TLS_PORT
+    tls_context = tls.listener_context() if tls_port is not None else None
+    if tls_port is None and not settings.DICOM_PLAIN_PORT_ENABLED:
+        raise ImproperlyConfigured("DICOM_PLAIN_PORT_ENABLED is false and no DICOM_TLS_PORT set")
     configure_pynetdicom()
     ae = build_ae()
-    bind = (address or settings.DICOM_BIND_ADDRESS, port or settings.DICOM_PORT)
-    server = ae.make_server(
-        bind,
-        evt_handlers=event_handlers(),
-        server_class=hardening.ReusePortAssociationServer,
-    )
-    ae._servers.append(server)  # as start_server() does; server.shutdown() removes it
-    thread = threading.Thread(target=server.serve_forever, name="dicom-accept", daemon=True)
-    thread.start()
+    bind = address or settings.DICOM_BIND_ADDRESS
+    plain_port = (port or settings.DICOM_PORT) if settings.DICOM_PLAIN_PORT_ENABLED else None
+    servers = make_servers(ae, bind, port=plain_port, tls_port=tls_port, tls_context=tls_context)
+    threads = []
+    for server in servers:
+        ae._servers.append(server)  # as start_server() does; server.shutdown() removes it
+        name = "dicom-accept-tls" if server.ssl_context else "dicom-accept"
+        thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+        thread.start()
+        threads.append(thread)
     log.info(
-        "DICOM listener %s on %s:%s (max PDU %d, max %d associations)",
+        "DICOM listener %s on %s (max PDU %d, max %d associations)",
         ae.ae_title,
-        bind[0],
-        bind[1],
+        ", ".join(describe(server) for server in servers),
         ae.maximum_pdu_size,
         ae.maximum_associations,
     )
     stop.wait()
     log.info("DICOM listener stopping")
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def describe(server: ThreadedAssociationServer) -> str:
+    host, port = server.server_address[:2]
+    if server.ssl_context is None:
+        return f"{host}:{port}"
+    mutual = server.ssl_context.verify_mode == ssl.CERT_REQUIRED
+    return f"{host}:{port} (TLS{', client certificates required' if mutual else ''})"

@@ -14,6 +14,8 @@ instance under the matches. pynetdicom runs the C-STORE sub-operations (over a n
 association to the move destination, or over the same association for C-GET) and counts
 them in the pending and final responses (0xB000 when some failed); a C-CANCEL stops them
 with 0xFE00. Move destinations are only the practice's active devices: any other is 0xA801.
+A destination with ``use_tls`` is called over TLS, as every SCU calls it
+(``dicomnet.net.association.connection_kwargs``: verified, and its pin checked).
 A device without ``allow_get`` gets 0x0124. pynetdicom's C-MOVE handler protocol has no way
 to refuse before naming a destination, so a device without ``allow_move`` gets 0xC514
 (unable to process) after our log line; no association to the destination is opened.
@@ -42,6 +44,7 @@ from dicomnet.dimse import status
 from dicomnet.ingest.storage import local_copy
 from dicomnet.models import DeviceService, DicomInstance, DicomServer
 from dicomnet.net.access import AssociationGrant, device_refusal
+from dicomnet.net.association import ScuError, connection_kwargs
 from dicomnet.net.dispatch import grant_of
 from dicomnet.qr.matching import MalformedIdentifier, matching_instances, parse_identifier
 from dicomnet.qr.responses import build_answer, level_answers
@@ -203,7 +206,16 @@ def handle_move(event: evt.Event) -> Iterator:
         destination.host,
         destination.port,
     )
-    yield destination.host, destination.port, {"contexts": retrieve_contexts(instances)}
+    try:
+        connection, _ = connection_kwargs(destination)  # the pin check logs a mismatch
+    except ScuError as exc:
+        log.error("C-MOVE from %s refused: %s", grant.calling_ae, exc)
+        raise
+    yield (
+        destination.host,
+        destination.port,
+        {"contexts": retrieve_contexts(instances), **connection},
+    )
     yield from _send(instances, lambda: event.is_cancelled, f"C-MOVE to {destination_ae}")
 
 

@@ -34,6 +34,10 @@ SERVER_FIELDS = [
     "allow_move",
     "allow_get",
     "vendor_profile",
+    "use_tls",
+    "tls_ca_certificates",
+    "tls_certificate_subject",
+    "tls_certificate_sha256",
 ]
 
 

@@ -20,6 +20,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--port", type=int, default=None)
+        parser.add_argument("--tls-port", type=int, default=None, help="default: DICOM_TLS_PORT")
         parser.add_argument("--address", default=None)
         parser.add_argument(
             "--processes",
@@ -30,7 +31,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-reconcile", action="store_true")
         parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
-    def handle(self, *args, port, address, processes, no_reconcile, child, **options) -> None:
+    def handle(
+        self, *args, port, tls_port, address, processes, no_reconcile, child, **options
+    ) -> None:
         processes = processes or settings.DICOM_LISTENER_PROCESSES
         if not child and not no_reconcile:
             report = reconcile_spool()
@@ -39,17 +42,19 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         if processes <= 1 or child:
-            serve(stop, port=port, address=address)
+            serve(stop, port=port, address=address, tls_port=tls_port)
             return
-        self._supervise(stop, processes, port, address)
+        self._supervise(stop, processes, port, address, tls_port)
 
-    def _supervise(self, stop: threading.Event, processes: int, port, address) -> None:
+    def _supervise(self, stop: threading.Event, processes: int, port, address, tls_port) -> None:
         """One child per process on the same port; any child's exit stops them all."""
         argv = [sys.executable, sys.argv[0], "dicom_listener", "--child", "--no-reconcile"]
         if port:
             argv += ["--port", str(port)]
         if address:
             argv += ["--address", address]
+        if tls_port:
+            argv += ["--tls-port", str(tls_port)]
         commands = {f"listener process {n}": argv for n in range(1, processes + 1)}
         code = supervise(
             commands,
