@@ -56,12 +56,11 @@ def last_visits(practice: Practice, today: dt.date) -> dict[int, dt.date]:
     studies = (
         DicomStudy.objects.for_practice(practice)
         .filter(patient__isnull=False, study_date__isnull=False)
-        .values("patient")
+        .values_list("patient")
         .annotate(last=Max("study_date"))
     )
-    for row in studies:
-        patient = row["patient"]
-        visits[patient] = max(visits.get(patient, row["last"]), row["last"])
+    for patient, last in studies:
+        visits[patient] = max(visits.get(patient, last), last)
     return visits
 
 
@@ -88,10 +87,10 @@ def expired_studies(practice: Practice, today: dt.date) -> list[ExpiredStudy]:
 
 def _files(study: DicomStudy) -> list[str]:
     keys: list[str] = []
-    for row in DicomInstance.objects.filter(study=study).values(
+    for row in DicomInstance.objects.filter(study=study).values_list(
         "storage_key", "preview_key", "thumbnail_key"
     ):
-        keys.extend(k for k in row.values() if k)
+        keys.extend(k for k in row if k)
     return keys
 
 

@@ -165,10 +165,10 @@ def _side_json(instance: DicomInstance, notation: str) -> dict[str, Any]:
 
 def _prior_or_current(instances: list[DicomInstance]) -> list[str]:
     """ "prior" and "current" by study date; "" for both when the dates are equal or unknown."""
-    dates = [i.study.study_date if i.study else None for i in instances]
-    if None in dates or dates[0] == dates[1]:
+    first, second = (i.study.study_date if i.study else None for i in instances)
+    if first is None or second is None or first == second:
         return ["", ""]
-    return ["current", "prior"] if dates[0] > dates[1] else ["prior", "current"]
+    return ["current", "prior"] if first > second else ["prior", "current"]
 
 
 @role_required(roles.VIEW_IMAGES, roles.USE_VIEWER)
@@ -180,31 +180,32 @@ def compare_viewer(request: PracticeRequest) -> HttpResponse:
     except CompareError as error:
         return render(request, "viewer/compare_error.html", {"error": str(error)}, status=400)
     notation = request.user.practice.tooth_notation
-    for instance in instances:
-        study = instance.study
-        assert study is not None
+    studies = [i.study for i in instances if i.study is not None]  # compared_instances's filter
+    for study in studies:
         audit(
             request.user,
             action="view_study",
             patient=study.patient,
             ref=f"compare:{study.study_instance_uid}",
         )
+    side_configs = [_side_json(i, notation) for i in instances]
     config = {
         "dicomweb": reverse("dicomweb_studies").removesuffix("studies"),
         "wasmBasePath": static("viewer/dist/"),
-        "sides": [_side_json(i, notation) for i in instances],
+        "sides": side_configs,
         "strings": {
             "loading": _("Loading the full-resolution image…"),
             "failed": _("The image could not be decoded: %(error)s"),
         },
     }
     sides = [
-        {
-            "instance": i,
-            "header": _header(i.study),
-            "teeth": config["sides"][n]["teeth"],
-            "when": when,
-        }
-        for n, (i, when) in enumerate(zip(instances, _prior_or_current(instances), strict=True))
+        {"instance": i, "header": _header(study), "teeth": side["teeth"], "when": when}
+        for i, study, side, when in zip(
+            instances,
+            studies,
+            side_configs,
+            _prior_or_current(instances),
+            strict=True,
+        )
     ]
     return render(request, "viewer/compare.html", {"sides": sides, "compare_config": config})

@@ -66,7 +66,7 @@ def patient_detail(request: PracticeRequest, pk: int) -> HttpResponse:
     audit(request.user, action=action, patient=patient, ref=f"patient:{pk}")
     mark_notifications_read(request.user, patient=patient)
     upcoming, past = chart_appointments(patient, timezone.now())
-    context = {
+    context: dict[str, object] = {
         "patient": patient,
         "age": patient.age_on(timezone.localdate()),
         "upcoming": upcoming,

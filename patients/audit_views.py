@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 
 from django.core.paginator import Paginator
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -43,7 +43,7 @@ def _csv(events) -> StreamingHttpResponse:
 
 
 @role_required(roles.USE_AUDIT_TRAIL)
-def audit_trail(request: PracticeRequest) -> HttpResponse:
+def audit_trail(request: PracticeRequest) -> HttpResponseBase:
     form = AuditSearchForm(request.GET or None)
     if form.is_bound and not form.is_valid():
         return render(request, "patients/audit.html", {"form": form}, status=400)
@@ -74,7 +74,7 @@ def audit_trail(request: PracticeRequest) -> HttpResponse:
 
 
 @role_required(roles.USE_AUDIT_TRAIL)
-def communications_register(request: PracticeRequest) -> HttpResponse:
+def communications_register(request: PracticeRequest) -> HttpResponseBase:
     """R-22.1's register of communications: exports, transfers to other systems, and reads
     by other systems' tokens, from the audit trail."""
     events = communications(request.user.practice)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Self
+from typing import Any, Self
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
@@ -313,13 +313,13 @@ class AccessLog(models.Model):
 class AuditEventQuerySet(models.QuerySet):
     """Rows are only ever added (patients.audit.record): no bulk change or removal."""
 
-    def update(self, **kwargs):  # type: ignore[no-untyped-def]
+    def update(self, **kwargs: Any) -> int:
         raise AuditTrailIsAppendOnly("audit events are never updated")
 
-    def delete(self):  # type: ignore[no-untyped-def]
+    def delete(self) -> tuple[int, dict[str, int]]:
         raise AuditTrailIsAppendOnly("audit events are never deleted")
 
-    def bulk_create(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def bulk_create(self, *args: Any, **kwargs: Any) -> list[Any]:
         raise AuditTrailIsAppendOnly("audit events are added one by one, chained")
 
 
@@ -392,12 +392,12 @@ class AuditEvent(models.Model):
         who = self.username or self.ae_title or self.address or "-"
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.event_id} {self.what} {who}"
 
-    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise AuditTrailIsAppendOnly("audit events are never updated")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise AuditTrailIsAppendOnly("audit events are never deleted")
 
     @property
