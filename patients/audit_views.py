@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 
 from django.core.paginator import Paginator
-from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
