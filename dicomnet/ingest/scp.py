@@ -15,7 +15,7 @@ from pynetdicom.dimse_primitives import C_STORE
 from dicomnet.dimse import status
 from dicomnet.ingest.store import IngestError, OutOfResources, store_instance
 from dicomnet.models import DeviceService
-from dicomnet.net import incoming
+from dicomnet.net import audit_events, incoming
 from dicomnet.net.access import AssociationGrant, device_refusal
 from dicomnet.net.dispatch import grant_of, peers_of
 
@@ -33,6 +33,7 @@ def handle_store(event: evt.Event) -> int:
     sop_uid = str(request.AffectedSOPInstanceUID)
     path = Path(event.dataset_path)
     result = _store(event, grant=grant, path=path, sop_uid=sop_uid)
+    audit_events.note_store(event.assoc, str(request.AffectedSOPClassUID), result)
     if result != status.SUCCESS:
         with contextlib.suppress(OSError):
             os.unlink(path)

@@ -16,7 +16,8 @@ from django.utils import timezone, translation
 
 from dicomnet.models import DeviceService, DicomServer, RefusedAssociation
 from dicomnet.net.tls import PeerCertificate, pin_mismatch
-from patients.models import Practice
+from patients import audit
+from patients.models import AuditEvent, Practice
 
 log = logging.getLogger("dicomnet.net.access")
 
@@ -111,6 +112,19 @@ def record_refusal(
     changes = {"reason": reason[:500], "practice": practice, "last_seen": timezone.now()}
     rows = RefusedAssociation.objects.filter(**key)
     try:
+        # Each refusal is in the audit trail too: a Security Alert, node authentication.
+        audit.record(
+            "110113",
+            action="E",
+            event_type="110126",
+            what="association_refused",
+            outcome=AuditEvent.Outcome.MINOR_FAILURE,
+            outcome_text=reason,
+            practice_id=practice.pk if practice is not None else None,
+            ae_title=calling_ae,
+            address=peer_address,
+            detail={"called_ae": called_ae[:16]},
+        )
         if rows.update(count=F("count") + 1, **changes):
             return
         try:

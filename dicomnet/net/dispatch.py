@@ -15,6 +15,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from dicomnet.dimse import status
 from dicomnet.models import DeviceService, DicomServer
+from dicomnet.net import audit_events
 from dicomnet.net.access import AssociationGrant, device_refusal
 from patients.models import Practice
 
@@ -45,14 +46,34 @@ def peers_of(assoc, grant: AssociationGrant) -> tuple[Practice, DicomServer | No
 FindHandler = Callable[..., Iterator[tuple[int, Dataset | None]]]
 
 
+PENDING = {0xFF00, 0xFF01}
+
+
 def handle_find(
     event: evt.Event, handlers: dict[str, FindHandler]
 ) -> Iterator[tuple[int, Dataset | None]]:
     """Dispatch a C-FIND to the service of its SOP class, once the device may query.
 
     pynetdicom binds one EVT_C_FIND handler; services declare theirs in ``FIND_HANDLERS``
-    (``dicomnet.net.listener.find_handlers``).
+    (``dicomnet.net.listener.find_handlers``). Each C-FIND, answered or refused, is in the
+    audit trail with its match count and final status (``audit_events.record_find``).
     """
+    matches, final = 0, status.SUCCESS
+    try:
+        for answer, identifier in _find(event, handlers):
+            if answer in PENDING:
+                matches += 1
+            else:
+                final = answer
+            yield answer, identifier
+    finally:
+        sop_class = str(event.request.AffectedSOPClassUID)
+        audit_events.record_find(event, sop_class=sop_class, matches=matches, final=final)
+
+
+def _find(
+    event: evt.Event, handlers: dict[str, FindHandler]
+) -> Iterator[tuple[int, Dataset | None]]:
     grant = grant_of(event)
     sop_class = str(event.request.AffectedSOPClassUID)
     handler = handlers.get(sop_class)

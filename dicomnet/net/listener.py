@@ -15,7 +15,7 @@ from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from dicomnet.net import dispatch, hardening, incoming, tls
+from dicomnet.net import audit_events, dispatch, hardening, incoming, tls
 from dicomnet.net.contexts import ALL_TRANSFER_SYNTAXES, DENTAL_STORAGE_CLASSES
 
 log = logging.getLogger("dicomnet.net.listener")
@@ -88,7 +88,8 @@ def find_handlers() -> dict[str, dispatch.FindHandler]:
 
 
 def event_handlers() -> list:
-    handlers: list = hardening.HARDENING_HANDLERS + dispatch.ECHO_HANDLERS
+    # The audit's first: its connection-close writes before hardening's closes the database.
+    handlers: list = audit_events.HANDLERS + hardening.HARDENING_HANDLERS + dispatch.ECHO_HANDLERS
     handlers = handlers + [(evt.EVT_C_FIND, dispatch.handle_find, [find_handlers()])]
     for module in service_modules():
         handlers = handlers + list(getattr(module, "HANDLERS", []))

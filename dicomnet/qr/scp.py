@@ -48,6 +48,8 @@ from dicomnet.net.association import ScuError, connection_kwargs
 from dicomnet.net.dispatch import grant_of
 from dicomnet.qr.matching import MalformedIdentifier, matching_instances, parse_identifier
 from dicomnet.qr.responses import build_answer, level_answers
+from patients import audit
+from patients.models import AuditEvent
 
 log = logging.getLogger("dicomnet.qr.scp")
 
@@ -158,6 +160,39 @@ def _send(
     log.info("%s: %d instance(s) sent", what, len(instances))
 
 
+def _audit_transfer(
+    grant: AssociationGrant,
+    what: str,
+    *,
+    instances: list[DicomInstance] | None = None,
+    destination: str = "",
+    refused: str = "",
+) -> None:
+    """The retrieval in the audit trail (110102 Begin Transferring DICOM Instances): to
+    whom, which studies, and the patient when they are all one patient's; or the refusal."""
+    instances = instances or []
+    studies = {i.study for i in instances if i.study is not None}
+    patients = {s.patient for s in studies}
+    patient = patients.pop() if len(patients) == 1 else None
+    try:
+        audit.record(
+            "110102",
+            action="R",
+            what=what,
+            outcome=AuditEvent.Outcome.MINOR_FAILURE if refused else AuditEvent.Outcome.SUCCESS,
+            outcome_text=refused or f"{len(instances)} instance(s)",
+            practice_id=grant.practice_id,
+            ae_title=grant.calling_ae,
+            address=grant.peer_address,
+            patient=patient,
+            study_uid=next(iter(studies)).study_instance_uid if len(studies) == 1 else "",
+            object_ref=" ".join(sorted(s.study_instance_uid for s in studies))[:255],
+            detail={"destination": destination or grant.calling_ae, "instances": len(instances)},
+        )
+    except Exception:
+        log.exception("audit event %s not written", what)
+
+
 def _device(grant: AssociationGrant) -> DicomServer | None:
     return DicomServer.objects.for_practice(grant.practice_id).filter(pk=grant.server_id).first()
 
@@ -176,6 +211,7 @@ def handle_move(event: evt.Event) -> Iterator:
     refusal = device_refusal(device, DeviceService.MOVE)
     if refusal:
         log.warning("C-MOVE from %s refused: %s", grant.calling_ae, refusal)
+        _audit_transfer(grant, "c_move", refused=refusal)
         raise RetrieveRefused(refusal)
     assert device is not None  # device_refusal refuses a deleted device
     destination_ae = str(event.move_destination).strip()
@@ -191,6 +227,7 @@ def handle_move(event: evt.Event) -> Iterator:
             grant.calling_ae,
             destination_ae,
         )
+        _audit_transfer(grant, "c_move", destination=destination_ae, refused="unknown destination")
         yield None, None
         return
     try:
@@ -211,6 +248,7 @@ def handle_move(event: evt.Event) -> Iterator:
     except ScuError as exc:
         log.error("C-MOVE from %s refused: %s", grant.calling_ae, exc)
         raise
+    _audit_transfer(grant, "c_move", instances=instances, destination=destination_ae)
     yield (
         destination.host,
         destination.port,
@@ -226,6 +264,7 @@ def handle_get(event: evt.Event) -> Iterator:
     refusal = device_refusal(device, DeviceService.GET)
     if refusal:
         log.warning("C-GET from %s refused with 0x0124: %s", grant.calling_ae, refusal)
+        _audit_transfer(grant, "c_get", refused=refusal)
         yield 1
         yield status.NOT_AUTHORIZED, None
         return
@@ -238,6 +277,7 @@ def handle_get(event: evt.Event) -> Iterator:
         yield status.IDENTIFIER_DOES_NOT_MATCH, None
         return
     log.info("C-GET from %s: %d instance(s)", grant.calling_ae, len(instances))
+    _audit_transfer(grant, "c_get", instances=instances)
     yield from _send(instances, lambda: event.is_cancelled, f"C-GET by {grant.calling_ae}")
 
 
