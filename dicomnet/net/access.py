@@ -143,3 +143,44 @@ def device_refusal(server: DicomServer | None, service: DeviceService | None) ->
             return "the calling device was deleted from Nexrel"
         refusal = server.refusal(service)
         return str(refusal) if refusal else None
+
+
+# The service a presentation context's abstract syntax is for (PS3.4 annexes), for the
+# device switches. Verification needs none; an unknown class is left to pynetdicom.
+_MWL_FIND = "1.2.840.10008.5.1.4.31"
+_MPPS = "1.2.840.10008.3.1.2.3.3"
+_QR = {
+    "1.2.840.10008.5.1.4.1.2.1.1": DeviceService.FIND,  # patient root
+    "1.2.840.10008.5.1.4.1.2.2.1": DeviceService.FIND,  # study root
+    "1.2.840.10008.5.1.4.1.2.1.2": DeviceService.MOVE,
+    "1.2.840.10008.5.1.4.1.2.2.2": DeviceService.MOVE,
+    "1.2.840.10008.5.1.4.1.2.1.3": DeviceService.GET,
+    "1.2.840.10008.5.1.4.1.2.2.3": DeviceService.GET,
+}
+_STORAGE_PREFIX = "1.2.840.10008.5.1.4.1.1."
+
+
+def services_of_context(abstract_syntax: str) -> set[DeviceService]:
+    """The services any of which makes a context usable. A storage class serves C-STORE to
+    us, and also C-GET (its C-STOREs come back on the requestor's storage contexts)."""
+    if abstract_syntax == _MWL_FIND:
+        return {DeviceService.WORKLIST}
+    if abstract_syntax == _MPPS:
+        return {DeviceService.MPPS}
+    if abstract_syntax in _QR:
+        return {_QR[abstract_syntax]}
+    if abstract_syntax.startswith(_STORAGE_PREFIX):
+        return {DeviceService.STORE, DeviceService.GET}
+    return set()
+
+
+def refused_syntaxes(server: DicomServer, abstract_syntaxes: list[str]) -> dict[str, str]:
+    """{abstract syntax: why} for the contexts this device may not use: refused at
+    association time, so a device without C-MOVE is told so by the A-ASSOCIATE-AC, not by a
+    failure status after the fact."""
+    refused: dict[str, str] = {}
+    for syntax in abstract_syntaxes:
+        services = services_of_context(syntax)
+        if services and all(device_refusal(server, s) for s in services):
+            refused[syntax] = str(device_refusal(server, min(services)))
+    return refused

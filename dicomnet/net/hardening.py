@@ -23,8 +23,16 @@ from pynetdicom.acse import ACSE
 from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
+from dicomnet.models import DicomServer
 from dicomnet.net import tls
-from dicomnet.net.access import AssociationGrant, AssociationRefusal, authorise_association
+from dicomnet.net.access import (
+    AssociationGrant,
+    AssociationRefusal,
+    authorise_association,
+    refused_syntaxes,
+)
+from patients import audit
+from patients.models import AuditEvent
 
 log = logging.getLogger("dicomnet.net.hardening")
 
@@ -117,7 +125,43 @@ class PracticeACSE(ACSE):
         self.assoc.nexrel = decision  # type: ignore[attr-defined]
         # The called AE was checked against the practices; let pynetdicom's own check pass.
         self.acceptor.ae_title = str(rq.called_ae_title).strip()
+        self._refuse_services(decision, rq)
         super()._negotiate_as_acceptor()
+
+    def _refuse_services(self, grant: AssociationGrant, rq: A_ASSOCIATE) -> None:
+        """Drop from what we accept the contexts of the services this device may not use:
+        pynetdicom then rejects them (abstract syntax not supported), and the DIMSE service
+        is refused at association time, with a log line and an audit event."""
+        server = DicomServer.objects.filter(pk=grant.server_id).first()
+        if server is None:
+            return
+        requested = [str(cx.abstract_syntax) for cx in rq.presentation_context_definition_list]
+        refused = refused_syntaxes(server, requested)
+        if not refused:
+            return
+        self.acceptor.supported_contexts = [
+            cx for cx in self.acceptor.supported_contexts if str(cx.abstract_syntax) not in refused
+        ]
+        reasons = sorted(set(refused.values()))
+        log.warning(
+            "association from %s (%s): %d presentation context(s) refused: %s",
+            grant.calling_ae,
+            grant.peer_address,
+            len(refused),
+            "; ".join(reasons),
+        )
+        audit.record(
+            "110113",
+            action="E",
+            event_type="110132",
+            what="contexts_refused",
+            outcome=AuditEvent.Outcome.MINOR_FAILURE,
+            outcome_text="; ".join(reasons),
+            practice_id=grant.practice_id,
+            ae_title=grant.calling_ae,
+            address=grant.peer_address,
+            detail={"abstract_syntaxes": sorted(refused)},
+        )
 
 
 def on_conn_open(event: evt.Event) -> None:

@@ -19,6 +19,7 @@ from pydicom.uid import generate_uid
 from pydicom.valuerep import PersonName
 from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind as MWL
+from pynetdicom.sop_class import Verification
 
 from dicomnet.dimse import status
 from dicomnet.models import DicomServer
@@ -226,15 +227,21 @@ def test_c_cancel_stops_the_stream_with_fe00(listener, practice):
 
 
 def test_device_that_may_not_query_is_refused(listener):
+    """At association time: the worklist context is rejected, with a log line saying why."""
     proc, port = listener
     DicomServer.objects.filter(ae_title="PLANMECA").update(allow_find=False)
-    assoc = associate(port, "PLANMECA")
+    ae = AE(ae_title="PLANMECA")
+    ae.add_requested_context(MWL)
+    ae.add_requested_context(Verification)  # so that the association itself is accepted
+    assoc = ae.associate("127.0.0.1", port, ae_title="NEXREL-CRM")
     try:
-        answers, final = find(assoc, mwl_query("PLANMECA"))
+        assert assoc.is_established
+        assert [str(cx.abstract_syntax) for cx in assoc.rejected_contexts] == [str(MWL)]
+        assert [str(cx.abstract_syntax) for cx in assoc.accepted_contexts] == [str(Verification)]
     finally:
         assoc.release()
-    assert (answers, final) == ([], status.NOT_AUTHORIZED)
-    wait_until(lambda: "C-FIND from PLANMECA refused" in proc.output(), timeout=5)
+    wait_until(lambda: "presentation context(s) refused" in proc.output(), timeout=5)
+    assert "The modality worklist (MWL C-FIND) is not allowed" in proc.output()
     assert not WorklistItem.objects.exclude(first_fetched_at=None).exists()
 
 

@@ -22,12 +22,14 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
+    Verification,
 )
 
 from dicomnet.dimse import status
 from dicomnet.models import DicomInstance, DicomServer
+from patients.models import AuditEvent
 from tests.dicom_samples import ingest_processed
-from tests.fixtures import free_port, wait_for_port
+from tests.fixtures import free_port, wait_for_port, wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -211,15 +213,27 @@ def test_move_to_an_unknown_destination_is_a801(listener, archive):
 
 
 def test_move_from_a_device_without_allow_move_is_refused(listener, archive, storescp):
+    """Refused at association time: the C-MOVE context is rejected in the A-ASSOCIATE-AC
+    (the device is told at once), logged with why, and audited."""
     proc, port = listener
     DicomServer.objects.filter(ae_title="PLANMECA").update(allow_move=False)
-    responses = move(port, "PLANMECA", "STORESCP", archive["zoe"])
-    assert responses[-1].Status not in (status.SUCCESS, status.SUBOPS_COMPLETE_WITH_FAILURES)
+    ae = AE(ae_title="PLANMECA")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    ae.add_requested_context(Verification)  # so that the association itself is accepted
+    assoc = ae.associate("127.0.0.1", port, ae_title="NEXREL-CRM")
+    assert assoc.is_established
+    assert [str(cx.abstract_syntax) for cx in assoc.rejected_contexts] == [
+        str(StudyRootQueryRetrieveInformationModelMove)
+    ]
+    assert [str(cx.abstract_syntax) for cx in assoc.accepted_contexts] == [str(Verification)]
+    assoc.release()
     assert list(storescp.iterdir()) == []
+    wait_until(lambda: "presentation context(s) refused" in proc.output(), timeout=5)
     assert (
-        "C-MOVE from PLANMECA refused: Retrieving by C-MOVE is not allowed for DICOM device "
-        "“Planmeca ProMax” (PLANMECA): allow move is off." in proc.output()
+        "Retrieving by C-MOVE is not allowed for DICOM device “Planmeca ProMax” (PLANMECA): "
+        "allow move is off." in proc.output()
     )
+    assert AuditEvent.objects.filter(what="contexts_refused", ae_title="PLANMECA").exists()
 
 
 def test_getscu_retrieves_over_the_same_association(listener, archive, tmp_path):
@@ -265,6 +279,8 @@ def test_a_latin1_device_gets_latin1_answers(listener, archive, tmp_path):
 
 
 def test_get_from_a_device_without_allow_get_is_refused(listener, archive):
+    """The C-GET context is rejected at association time; the device's storage context
+    stays (it may still store)."""
     _, port = listener
     DicomServer.objects.filter(ae_title="VATECH").update(allow_get=False)
     ae = AE(ae_title="VATECH")
@@ -273,10 +289,8 @@ def test_get_from_a_device_without_allow_get_is_refused(listener, archive):
     role = build_role(CTImageStorage, scp_role=True)
     assoc = ae.associate("127.0.0.1", port, ae_title="NEXREL-CRM", ext_neg=[role])
     assert assoc.is_established
-    query = Dataset()
-    query.QueryRetrieveLevel = "STUDY"
-    query.StudyInstanceUID = archive["zoe"]
-    model = StudyRootQueryRetrieveInformationModelGet
-    responses = [rsp for rsp, _ in assoc.send_c_get(query, model)]
+    assert [str(cx.abstract_syntax) for cx in assoc.rejected_contexts] == [
+        str(StudyRootQueryRetrieveInformationModelGet)
+    ]
+    assert [str(cx.abstract_syntax) for cx in assoc.accepted_contexts] == [str(CTImageStorage)]
     assoc.release()
-    assert responses[-1].Status == status.NOT_AUTHORIZED
