@@ -16,9 +16,11 @@ them in the pending and final responses (0xB000 when some failed); a C-CANCEL st
 with 0xFE00. Move destinations are only the practice's active devices: any other is 0xA801.
 A destination with ``use_tls`` is called over TLS, as every SCU calls it
 (``dicomnet.net.association.connection_kwargs``: verified, and its pin checked).
-A device without ``allow_get`` gets 0x0124. pynetdicom's C-MOVE handler protocol has no way
-to refuse before naming a destination, so a device without ``allow_move`` gets 0xC514
-(unable to process) after our log line; no association to the destination is opened.
+A device without ``allow_move`` or ``allow_get`` has those contexts rejected at association
+time (``dicomnet.net.hardening.PracticeACSE._refuse_services``). Should the switch change
+during an association, C-GET answers 0x0124, and C-MOVE 0xC514 (pynetdicom's C-MOVE
+handler protocol cannot refuse before naming a destination) after our log line, with no
+association to the destination opened.
 """
 
 from __future__ import annotations
