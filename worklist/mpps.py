@@ -28,6 +28,7 @@ from pynetdicom.sop_class import ModalityPerformedProcedureStep
 from dicomnet.dimse import status
 from dicomnet.ingest.parsing import json_metadata
 from dicomnet.models import DeviceService
+from dicomnet.net import audit_events
 from dicomnet.net.access import device_refusal
 from dicomnet.net.dispatch import grant_of, peers_of
 from patients.models import Practice
@@ -224,7 +225,32 @@ def _refused(operation: str, *, uid: str, calling_ae: str, exc: MppsRefusal) -> 
     return exc.as_status()
 
 
+def _answer_code(answer: int | Dataset) -> int:
+    return answer if isinstance(answer, int) else int(answer.Status)
+
+
 def handle_n_create(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
+    answer, reply = _n_create(event)
+    request = cast(N_CREATE, event.request)
+    uid = str(getattr(reply, "AffectedSOPInstanceUID", "") or request.AffectedSOPInstanceUID)
+    audit_events.record_operation(
+        event, event_id="110109", action="C", what="mpps_n_create",
+        answer=_answer_code(answer), object_ref=f"mpps:{uid}",
+    )  # fmt: skip
+    return answer, reply
+
+
+def handle_n_set(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
+    answer, reply = _n_set(event)
+    uid = str(cast(N_SET, event.request).RequestedSOPInstanceUID or "")
+    audit_events.record_operation(
+        event, event_id="110109", action="U", what="mpps_n_set",
+        answer=_answer_code(answer), object_ref=f"mpps:{uid}",
+    )  # fmt: skip
+    return answer, reply
+
+
+def _n_create(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
     request = cast(N_CREATE, event.request)
     practice, calling_ae = _practice(event)
     uid = str(request.AffectedSOPInstanceUID or "")
@@ -253,7 +279,7 @@ def handle_n_create(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
     return status.SUCCESS, None
 
 
-def handle_n_set(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
+def _n_set(event: evt.Event) -> tuple[int | Dataset, Dataset | None]:
     request = cast(N_SET, event.request)
     practice, calling_ae = _practice(event)
     uid = str(request.RequestedSOPInstanceUID or "")

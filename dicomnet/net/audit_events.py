@@ -135,3 +135,22 @@ def record_find(event: evt.Event, *, sop_class: str, matches: int, final: int) -
 
 
 HANDLERS = [(evt.EVT_ACCEPTED, on_accepted), (evt.EVT_CONN_CLOSE, on_conn_close)]
+
+
+def record_operation(
+    event: evt.Event, *, event_id: str, action: str, what: str, answer: int, object_ref: str
+) -> None:
+    """One N-CREATE or N-SET (MPPS: 110109 Order Record, the worklist item's step)."""
+    ok = answer == status.SUCCESS
+    _safely(
+        what,
+        lambda: audit.record(
+            event_id,
+            action=action,
+            what=what,
+            outcome=AuditEvent.Outcome.SUCCESS if ok else AuditEvent.Outcome.MINOR_FAILURE,
+            outcome_text=f"status 0x{answer:04X}",
+            object_ref=object_ref,
+            **_who(event.assoc),
+        ),
+    )

@@ -12,6 +12,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
 from dicomnet.dimse import status
+from patients.models import AuditEvent
 from tests.fixtures import wait_until
 from worklist.models import PerformedProcedureStep, WorklistItem
 
@@ -117,6 +118,16 @@ def test_n_create_then_completed_moves_the_item_and_a_finished_step_is_frozen(li
 
     # The same instance cannot be created twice.
     assert n_create(device, in_progress(item), uid) == status.DUPLICATE_SOP_INSTANCE
+
+    # Each operation is in the audit trail, refusals included (110109 Order Record).
+    events = AuditEvent.objects.filter(object_ref=f"mpps:{uid}").order_by("id")
+    assert [(e.what, e.outcome) for e in events] == [
+        ("mpps_n_create", AuditEvent.Outcome.SUCCESS),
+        ("mpps_n_set", AuditEvent.Outcome.SUCCESS),
+        ("mpps_n_set", AuditEvent.Outcome.MINOR_FAILURE),
+        ("mpps_n_create", AuditEvent.Outcome.MINOR_FAILURE),
+    ]
+    assert {(e.event_id, e.ae_title) for e in events} == {("110109", "CARESTREAM")}
 
 
 def test_discontinued_step_found_by_accession_number(device):
