@@ -106,6 +106,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "nexrel.idle.SessionIdleTimeoutMiddleware",
     "patients.audit.AuditMiddleware",
+    "nexrel.metrics.MetricsMiddleware",
     # Last, as django-axes asks: it answers a locked-out login itself.
     "axes.middleware.AxesMiddleware",
 ]
@@ -420,6 +421,14 @@ if "SECURE_PROXY_SSL_HEADER" in globals():
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
 else:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+# Operations (nexrel/ops.py, nexrel/metrics.py): /metrics wants this bearer token (unset:
+# off); /health/ says 503 when a check fails these thresholds.
+METRICS_TOKEN = envsecret("METRICS_TOKEN")
+DICOM_HEARTBEAT_SECONDS = envint("DICOM_HEARTBEAT_SECONDS", "10")
+NEXREL_HEALTH_LISTENER_STALE_SECONDS = envint("NEXREL_HEALTH_LISTENER_STALE_SECONDS", "60")
+NEXREL_HEALTH_QUEUE_STALE_SECONDS = envint("NEXREL_HEALTH_QUEUE_STALE_SECONDS", "600")
+NEXREL_HEALTH_SPOOL_MIN_FREE_PERCENT = envint("NEXREL_HEALTH_SPOOL_MIN_FREE_PERCENT", "5")
 
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
 LOGGING = {

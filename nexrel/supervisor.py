@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -178,6 +179,16 @@ def main(argv: list[str] | None = None) -> int:
         make = [sys.executable, "manage.py", "make_dev_certs", "--dir", str(dev_tls)]
         subprocess.run(make, check=True)
         os.environ.update(dev_tls_env(dev_tls))  # the children inherit it
+    # One Prometheus multiprocess directory for the web, listener and worker, emptied at
+    # each start (nexrel/metrics.py); /metrics answers once METRICS_TOKEN is set.
+    metrics_dir = Path(
+        os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        or Path(os.environ.get("NEXREL_DATA_DIR") or Path(__file__).resolve().parent.parent / "var")
+        / "metrics"
+    )
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     stopping = False
 
     def request_stop(*_: object) -> None:

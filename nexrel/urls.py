@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from dicomnet import urls as dicomnet_urls
+from nexrel import ops as nexrel_ops
 from nexrel import viewer as nexrel_viewer
 from nexrel import views as nexrel_views
 from patients import audit_views as patients_audit_views
@@ -11,6 +12,8 @@ from patients import views as patients_views
 
 urlpatterns = [
     path("", nexrel_views.home, name="home"),
+    path("metrics", nexrel_ops.metrics, name="metrics"),
+    path("health/", nexrel_ops.health, name="health"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("patients/", nexrel_views.patient_list, name="patient_list"),

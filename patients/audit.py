@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from nexrel import metrics
 from patients.models import AuditEvent, Patient, User
 
 GENESIS = "0" * 64
@@ -273,6 +274,7 @@ def record(
         event.save(force_insert=True)
     if serving is not None:
         serving.events.append(event.pk)
+    metrics.AUDIT_EVENTS.labels(event_id=event_id).inc()
     return event
 
 

@@ -33,6 +33,8 @@ UNCHECKED = {
     "set_language": "Django's i18n view: a cookie, no data",
     "api_schema": "the OpenAPI schema: DRF's IsAuthenticated, no practice data",
     "api_dicom_receive": "devices with an API key of the practice (HasApiKey), not a user",
+    "metrics": "Prometheus, with METRICS_TOKEN (nexrel/ops.py): counts, no patient data",
+    "health": "load balancers and monitors: up or down, no patient data",
 }
 UNCHECKED_NAMESPACES = {"admin": "Django admin: staff permissions, scoped by admin_scoping"}
 

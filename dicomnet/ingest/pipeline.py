@@ -35,6 +35,7 @@ from dicomnet.ingest.linking import link_study, notify_new_images
 from dicomnet.ingest.parsing import InstanceHeader, header_fields, json_metadata, read_header
 from dicomnet.ingest.previews import IMAGE_SUFFIX, NoPreview, render_preview
 from dicomnet.models import DicomInstance, DicomSeries, DicomStudy
+from nexrel import metrics
 
 log = logging.getLogger("dicomnet.ingest.pipeline")
 
@@ -107,10 +108,23 @@ def _schedule_retry(instance_id: int, *, delay: int) -> None:
 
 
 def run_pipeline(instance: DicomInstance) -> DicomInstance:
+    with metrics.stage("total"):
+        processed = _run_pipeline(instance)
+    study = processed.study
+    metrics.IMAGES_RECEIVED.labels(
+        practice=str(processed.practice_id),
+        modality=(study.modality if study is not None else "") or "OT",
+        calling_ae=processed.calling_ae or "-",
+    ).inc()
+    return processed
+
+
+def _run_pipeline(instance: DicomInstance) -> DicomInstance:
     with storage.local_copy(instance) as path:
-        ds = read_header(path)
-        header = header_fields(ds)
-        study, series = upsert_study_and_series(instance, header, lambda: json_metadata(ds))
+        with metrics.stage("parse"):
+            ds = read_header(path)
+            header = header_fields(ds)
+            study, series = upsert_study_and_series(instance, header, lambda: json_metadata(ds))
         instance.study, instance.series = study, series
         instance.instance_number = header.instance_number
         instance.rows, instance.columns, instance.frames = (
@@ -132,17 +146,19 @@ def run_pipeline(instance: DicomInstance) -> DicomInstance:
         )
 
         key = storage.instance_key(instance)
-        storage.put_file(key, path)
+        with metrics.stage("store"):
+            storage.put_file(key, path)
 
         preview_key = thumbnail_key = preview_error = ""
         analysis: dict = {}
         try:
-            preview = render_preview(
-                path,
-                ds=ds,
-                max_size=settings.NEXREL_PREVIEW_MAX_SIZE,
-                thumb_size=settings.NEXREL_THUMBNAIL_SIZE,
-            )
+            with metrics.stage("preview", expected=(NoPreview,)):
+                preview = render_preview(
+                    path,
+                    ds=ds,
+                    max_size=settings.NEXREL_PREVIEW_MAX_SIZE,
+                    thumb_size=settings.NEXREL_THUMBNAIL_SIZE,
+                )
         except NoPreview as exc:
             preview_error = str(exc)[:500]
             log.info("instance %s stored without preview: %s", instance.pk, preview_error)
@@ -154,7 +170,7 @@ def run_pipeline(instance: DicomInstance) -> DicomInstance:
             analysis = run_analyzers(instance, preview.display)
 
     spool_path = instance.spool_path
-    with transaction.atomic():
+    with transaction.atomic(), metrics.stage("link"):
         instance.storage_key = key
         instance.preview_key, instance.thumbnail_key = preview_key, thumbnail_key
         instance.preview_error, instance.analysis = preview_error, analysis

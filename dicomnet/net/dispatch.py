@@ -17,6 +17,7 @@ from dicomnet.dimse import status
 from dicomnet.models import DeviceService, DicomServer
 from dicomnet.net import audit_events
 from dicomnet.net.access import AssociationGrant, device_refusal
+from nexrel import metrics
 from patients.models import Practice
 
 log = logging.getLogger("dicomnet.net.dispatch")
@@ -69,6 +70,8 @@ def handle_find(
     finally:
         sop_class = str(event.request.AffectedSOPClassUID)
         audit_events.record_find(event, sop_class=sop_class, matches=matches, final=final)
+        if sop_class == MWL_FIND:
+            metrics.WORKLIST_QUERIES.labels(status=f"0x{final:04X}").inc()
 
 
 def _find(

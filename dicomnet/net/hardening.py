@@ -31,6 +31,7 @@ from dicomnet.net.access import (
     authorise_association,
     refused_syntaxes,
 )
+from nexrel import metrics
 from patients import audit
 from patients.models import AuditEvent
 
@@ -118,11 +119,15 @@ class PracticeACSE(ACSE):
             log.warning(
                 "association from %s rejected %s: %s", peer, decision.reject, decision.reason
             )
+            metrics.ASSOCIATIONS.labels(
+                outcome="rejected", reason="-".join(str(part) for part in decision.reject)
+            ).inc()
             self.send_reject(*decision.reject)
             evt.trigger(self.assoc, evt.EVT_REJECTED, {})
             self.assoc.kill()
             return
         self.assoc.nexrel = decision  # type: ignore[attr-defined]
+        metrics.ASSOCIATIONS.labels(outcome="accepted", reason="").inc()
         # The called AE was checked against the practices; let pynetdicom's own check pass.
         self.acceptor.ae_title = str(rq.called_ae_title).strip()
         self._refuse_services(decision, rq)

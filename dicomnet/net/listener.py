@@ -15,7 +15,7 @@ from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from dicomnet.net import audit_events, dispatch, hardening, incoming, tls
+from dicomnet.net import audit_events, dispatch, hardening, heartbeat, incoming, tls
 from dicomnet.net.contexts import ALL_TRANSFER_SYNTAXES, DENTAL_STORAGE_CLASSES
 
 log = logging.getLogger("dicomnet.net.listener")
@@ -169,8 +169,13 @@ def serve(
         ae.maximum_pdu_size,
         ae.maximum_associations,
     )
+    # For /health/ and the metrics: alive, and how busy (dicomnet/net/heartbeat.py).
+    beating = heartbeat.start_heartbeat(
+        stop, lambda: sum(1 for a in ae.active_associations if a.is_acceptor)
+    )
     stop.wait()
     log.info("DICOM listener stopping")
+    beating.join(timeout=5)
     for server in servers:
         server.shutdown()
         server.server_close()

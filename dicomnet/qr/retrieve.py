@@ -21,6 +21,7 @@ from dicomnet.dimse import status
 from dicomnet.ingest.store import IngestError, store_instance
 from dicomnet.models import DeviceService, DicomServer, RetrieveJob
 from dicomnet.qr import scu
+from nexrel import metrics
 from patients.models import Patient, Practice
 
 log = logging.getLogger("dicomnet.qr.retrieve")
@@ -149,6 +150,7 @@ def run_job(job_id: int) -> str:
     RetrieveJob.objects.filter(pk=job_id).update(
         status=outcome, error=error[:5000], finished_at=timezone.now()
     )
+    metrics.RETRIEVE_JOBS.labels(status=str(outcome)).inc()
     log.info(
         "import job %s: %s (%d completed, %d failed, %d warning)%s",
         job_id,
