@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from typing import cast
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -648,3 +648,38 @@ class RefusedAssociation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.calling_ae}@{self.peer_address} → {self.called_ae} ×{self.count}"
+
+
+class OpsAlert(models.Model):
+    """An operations alert (dicomnet/alerts.py): open while its condition holds, resolved
+    once it clears. One open alert per rule and practice (None: the whole installation)."""
+
+    rule = models.CharField(_("rule"), max_length=40)
+    practice = models.ForeignKey(
+        Practice, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # "rule:practice id" or "rule:*": unique among the open alerts (a NULL practice would
+    # not be, in a unique constraint, on SQLite).
+    key = models.CharField(max_length=60, editable=False)
+    message = models.CharField(_("message"), max_length=300)
+    values = models.JSONField(default=dict, blank=True)
+    first_seen = models.DateTimeField(_("first seen"))
+    last_seen = models.DateTimeField(_("last seen"))
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("operations alert")
+        verbose_name_plural = _("operations alerts")
+        ordering = ["-first_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"], condition=models.Q(resolved_at=None), name="one_open_alert_per_rule"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.message}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.key = f"{self.rule}:{self.practice_id or '*'}"
+        super().save(*args, **kwargs)

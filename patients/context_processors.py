@@ -36,7 +36,9 @@ def bell_context(user: User) -> dict:
 
 def notice_url(notice) -> str:
     """The patient's chart; for an unidentified patient, the review queue (or, without one,
-    the study in Django admin)."""
+    the study in Django admin); for an operations alert, the health report."""
+    if getattr(notice, "for_admins", False):
+        return reverse("health")
     if notice.patient_id is not None:
         return reverse("patient_detail", args=[notice.patient_id])
     for name, args in (

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from patients.context_processors import notice_url
 from patients.models import Notification, User
+from patients.selectors import for_audience
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,12 @@ def recipients(notification: Notification, among: Collection[int] | None = None)
     )
     if among is not None:
         users = users.filter(pk__in=among)
-    return [user for user in users if user.has_perm(VIEW_NOTIFICATION)]
+    return [
+        user
+        for user in users
+        if user.has_perm(VIEW_NOTIFICATION)
+        and for_audience(user, Notification.objects.filter(pk=notification.pk)).exists()
+    ]
 
 
 def email_notification(notification_id: int, among: Collection[int] | None = None) -> int:

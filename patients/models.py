@@ -59,6 +59,8 @@ class Practice(models.Model):
         default=5,
         help_text=_("The shortest time the practice must keep a record after the last visit."),
     )
+    # Operations alerts (dicomnet/alerts.py) warn the practice admins near this; unset: none.
+    storage_quota_gb = models.PositiveIntegerField(_("storage quota (GB)"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -223,6 +225,9 @@ class Notification(models.Model):
     # AE, "scheduled_on": AE}}; empty for notices written before (``message`` is shown).
     params = models.JSONField(default=dict, blank=True)
     count = models.PositiveIntegerField(default=0)
+    # An operations alert (dicomnet/alerts.py): for the practice admins' bell only, with
+    # params {"alert": rule, "state": "firing" | "resolved", "values": {...}}.
+    for_admins = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -241,6 +246,10 @@ class Notification(models.Model):
         """The notice in the active language, the patient's name as people read it."""
         if not self.params:
             return self.message
+        if "alert" in self.params:
+            from patients.alert_texts import alert_text  # the words of each rule
+
+            return alert_text(self.params)
         count = self.count
         if self.patient is not None:
             who = self.patient.full_name

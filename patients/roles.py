@@ -103,6 +103,8 @@ PRACTICE_ADMIN_PERMISSIONS = {
     "patients.add_user",
     "patients.change_user",
     "patients.view_accesslog",
+    # The bell, for the operations alerts meant for them (patients.selectors.for_audience).
+    "patients.view_notification",
     # The privacy officer's page (patients/audit_views.py): search and export the trail.
     "patients.view_auditevent",
     USE_AUDIT_TRAIL,

@@ -8,6 +8,7 @@ import re
 
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
+from patients import roles
 from patients.health_cards import looks_like_ramq_number, normalise_ramq_number
 from patients.models import (
     Appointment,
@@ -88,9 +89,21 @@ def _reads_by(user: User) -> QuerySet[NotificationRead]:
     return NotificationRead.objects.filter(notification=OuterRef("pk"), user=user)
 
 
+def for_audience(user: User, notices: QuerySet[Notification]) -> QuerySet[Notification]:
+    """The notices meant for this person: operations alerts for the practice admins
+    (``manage_devices``), the images' notices for the clinic's people who deal with
+    patients' images or the review queue."""
+    if not user.has_perm(roles.MANAGE_DEVICES):
+        notices = notices.filter(for_admins=False)
+    if not (user.has_perm(roles.VIEW_IMAGES) or user.has_perm(roles.VIEW_REVIEW_QUEUE)):
+        notices = notices.filter(for_admins=True)
+    return notices
+
+
 def unread_notifications(user: User) -> QuerySet[Notification]:
-    """The notices of the user's practice that this user has not read."""
-    return Notification.objects.for_practice(user.practice_id).filter(~Exists(_reads_by(user)))
+    """The notices of the user's practice meant for them that they have not read."""
+    notices = Notification.objects.for_practice(user.practice_id).filter(~Exists(_reads_by(user)))
+    return for_audience(user, notices)
 
 
 def notifications_for(user: User, *, unread: bool = False) -> QuerySet[Notification]:
@@ -100,7 +113,7 @@ def notifications_for(user: User, *, unread: bool = False) -> QuerySet[Notificat
     notices = (
         unread_notifications(user)
         if unread
-        else Notification.objects.for_practice(user.practice_id)
+        else for_audience(user, Notification.objects.for_practice(user.practice_id))
     )
     return notices.annotate(read_at=Subquery(_reads_by(user).values("read_at")[:1]))
 

@@ -68,6 +68,8 @@ class ManagedProcess:
             "LANGUAGE_CODE": "en",
             # One listener process unless a test asks for more: limits and logs are per process.
             "DICOM_LISTENER_PROCESSES": "1",
+            # The workers' every-minute alert schedule would add notices to the tests' own.
+            "NEXREL_ALERTS_ENABLED": "false",
             **(env or {}),
         }
         self.log_path = data_dir / f"{args[0]}-{time.monotonic_ns()}.log"

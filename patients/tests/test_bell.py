@@ -143,10 +143,24 @@ def test_bell_partial_shows_the_count_and_polls(clinician_client, practice, sett
     assert 'id="bell"' in page and 'id="bell-count">2<' in page
 
 
-def test_bell_is_not_for_a_role_without_notifications(client_for, practice_admin, practice):
-    client = client_for(practice_admin)
-    assert client.get(reverse("notification_bell")).status_code == 403
-    assert 'id="bell"' not in client.get("/").content.decode()
+def test_the_practice_admins_bell_has_the_alerts_not_the_images(
+    client_for, practice_admin, frontdesk, practice
+):
+    """The admin's bell is for the operations alerts (dicomnet/alerts.py); the images'
+    notices, which name patients, stay with the clinic's people who deal with them."""
+    image_notice = _notice(practice)
+    alert = Notification.objects.create(
+        practice=practice,
+        for_admins=True,
+        message="firing: no listener heartbeat for 60 s",
+        params={"alert": "listener_down", "state": "firing", "values": {"seconds": 60}},
+    )
+    admin = client_for(practice_admin)
+    bell = admin.get(reverse("notification_bell"))
+    assert bell.status_code == 200
+    assert [n.pk for n in bell.context["unread_notifications"]] == [alert.pk]
+    desk = client_for(frontdesk).get(reverse("notification_bell"))
+    assert [n.pk for n in desk.context["unread_notifications"]] == [image_notice.pk]
 
 
 def test_clicking_a_notice_marks_it_read_and_follows_its_link(
