@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from dicomnet import ops_views
 from dicomnet import urls as dicomnet_urls
 from nexrel import ops as nexrel_ops
 from nexrel import viewer as nexrel_viewer
@@ -14,6 +15,8 @@ urlpatterns = [
     path("", nexrel_views.home, name="home"),
     path("metrics", nexrel_ops.metrics, name="metrics"),
     path("health/", nexrel_ops.health, name="health"),
+    path("ops/", ops_views.dashboard, name="ops_dashboard"),
+    path("ops/failures/<int:pk>/retry/", ops_views.retry_failure, name="ops_retry"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("patients/", nexrel_views.patient_list, name="patient_list"),

@@ -113,6 +113,7 @@ def world(practice, clinician):
         "dicom_server_edit": server,
         "dicom_server_test": server,
         "instance_image": xray,
+        "ops_retry": xray,  # POST only: a GET is 405 once the role passes
         "viewer_annotation": note,
         "notification_read": Notification.objects.create(practice=practice, message="a study"),
     }
