@@ -438,13 +438,25 @@ NEXREL_ALERT_SPOOL_FREE_PERCENT = envint("NEXREL_ALERT_SPOOL_FREE_PERCENT", "10"
 NEXREL_ALERT_TLS_DAYS = envint("NEXREL_ALERT_TLS_DAYS", "30")
 
 LOG_LEVEL = env("LOG_LEVEL", "INFO")
+# json: one JSON object per line with the request's or association's ids (nexrel/logs.py).
+LOG_FORMAT = env("LOG_FORMAT", "json" if PRODUCTION else "plain")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"ids": {"()": "nexrel.logs.ContextIds"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"},
+        "json": {"()": "nexrel.logs.NexrelJsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["ids"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "nexrel": {"level": LOG_LEVEL, "propagate": True},

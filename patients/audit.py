@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from nexrel import metrics
+from nexrel import logs, metrics
 from patients.models import AuditEvent, Patient, User
 
 GENESIS = "0" * 64
@@ -246,6 +247,9 @@ def record(
             if patient is not None
             else (user.practice_id if authenticated else None)  # type: ignore[union-attr]
         )
+    ids = logs.bound_ids()  # the request's or association's: the log lines' ids
+    if ids:
+        detail = {**ids, **(detail or {})}
     event = AuditEvent(
         at=timezone.now(),
         event_id=event_id,
@@ -356,6 +360,12 @@ class AuditMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # The id of this request's log lines and audit events (nexrel/logs.py).
+        request_id = uuid.uuid4().hex[:16]
+        with logs.bound(request_id=request_id):
+            return self._serve(request)
+
+    def _serve(self, request: HttpRequest) -> HttpResponse:
         serving = _RequestAudit(request)
         token = _current.set(serving)
         try:

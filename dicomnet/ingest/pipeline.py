@@ -35,7 +35,7 @@ from dicomnet.ingest.linking import link_study, notify_new_images
 from dicomnet.ingest.parsing import InstanceHeader, header_fields, json_metadata, read_header
 from dicomnet.ingest.previews import IMAGE_SUFFIX, NoPreview, render_preview
 from dicomnet.models import DicomInstance, DicomSeries, DicomStudy
-from nexrel import metrics
+from nexrel import logs, metrics
 
 log = logging.getLogger("dicomnet.ingest.pipeline")
 
@@ -50,13 +50,15 @@ def process_instance(instance_id: int) -> str:
             return "already processed"
         return "being processed by another run"
     instance = DicomInstance.objects.get(pk=instance_id)
-    try:
-        run_pipeline(instance)
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"[:1000]
-        log.exception("processing instance %s failed", instance_id)
-        _record_failure(instance_id, reason)
-        return f"failed: {reason}"
+    with logs.bound(instance_id=str(instance_id)):  # this task's lines, and no other's
+        try:
+            run_pipeline(instance)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:1000]
+            log.exception("processing instance %s failed", instance_id)
+            _record_failure(instance_id, reason)
+            return f"failed: {reason}"
+        log.info("instance %s processed", instance_id)
     return "processed"
 
 
@@ -125,6 +127,7 @@ def _run_pipeline(instance: DicomInstance) -> DicomInstance:
             ds = read_header(path)
             header = header_fields(ds)
             study, series = upsert_study_and_series(instance, header, lambda: json_metadata(ds))
+            logs.bind(study_uid=header.study_instance_uid)
         instance.study, instance.series = study, series
         instance.instance_number = header.instance_number
         instance.rows, instance.columns, instance.frames = (

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import logging
 import os
+import time
 from pathlib import Path
 from typing import cast
 
@@ -32,8 +33,23 @@ def handle_store(event: evt.Event) -> int:
     request = cast(C_STORE, event.request)
     sop_uid = str(request.AffectedSOPInstanceUID)
     path = Path(event.dataset_path)
+    started = time.perf_counter()
+    size = path.stat().st_size if path.exists() else 0
     result = _store(event, grant=grant, path=path, sop_uid=sop_uid)
     audit_events.note_store(event.assoc, str(request.AffectedSOPClassUID), result)
+    log.info(
+        "C-STORE %s answered 0x%04X",
+        sop_uid,
+        result,
+        extra={
+            "command": "C_STORE",
+            "status": f"0x{result:04X}",
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "bytes": size,
+            "sop_instance_uid": sop_uid,
+            "calling_ae": grant.calling_ae,
+        },
+    )
     if result != status.SUCCESS:
         with contextlib.suppress(OSError):
             os.unlink(path)

@@ -10,7 +10,10 @@ the tally is written before that thread's database connection is closed."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
+import time
 from collections import Counter
 from typing import Any
 
@@ -18,6 +21,7 @@ from pydicom import Dataset
 from pynetdicom import evt
 
 from dicomnet.dimse import status
+from nexrel import logs
 from patients import audit
 from patients.models import AuditEvent
 
@@ -39,6 +43,11 @@ def _who(assoc: Any) -> dict[str, Any]:
         "address": grant.peer_address,
         "practice_id": grant.practice_id,
     }
+
+
+def _association(assoc: Any) -> dict[str, str]:
+    number = getattr(assoc, "nexrel_id", "")
+    return {"association_id": number} if number else {}
 
 
 def _safely(what: str, write) -> None:
@@ -95,7 +104,12 @@ def on_conn_close(event: evt.Event) -> None:
             what="c_store",
             outcome=AuditEvent.Outcome.SUCCESS if not refused else AuditEvent.Outcome.MINOR_FAILURE,
             outcome_text=f"{stored} stored, {refused} refused",
-            detail={"stored": stored, "refused": refused, "sop_classes": dict(by_class)},
+            detail={
+                "stored": stored,
+                "refused": refused,
+                "sop_classes": dict(by_class),
+                **_association(assoc),
+            },
             **_who(assoc),
         ),
     )
@@ -134,7 +148,66 @@ def record_find(event: evt.Event, *, sop_class: str, matches: int, final: int) -
     )
 
 
-HANDLERS = [(evt.EVT_ACCEPTED, on_accepted), (evt.EVT_CONN_CLOSE, on_conn_close)]
+_association_numbers = itertools.count(1)
+
+
+def name_association(assoc: Any) -> str:
+    """The association's id for its log lines and audit events (nexrel/logs.py), bound in
+    the thread that negotiates and serves it (called by PracticeACSE); transport events
+    come from pynetdicom's DUL thread, so the audit events also name it explicitly."""
+    assoc.nexrel_id = f"{os.getpid()}-{next(_association_numbers)}"
+    peer = getattr(assoc.requestor, "address", "") or ""
+    logs.bind(association_id=assoc.nexrel_id, peer=str(peer))
+    return assoc.nexrel_id
+
+
+def on_dimse_recv(event: evt.Event) -> None:
+    """Note when each request arrived, to time its answer."""
+    message: Any = event.message
+    command = message.command_set
+    if "MessageID" in command:
+        started = getattr(event.assoc, "nexrel_started", None)
+        if started is None:
+            started = event.assoc.nexrel_started = {}  # type: ignore[attr-defined]
+        started[int(command.MessageID)] = time.perf_counter()
+
+
+def on_dimse_sent(event: evt.Event) -> None:
+    """One log line per DIMSE operation answered (C-STORE logs its own, with its bytes):
+    the command, its final status and how long it took."""
+    message: Any = event.message
+    command = message.command_set
+    name = type(message).__name__
+    if not name.endswith("_RSP") or name == "C_STORE_RSP" or "Status" not in command:
+        return
+    answer = int(command.Status)
+    if answer in (0xFF00, 0xFF01):  # pending: the operation goes on
+        return
+    started = getattr(event.assoc, "nexrel_started", {}).pop(
+        int(command.get("MessageIDBeingRespondedTo", -1)), None
+    )
+    duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
+    log.info(
+        "%s answered 0x%04X in %s ms",
+        name.removesuffix("_RSP").replace("_", "-"),
+        answer,
+        duration_ms,
+        extra={
+            "command": name.removesuffix("_RSP"),
+            "status": f"0x{answer:04X}",
+            "duration_ms": duration_ms,
+            "sop_class": str(command.get("AffectedSOPClassUID", "")),
+            **_who(event.assoc),
+        },
+    )
+
+
+HANDLERS = [
+    (evt.EVT_ACCEPTED, on_accepted),
+    (evt.EVT_DIMSE_RECV, on_dimse_recv),
+    (evt.EVT_DIMSE_SENT, on_dimse_sent),
+    (evt.EVT_CONN_CLOSE, on_conn_close),
+]
 
 
 def record_operation(

@@ -24,7 +24,7 @@ from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
 from dicomnet.models import DicomServer
-from dicomnet.net import tls
+from dicomnet.net import audit_events, tls
 from dicomnet.net.access import (
     AssociationGrant,
     AssociationRefusal,
@@ -94,6 +94,7 @@ class PracticeACSE(ACSE):
     """ACSE that asks the database who may associate, and logs every refusal."""
 
     def _negotiate_as_acceptor(self) -> None:
+        audit_events.name_association(self.assoc)
         rq = cast(A_ASSOCIATE, self.requestor.primitive)  # the request being negotiated
         peer = str(self.assoc.requestor.address or "")
         # pynetdicom would refuse this too (later, and logging only at INFO): refuse it

@@ -77,3 +77,25 @@ def test_c_find_and_c_move_are_recorded(listener, archive, tmp_path: Path):  # n
     (refused,) = wait_until(lambda: _events(what="c_move"))
     assert refused.outcome == AuditEvent.Outcome.MINOR_FAILURE
     assert refused.detail["destination"] == "NOWHERE"
+
+
+def test_json_logs_name_the_association_of_their_audit_event(listener_factory, tmp_path: Path):
+    """With LOG_FORMAT=json each DIMSE operation is a JSON line (command, status, duration,
+    bytes) carrying the association's id, which its audit event carries too."""
+    import json
+
+    proc, port = listener_factory(env={"LOG_FORMAT": "json"})
+    path = tmp_path / "io.dcm"
+    dcmwrite(path, intraoral(patient_id="1001"), enforce_file_format=True)
+    sent = subprocess.run(
+        ["storescu", "-aet", "CARESTREAM", "-aec", "NEXREL-CRM", "127.0.0.1", str(port), str(path)],
+        capture_output=True,
+        timeout=60,
+    )
+    assert sent.returncode == 0, sent.stderr
+    (store,) = wait_until(lambda: _events(what="c_store"))
+    lines = [json.loads(line) for line in proc.output().splitlines() if line.startswith("{")]
+    stored = [line for line in lines if line.get("command") == "C_STORE"]
+    assert stored and stored[0]["status"] == "0x0000" and stored[0]["bytes"] > 1000
+    assert stored[0]["association_id"] == store.detail["association_id"]
+    assert "duration_ms" in stored[0]
