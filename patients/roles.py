@@ -182,3 +182,16 @@ def permissions_of(role: str) -> set[str]:
     from django.contrib.auth.models import Permission
 
     return {_name(p) for p in role_permissions(Permission.objects.all())[role]}
+
+
+def migrate_groups(apps: Any, schema_editor: Any) -> None:
+    """A migration's RunPython when the roles' permissions change: the Permission rows of
+    models and Meta.permissions added by the migrations so far (Django makes them only
+    after ``migrate``), then each group set to exactly its permissions."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    sync_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))

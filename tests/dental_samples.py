@@ -85,3 +85,25 @@ def radiograph(ds: Dataset, mouth: radiographs.Mouth, *, seed: int) -> Dataset:
     ds.ImagerPixelSpacing = [radiographs.INTRAORAL_MM_PER_PIXEL] * 2
     ds.WindowCenter, ds.WindowWidth = radiographs.window(pixels)
     return ds
+
+
+def fmx_appointment(practice, patient, **fields):
+    """``patient``'s FMX appointment (procedure 02101, imaging) starting this hour: its
+    worklist item, and its FMX mount waiting for the images."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from patients.models import Appointment
+
+    start = timezone.localtime().replace(minute=0, second=0, microsecond=0)
+    return Appointment.objects.create(
+        practice=practice,
+        patient=patient,
+        start=start,
+        end=start + dt.timedelta(minutes=45),
+        procedure_code="02101",
+        procedure_description="FMX",
+        needs_imaging=True,
+        **fields,
+    )

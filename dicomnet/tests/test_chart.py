@@ -64,16 +64,7 @@ def test_timeline_gives_the_mount_fill(practice):
     patient = Patient.objects.create(
         practice=practice, chart_number="FMX-9", family_name="Plein", given_name="Aimé"
     )
-    start = timezone.localtime().replace(minute=0, second=0, microsecond=0)
-    appointment = Appointment.objects.create(
-        practice=practice,
-        patient=patient,
-        start=start,
-        end=start + dt.timedelta(minutes=45),
-        procedure_code="02101",
-        procedure_description="FMX",
-        needs_imaging=True,
-    )
+    appointment = dental_samples.fmx_appointment(practice, patient)
     uid = appointment.worklist_item.study_instance_uid
     for ds in dental_samples.fmx_series(study_uid=uid, patient_id="FMX-9")[:7]:
         ingest_dataset(practice, ds)

@@ -7,11 +7,7 @@ from django.db import migrations
 from patients import roles
 
 
-def sync_groups(apps, schema_editor) -> None:
-    roles.sync_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
-
-
 class Migration(migrations.Migration):
     dependencies = [("patients", "0011_notification_read_per_user")]
 
-    operations = [migrations.RunPython(sync_groups, migrations.RunPython.noop)]
+    operations = [migrations.RunPython(roles.migrate_groups, migrations.RunPython.noop)]

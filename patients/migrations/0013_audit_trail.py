@@ -33,17 +33,6 @@ def drop_trigger(apps, schema_editor) -> None:
         schema_editor.execute(DROP_APPEND_ONLY, params=None)
 
 
-def sync_groups(apps, schema_editor) -> None:
-    """The new view and use permissions, to the practice admins (roles.sync_groups)."""
-    from django.contrib.auth.management import create_permissions
-
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    roles.sync_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -86,5 +75,5 @@ class Migration(migrations.Migration):
             },
         ),
         migrations.RunPython(add_trigger, drop_trigger),
-        migrations.RunPython(sync_groups, migrations.RunPython.noop),
+        migrations.RunPython(roles.migrate_groups, migrations.RunPython.noop),
     ]

@@ -7,17 +7,6 @@ from django.db import migrations, models
 from patients import roles
 
 
-def sync_groups(apps, schema_editor) -> None:
-    """The register's permissions, to the practice admins (roles.sync_groups)."""
-    from django.contrib.auth.management import create_permissions
-
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    roles.sync_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -52,5 +41,5 @@ class Migration(migrations.Migration):
                 'ordering': ['-occurred_on', '-id'],
             },
         ),
-        migrations.RunPython(sync_groups, migrations.RunPython.noop),
+        migrations.RunPython(roles.migrate_groups, migrations.RunPython.noop),
     ]

@@ -5,11 +5,6 @@ from django.db import migrations, models
 from patients import roles
 
 
-def sync_groups(apps, schema_editor) -> None:
-    """The bell (view_notification) to the practice admins, for their alerts."""
-    roles.sync_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -22,5 +17,5 @@ class Migration(migrations.Migration):
             name='for_admins',
             field=models.BooleanField(default=False),
         ),
-        migrations.RunPython(sync_groups, migrations.RunPython.noop),
+        migrations.RunPython(roles.migrate_groups, migrations.RunPython.noop),
     ]

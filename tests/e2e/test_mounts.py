@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from dicomnet.models import DicomInstance, Mount, MountChange
 from nexrel.demo import MOUTHS
 from nexrel.radiographs import Mouth
-from patients.models import Appointment, Patient
+from patients.models import Patient
 from tests import dental_samples
 from tests.browser import assert_clean
 from tests.dicom_samples import ingest_dataset
@@ -50,16 +50,8 @@ def fmx_visit(practice, patient: Patient | None = None, *, radiographs: bool = F
         patient = Patient.objects.create(
             practice=practice, chart_number="FMX-2", family_name="Incisive", given_name="Inès"
         )
-    start = timezone.localtime().replace(minute=0, second=0, microsecond=0)
-    appointment = Appointment.objects.create(
-        practice=practice,
-        patient=patient,
-        start=start,
-        end=start + dt.timedelta(minutes=45),
-        procedure_code="02101",
-        procedure_description="FMX",
-        needs_imaging=True,
-    )
+    appointment = dental_samples.fmx_appointment(practice, patient)
+    start = timezone.localtime(appointment.start)
     uid = appointment.worklist_item.study_instance_uid
     series = dental_samples.fmx_series(
         study_uid=uid,

@@ -4,7 +4,6 @@ them, and each lands in its slot; the calendar's chip then says 18/18."""
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import subprocess
 
@@ -13,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dicomnet.models import DicomInstance, Mount
-from patients.models import Appointment, Patient, User
+from patients.models import Patient, User
 from tests import dental_samples, dicom_samples
 from tests.fixtures import wait_until
 
@@ -30,17 +29,7 @@ def test_storescu_fmx_lands_in_its_mount_and_the_chip_says_18_of_18(
     patient = Patient.objects.create(
         practice=practice, chart_number="FMX-1", family_name="Dentine", given_name="Denis"
     )
-    start = timezone.localtime().replace(minute=0, second=0, microsecond=0)
-    appointment = Appointment.objects.create(
-        practice=practice,
-        patient=patient,
-        start=start,
-        end=start + dt.timedelta(minutes=45),
-        operatory="Op 1",
-        procedure_code="02101",
-        procedure_description="FMX",
-        needs_imaging=True,
-    )
+    appointment = dental_samples.fmx_appointment(practice, patient, operatory="Op 1")
     mount = Mount.objects.get(appointment=appointment)
     assert mount.template.key == "fmx-18"
     uid = appointment.worklist_item.study_instance_uid
@@ -81,7 +70,8 @@ def test_storescu_fmx_lands_in_its_mount_and_the_chip_says_18_of_18(
 
     client = Client()
     client.force_login(User.objects.get(username="clinician"))
-    calendar = client.get("/calendar/", {"date": start.date().isoformat()}).content.decode()
+    day = timezone.localtime(appointment.start).date().isoformat()
+    calendar = client.get("/calendar/", {"date": day}).content.decode()
     chip = calendar.split(f'data-appointment="{appointment.pk}"')[1].split("</a>")[0]
     assert "18/18" in chip, chip
     page = client.get(f"/calendar/appointments/{appointment.pk}/").content.decode()

@@ -3,15 +3,12 @@ change a clinician makes."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-from django.utils import timezone
 
 from dicomnet.dental import mounts
 from dicomnet.dental.mounts import ImageSpec, MountError, SlotSpec, plan
 from dicomnet.models import DicomInstance, Mount, MountTemplate
-from patients.models import Appointment, AuditEvent, Patient
+from patients.models import AuditEvent, Patient
 from tests import dental_samples, dicom_samples
 
 FMX_TEETH = dental_samples.fmx_teeth()
@@ -73,17 +70,7 @@ def patient(practice) -> Patient:
     )
 
 
-def fmx_appointment(practice, patient) -> Appointment:
-    start = timezone.now().replace(microsecond=0)
-    return Appointment.objects.create(
-        practice=practice,
-        patient=patient,
-        start=start,
-        end=start + dt.timedelta(minutes=30),
-        procedure_code="02101",
-        procedure_description="FMX",
-        needs_imaging=True,
-    )
+fmx_appointment = dental_samples.fmx_appointment
 
 
 def test_an_fmx_appointment_gets_an_fmx_mount_and_every_image_its_slot(practice, patient):
