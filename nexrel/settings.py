@@ -414,11 +414,11 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
-# The address of a login: behind the proxy, the one it appends to X-Forwarded-For; else
-# the socket's (a client's own X-Forwarded-For would let it dodge the lockout).
+# The address of a login (and of every audit event): behind the proxy, the one it appends
+# to X-Forwarded-For, its last entry (nexrel/proxy.py); else the socket's (a client's own
+# X-Forwarded-For would let it dodge the lockout).
 if "SECURE_PROXY_SSL_HEADER" in globals():
-    AXES_IPWARE_PROXY_COUNT = 1
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+    AXES_CLIENT_IP_CALLABLE = "nexrel.proxy.forwarded_client_address"
 else:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 

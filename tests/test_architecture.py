@@ -55,6 +55,8 @@ FORBIDDEN = {
         "dicomnet.dicomweb",
         "dicomnet.viewer",
     ),
+    # The client's address behind the proxy: read by django-axes, below every app.
+    "nexrel.proxy": APPS,
     # Static files' CSP header is a handler, below every app.
     "nexrel.static_csp": APPS,
     # Every app counts into the metrics: they import none.

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from nexrel.idle import LAST_ACTIVITY
+from nexrel.proxy import forwarded_client_address
 from nexrel.residency import check_s3_residency
+from patients.models import AuditEvent
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGIN = "/accounts/login/"
@@ -49,6 +51,33 @@ def test_a_client_cannot_dodge_the_lockout_with_x_forwarded_for(practice):
         _login(client, "clinician", "wrong-password")
     client = Client(REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="10.0.0.99")
     assert _login(client, "clinician", "nexrel-demo").status_code == 429
+
+
+def test_behind_the_proxy_the_address_is_the_one_nginx_appended(practice, settings):
+    """nginx appends the address that connected to it (``$proxy_add_x_forwarded_for``):
+    whatever a client puts before it neither dodges the lockout nor lands in the audit."""
+    settings.AXES_CLIENT_IP_CALLABLE = "nexrel.proxy.forwarded_client_address"
+    for n in range(settings.AXES_FAILURE_LIMIT - 1):
+        client = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}, 203.0.113.20")
+        assert _login(client, "clinician", "wrong-password").status_code == 200
+    client = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.20")
+    assert _login(client, "clinician", "wrong-password").status_code == 429
+    forged = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="10.0.0.99, 203.0.113.20")
+    assert _login(forged, "clinician", "nexrel-demo").status_code == 429
+    # Another address (nginx's last entry) is not locked out, whatever it claims before it.
+    other = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.20, 203.0.113.21")
+    assert _login(other, "clinician", "nexrel-demo").status_code == 302
+    failed = AuditEvent.objects.filter(what="login_failed").values_list("address", flat=True)
+    assert set(failed) == {"203.0.113.20"}
+
+
+def test_the_forwarded_address_falls_back_to_the_socket():
+    factory = RequestFactory(REMOTE_ADDR="192.0.2.4")
+    assert forwarded_client_address(factory.get("/")) == "192.0.2.4"
+    garbled = factory.get("/", HTTP_X_FORWARDED_FOR="203.0.113.5, not-an-address")
+    assert forwarded_client_address(garbled) == "192.0.2.4"
+    v6 = factory.get("/", HTTP_X_FORWARDED_FOR="203.0.113.5,2001:db8::1 ")
+    assert forwarded_client_address(v6) == "2001:db8::1"
 
 
 def test_a_success_resets_the_count(practice):
