@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from django.utils import timezone
 
 from dicomnet.models import DicomInstance, OpsAlert
 from dicomnet.net.heartbeat import read_heartbeats
+from dicomnet.ops_status import oldest_waiting_seconds, spool_space
 from patients.mail import email_notification_on_commit
 from patients.models import Notification, Practice
 
@@ -64,15 +64,10 @@ def processing_failures(now: dt.datetime) -> list[Finding]:
 
 
 def queue_stale(now: dt.datetime) -> list[Finding]:
-    oldest = (
-        DicomInstance.objects.filter(state=DicomInstance.State.RECEIVED)
-        .order_by("received_at")
-        .values_list("received_at", flat=True)
-        .first()
-    )
-    if oldest is None:
+    waited = oldest_waiting_seconds(now)
+    if waited is None:
         return []
-    minutes = int((now - oldest).total_seconds() // 60)
+    minutes = int(waited // 60)
     if minutes < settings.NEXREL_ALERT_QUEUE_STALE_MINUTES:
         return []
     return [Finding("queue_stale", f"oldest image waits {minutes} min", {"minutes": minutes})]
@@ -100,11 +95,7 @@ def storage_quota(now: dt.datetime) -> list[Finding]:
 
 
 def spool_low(now: dt.datetime) -> list[Finding]:
-    path = Path(settings.SPOOL_DIR)
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    usage = shutil.disk_usage(path)
-    percent = 100.0 * usage.free / usage.total if usage.total else 0.0
+    percent = spool_space().free_percent
     if percent >= settings.NEXREL_ALERT_SPOOL_FREE_PERCENT:
         return []
     return [Finding("spool_low", f"spool disk {percent:.1f}% free", {"percent": percent})]

@@ -5,47 +5,26 @@ details as JSON). The checks are plain functions; the views only translate HTTP.
 from __future__ import annotations
 
 import hmac
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
-from django.db.models import Min, Sum
+from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from dicomnet.models import DicomInstance
 from dicomnet.net.heartbeat import read_heartbeats
+from dicomnet.ops_status import oldest_waiting_seconds, queue_depth, spool_space
 from nexrel.metrics import scrape_registry
-
-
-def _disk_of(path: Path) -> Path:
-    """The path, or its nearest existing parent (a spool not made yet is on that disk)."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def oldest_waiting_seconds() -> float | None:
-    """Age of the oldest image received and not yet processed (its task waits)."""
-    oldest = DicomInstance.objects.filter(state=DicomInstance.State.RECEIVED).aggregate(
-        at=Min("received_at")
-    )["at"]
-    return None if oldest is None else (timezone.now() - oldest).total_seconds()
-
-
-def queue_depth() -> int:
-    return DicomInstance.objects.filter(state=DicomInstance.State.RECEIVED).count()
 
 
 class ScrapeTimeCollector:
@@ -70,7 +49,7 @@ class ScrapeTimeCollector:
             stored.add_metric([str(practice_id)], float(total or 0))
         yield stored
         free = GaugeMetricFamily("nexrel_spool_free_bytes", "Free bytes on the spool's disk.")
-        free.add_metric([], float(shutil.disk_usage(_disk_of(Path(settings.SPOOL_DIR))).free))
+        free.add_metric([], float(spool_space().free_bytes))
         yield free
         beats = read_heartbeats()
         seen = GaugeMetricFamily(
@@ -161,11 +140,10 @@ def check_queue() -> Check:
 
 
 def check_spool() -> Check:
-    usage = shutil.disk_usage(_disk_of(Path(settings.SPOOL_DIR)))
-    percent = 100.0 * usage.free / usage.total if usage.total else 0.0
+    space = spool_space()
     return Check(
-        percent >= settings.NEXREL_HEALTH_SPOOL_MIN_FREE_PERCENT,
-        {"free_bytes": usage.free, "free_percent": round(percent, 1)},
+        space.free_percent >= settings.NEXREL_HEALTH_SPOOL_MIN_FREE_PERCENT,
+        {"free_bytes": space.free_bytes, "free_percent": round(space.free_percent, 1)},
     )
 
 
