@@ -293,6 +293,13 @@ DICOMWEB_MAX_STOW_BYTES = envint("DICOMWEB_MAX_STOW_BYTES", str(4 * 1024**3))
 if DICOMWEB_MAX_STOW_BYTES < 1:
     raise ImproperlyConfigured("DICOMWEB_MAX_STOW_BYTES must be a positive number of bytes")
 
+# Hostile objects (docs/security-hostile.md): the most a deflated data set may inflate to
+# (pydicom inflates it whole, in memory, to read even its header), and the most pixels a
+# frame may have to be decoded (preview, rendered, decoded frames): 32 Mi pixels take about
+# 250 MB to render; a dental panoramic has 3 to 10 Mi.
+NEXREL_MAX_INFLATED_BYTES = envint("NEXREL_MAX_INFLATED_BYTES", str(128 * 1024**2))
+NEXREL_MAX_DECODED_PIXELS = envint("NEXREL_MAX_DECODED_PIXELS", str(32 * 1024**2))
+
 # Processing pipeline.
 NEXREL_TASK_MAX_ATTEMPTS = envint("NEXREL_TASK_MAX_ATTEMPTS", "4")
 NEXREL_ANALYZERS = envlist("NEXREL_ANALYZERS", "dicomnet.ingest.analysis.exposure_check")
