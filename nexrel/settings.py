@@ -265,6 +265,11 @@ DICOM_SOCKET_TIMEOUT = envint("DICOM_SOCKET_TIMEOUT", "30")
 DICOM_ACSE_TIMEOUT = envint("DICOM_ACSE_TIMEOUT", "30")
 DICOM_DIMSE_TIMEOUT = envint("DICOM_DIMSE_TIMEOUT", "60")
 DICOM_NETWORK_TIMEOUT = envint("DICOM_NETWORK_TIMEOUT", "120")
+# Open connections, whatever their state (each holds two threads until it is closed), and
+# those of one host still awaiting their A-ASSOCIATE-RQ: beyond either, a new connection is
+# closed at accept (docs/security-hostile.md), so idle sockets can't take every slot.
+DICOM_MAX_CONNECTIONS = envint("DICOM_MAX_CONNECTIONS", str(4 * DICOM_MAX_ASSOCIATIONS))
+DICOM_MAX_PENDING_PER_HOST = envint("DICOM_MAX_PENDING_PER_HOST", "4")
 # Listener processes sharing the port (SO_REUSEPORT): pynetdicom spends its time in Python,
 # so parallel associations in one process share one core (docs/benchmarks.md).
 DICOM_LISTENER_PROCESSES = envint("DICOM_LISTENER_PROCESSES", "2")
