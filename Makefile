@@ -9,7 +9,7 @@ VENDOR_JS := static/vendor/htmx.min.js
 VIEWER_JS := static/viewer/dist/viewer.js
 VIEWER_SRC := $(wildcard static/viewer/src/*.js) scripts/build-viewer.mjs
 
-.PHONY: run test test-unit setup system-deps venv migrate bench lint typecheck licences clean viewer
+.PHONY: run test test-unit setup system-deps venv migrate bench fuzz lint typecheck licences clean viewer
 
 run: setup
 	$(PY) manage.py migrate --noinput
@@ -61,6 +61,14 @@ bench: system-deps setup
 	$(PY) bench/bench_dicomweb.py
 	$(PY) bench/bench_viewer.py
 	$(PY) bench/bench_tls.py
+
+# Coverage-guided fuzzing (atheris, libFuzzer) of the parse → preview path and of the STOW-RS
+# multipart parser, FUZZ_SECONDS each (fuzz/run.py): corpus in var/fuzz/, crashes in
+# var/fuzz/crashes/; fails if one is found. `make test` runs the same properties, briefly,
+# with hypothesis (docs/security-hostile.md).
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -266,6 +266,11 @@ DICOM_SOCKET_TIMEOUT = envint("DICOM_SOCKET_TIMEOUT", "30")
 DICOM_ACSE_TIMEOUT = envint("DICOM_ACSE_TIMEOUT", "30")
 DICOM_DIMSE_TIMEOUT = envint("DICOM_DIMSE_TIMEOUT", "60")
 DICOM_NETWORK_TIMEOUT = envint("DICOM_NETWORK_TIMEOUT", "120")
+# Open connections, whatever their state (each holds two threads until it is closed), and
+# those of one host still awaiting their A-ASSOCIATE-RQ: beyond either, a new connection is
+# closed at accept (docs/security.md), so idle sockets can't take every slot.
+DICOM_MAX_CONNECTIONS = envint("DICOM_MAX_CONNECTIONS", str(4 * DICOM_MAX_ASSOCIATIONS))
+DICOM_MAX_PENDING_PER_HOST = envint("DICOM_MAX_PENDING_PER_HOST", "4")
 # Listener processes sharing the port (SO_REUSEPORT): pynetdicom spends its time in Python,
 # so parallel associations in one process share one core (docs/benchmarks.md).
 DICOM_LISTENER_PROCESSES = envint("DICOM_LISTENER_PROCESSES", "2")
@@ -309,6 +314,13 @@ ORTHANC_TIMEOUT = envint("ORTHANC_TIMEOUT", "60")
 DICOMWEB_MAX_STOW_BYTES = envint("DICOMWEB_MAX_STOW_BYTES", str(4 * 1024**3))
 if DICOMWEB_MAX_STOW_BYTES < 1:
     raise ImproperlyConfigured("DICOMWEB_MAX_STOW_BYTES must be a positive number of bytes")
+
+# Hostile objects (docs/security.md): the most a deflated data set may inflate to
+# (pydicom inflates it whole, in memory, to read even its header), and the most pixels a
+# frame may have to be decoded (preview, rendered, decoded frames): 32 Mi pixels take about
+# 250 MB to render; a dental panoramic has 3 to 10 Mi.
+NEXREL_MAX_INFLATED_BYTES = envint("NEXREL_MAX_INFLATED_BYTES", str(128 * 1024**2))
+NEXREL_MAX_DECODED_PIXELS = envint("NEXREL_MAX_DECODED_PIXELS", str(32 * 1024**2))
 
 # Processing pipeline.
 NEXREL_TASK_MAX_ATTEMPTS = envint("NEXREL_TASK_MAX_ATTEMPTS", "4")

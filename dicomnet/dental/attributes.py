@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from pydicom.sr.codedict import codes
 
 from dicomnet.dental.teeth import fdi_for_code
@@ -63,17 +64,27 @@ def _region_meanings() -> dict[tuple[str, str], str]:
 REGION_MEANINGS = _region_meanings()
 
 
+def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """``ds.get``, or ``default`` for an element pydicom can't decode (a VR no edition
+    defines, a value that doesn't fit its VR): the object is stored; one such element must
+    not stop its processing."""
+    try:
+        return ds.get(keyword, default)
+    except Exception:
+        return default
+
+
 def _code(item: Dataset) -> dict[str, str]:
-    scheme = str(item.get("CodingSchemeDesignator", "") or "").strip()
-    value = str(item.get("CodeValue", "") or item.get("LongCodeValue", "") or "").strip()
-    meaning = str(item.get("CodeMeaning", "") or "").strip()
+    scheme = str(_get(item, "CodingSchemeDesignator", "") or "").strip()
+    value = str(_get(item, "CodeValue", "") or _get(item, "LongCodeValue", "") or "").strip()
+    meaning = str(_get(item, "CodeMeaning", "") or "").strip()
     return {"scheme": scheme, "value": value, "meaning": meaning}
 
 
 def _items(ds: Dataset, keyword: str) -> list[Dataset]:
     try:
-        return list(ds.get(keyword) or [])
-    except (TypeError, ValueError):
+        return [item for item in _get(ds, keyword) or [] if isinstance(item, Dataset)]
+    except TypeError:
         return []
 
 
@@ -97,9 +108,9 @@ def _numbers(value: Any) -> list[float] | None:
 
 
 def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword, "")
-    if value is None:
-        return ""
+    value = _get(ds, keyword, "")
+    if value is None or isinstance(value, Sequence | Dataset):
+        return ""  # a sequence where text belongs: str() would decode every item
     if not isinstance(value, str) and hasattr(value, "__iter__"):
         return "\\".join(str(v) for v in value)
     return str(value).strip()
@@ -140,14 +151,14 @@ def dental_attributes(ds: Dataset) -> dict[str, Any]:
         "laterality": _text(ds, "ImageLaterality"),
         "positioner_type": _text(ds, "PositionerType"),
         "lossy": _text(ds, "LossyImageCompression"),
-        "lossy_ratio": _numbers(ds.get("LossyImageCompressionRatio")),
+        "lossy_ratio": _numbers(_get(ds, "LossyImageCompressionRatio")),
         "lossy_method": _text(ds, "LossyImageCompressionMethod"),
         "burned_in_annotation": _text(ds, "BurnedInAnnotation"),
         "presentation_intent": _text(ds, "PresentationIntentType"),
-        "pixel_spacing": _numbers(ds.get("PixelSpacing")),
-        "imager_pixel_spacing": _numbers(ds.get("ImagerPixelSpacing")),
-        "nominal_scanned_pixel_spacing": _numbers(ds.get("NominalScannedPixelSpacing")),
-        "magnification": _number(ds.get("EstimatedRadiographicMagnificationFactor")),
+        "pixel_spacing": _numbers(_get(ds, "PixelSpacing")),
+        "imager_pixel_spacing": _numbers(_get(ds, "ImagerPixelSpacing")),
+        "nominal_scanned_pixel_spacing": _numbers(_get(ds, "NominalScannedPixelSpacing")),
+        "magnification": _number(_get(ds, "EstimatedRadiographicMagnificationFactor")),
         "pixel_spacing_calibration_type": _text(ds, "PixelSpacingCalibrationType"),
         "pixel_spacing_calibration": _text(ds, "PixelSpacingCalibrationDescription"),
         "acquired": _text(ds, "AcquisitionDateTime")

@@ -32,7 +32,7 @@ from pydicom.uid import (
 
 from dicomnet.dicomweb.wado import BadRetrieve, NotFound, media_ranges
 from dicomnet.ingest import gdcm_jpeg12
-from dicomnet.ingest.rendering import frame_count
+from dicomnet.ingest.rendering import check_pixel_budget, frame_count
 
 OCTET_STREAM = "application/octet-stream"
 PIXEL_DATA = 0x7FE00010
@@ -166,6 +166,7 @@ def _decoded(ds: Dataset, fp: IO[bytes], index: int) -> bytes:
     Decoded straight from the file; a deflated object (which pydicom can't decode as a
     stream) from the dataset read whole.
     """
+    check_pixel_budget(ds)  # a small compressed frame may declare gigabytes of pixels
     plugin = gdcm_jpeg12.plugin_for(ds)
     fp.seek(0)
     if ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:

@@ -1,7 +1,8 @@
 """STOW-RS, the Store transaction (PS3.18 §10.5): a multipart/related body, streamed.
 
 - ``boundary_of``: the boundary of a ``multipart/related; type="application/dicom"``
-  Content-Type; ``UnsupportedMedia`` (a 415) for anything else.
+  Content-Type; ``UnsupportedMedia`` (a 415) for any other media type, ``MalformedBody``
+  (a 400) for one without a usable boundary.
 - ``check_length``, ``read_chunks``: the limit of a body (``BodyTooLarge``, a 413), by its
   declared Content-Length before reading, and while reading.
 - ``iter_parts``: the body's parts, read from an iterable of chunks (``read_chunks`` makes
@@ -9,7 +10,8 @@
   temp area (the directory of C-STORE and uploads, so ``store_instance`` can rename it into
   the spool). The buffer held in memory never exceeds a chunk plus the delimiter (or the
   part headers, at most ``MAX_HEADER_BYTES``): a study is never held in memory. A part the
-  body cuts short, or whose temp file cannot be written, comes as a ``Part`` with an
+  body cuts short, or with no blank line after its headers (``malformed``: then the last
+  part yielded), or whose temp file cannot be written, comes as a ``Part`` with an
   ``error`` and no file (its temp file is removed).
 - ``response_dataset``: the PS3.18 store response (Table 10.5.3-1) as DICOM JSON.
 
@@ -42,6 +44,10 @@ class UnsupportedMedia(ValueError):
     """The request's Content-Type is not multipart/related of application/dicom: a 415."""
 
 
+class MalformedBody(ValueError):
+    """multipart/related of application/dicom, but its parts can't be told apart: a 400."""
+
+
 def boundary_of(content_type: str) -> str:
     media_type, params = parse_header_parameters(content_type or "")
     params = {k.lower(): v for k, v in params.items()}
@@ -57,7 +63,11 @@ def boundary_of(content_type: str) -> str:
         )
     boundary = params.get("boundary", "")
     if not boundary or len(boundary) > 70:
-        raise UnsupportedMedia("the multipart/related Content-Type has no valid boundary")
+        # The right media type, badly formed: a bad request (400), not an unsupported one.
+        raise MalformedBody(
+            "the multipart/related Content-Type has no boundary parameter (or one longer "
+            "than 70 characters, RFC 2046 5.1.1): its parts can't be found"
+        )
     return boundary
 
 
@@ -113,6 +123,7 @@ class Part:
     path: Path | None = None
     error: str = ""
     out_of_resources: bool = False  # the error is the spool's (disk full...), not the body's
+    malformed: bool = False  # the error is the body's framing: nothing after it is read
 
     @classmethod
     def spool_failure(cls, index: int, headers: dict[str, str], exc: OSError) -> Part:
@@ -227,6 +238,17 @@ def iter_parts(
                     else:
                         end = buf.find(b"\r\n\r\n")
                         skip = 4
+                    # A delimiter before the blank line: this part has content but no
+                    # headers' end. Read on, the next part's headers would end it, and its
+                    # content would be taken for this part's, this part silently lost.
+                    next_part = buf.find(delimiter)
+                    if next_part >= 0 and (end < 0 or next_part < end):
+                        raise _Malformed(
+                            f"part {index} has no blank line between its headers and its "
+                            "content (RFC 2046 5.1.1)"
+                        )
+                    if end > MAX_HEADER_BYTES or (end < 0 and len(buf) > MAX_HEADER_BYTES):
+                        raise _Malformed(f"the headers of part {index} are too long")
                     if end >= 0:
                         headers = _parse_headers(buf[:end])
                         buf = buf[end + skip :]
@@ -238,8 +260,6 @@ def iter_parts(
                             yield Part.spool_failure(index, headers, exc)
                         state = "body"
                         progressed = True
-                    elif len(buf) > MAX_HEADER_BYTES:
-                        raise _Malformed(f"the headers of part {index} are too long")
                 elif state == "body":
                     at = buf.find(delimiter)
                     if at >= 0:
@@ -284,7 +304,7 @@ def iter_parts(
             current.discard()
             current = None
         if state in ("headers", "body") and not reported:
-            yield Part(index, headers, error=str(exc))
+            yield Part(index, headers, error=str(exc), malformed=True)
     finally:
         if current is not None:  # the consumer stopped early, or an unexpected error
             current.discard()

@@ -31,7 +31,6 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
-from pydicom import dcmread
 
 from dicomnet.dicomweb import frames as frame_reader
 from dicomnet.dicomweb import rendered as rendering
@@ -46,6 +45,7 @@ from dicomnet.dicomweb.qido import (
 )
 from dicomnet.dimse import status
 from dicomnet.dimse.uids import is_valid_uid
+from dicomnet.ingest.parsing import read_header
 from dicomnet.ingest.store import IngestError, store_instance
 from dicomnet.models import DicomInstance, DicomStudy
 from patients import roles
@@ -460,12 +460,13 @@ def _store_part(
         if part.content_type and not stow.is_dicom_part(part.content_type):
             return None, stow.Failed("", "", status.CANNOT_UNDERSTAND), ""
         try:
-            header = dcmread(part.path, stop_before_pixels=True)
+            header = read_header(part.path)  # bounded: a deflate bomb is refused unread
             sop_class = str(header.get("SOPClassUID", "") or "")
             sop_instance = str(header.get("SOPInstanceUID", "") or "")
             study_uid = str(header.get("StudyInstanceUID", "") or "")
             series_uid = str(header.get("SeriesInstanceUID", "") or "")
-        except Exception:
+        except Exception as exc:
+            log.info("STOW-RS part %d refused: %s", part.index, exc)
             return None, stow.Failed("", "", status.CANNOT_UNDERSTAND), ""
         failed = stow.Failed(sop_class, sop_instance, status.DATASET_DOES_NOT_MATCH_SOP_CLASS)
         if study and study_uid != study:
@@ -513,11 +514,16 @@ def store(request: PracticeRequest, study: str = "") -> HttpResponse:
     A body over ``DICOMWEB_MAX_STOW_BYTES`` is 413: refused before reading when its
     Content-Length says so; otherwise reading stops at the limit, the part being read is
     dropped, and the parts stored before it stay stored (durable, already answered for
-    in the access log), listed in the 413's JSON as ``stored``."""
+    in the access log), listed in the 413's JSON as ``stored``. A body whose multipart
+    framing breaks (no boundary, a part cut short, no closing delimiter, a part without
+    the blank line after its headers) is 400 in the same way: nothing of the broken part
+    is kept, the parts before it stay stored and are listed."""
     try:
         boundary = stow.boundary_of(request.headers.get("Content-Type", ""))
     except stow.UnsupportedMedia as exc:
         return _error(415, str(exc))
+    except stow.MalformedBody as exc:
+        return _error(400, str(exc))
     if study and not is_valid_uid(study):
         return _error(400, f"the study UID {study!r} of the path is not a UID")
     limit = settings.DICOMWEB_MAX_STOW_BYTES
@@ -529,9 +535,12 @@ def store(request: PracticeRequest, study: str = "") -> HttpResponse:
     stored: list[stow.Stored] = []
     failed: list[stow.Failed] = []
     stored_studies: list[str] = []
-    too_large: stow.BodyTooLarge | None = None
+    refusal: tuple[int, str] | None = None  # (413 or 400, why reading stopped)
     try:
         for part in stow.iter_parts(stow.read_chunks(request, limit=limit), boundary):
+            if part.malformed:  # the last part: the framing is broken from here on
+                refusal = (400, f"the multipart body is malformed: {part.error}")
+                break
             done, refused, study_uid = _store_part(
                 request, part, study=study, studies_url=studies_url
             )
@@ -542,9 +551,10 @@ def store(request: PracticeRequest, study: str = "") -> HttpResponse:
             if refused is not None:
                 failed.append(refused)
     except stow.BodyTooLarge as exc:
-        log.info("STOW-RS body refused after %d stored part(s): %s", len(stored), exc)
-        too_large = exc
-    if not stored and not failed and too_large is None:
+        refusal = (413, str(exc))
+    if refusal is not None:
+        log.info("STOW-RS body refused after %d stored part(s): %s", len(stored), refusal[1])
+    if not stored and not failed and refusal is None:
         return _error(400, "the body holds no part")
     for uid in stored_studies:
         linked = (
@@ -555,17 +565,18 @@ def store(request: PracticeRequest, study: str = "") -> HttpResponse:
         )
         patient = linked.patient if linked is not None else None
         audit(request.user, action="dicomweb_store", patient=patient, ref=f"stow:{uid}")
-    if too_large is not None:
-        refusal = JsonResponse(
+    if refusal is not None:
+        code, reason = refusal
+        refused_body = JsonResponse(
             {
-                "detail": f"{too_large}; reading stopped there, the parts before it "
+                "detail": f"{reason}; reading stopped there, the parts before it "
                 f"({len(stored)}) are stored",
                 "stored": [s.sop_instance_uid for s in stored],
             },
-            status=413,
+            status=code,
         )
-        refusal["Cache-Control"] = "private, no-store"
-        return refusal
+        refused_body["Cache-Control"] = "private, no-store"
+        return refused_body
     study_url = (study or stored_studies[0]) if len(stored_studies) == 1 else ""
     body = stow.response_dataset(
         study_url=f"{studies_url}/{study_url}" if study_url else "",

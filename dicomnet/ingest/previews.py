@@ -21,7 +21,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 
 from dicomnet.ingest import gdcm_jpeg12
-from dicomnet.ingest.rendering import decode_frame, frame_count, to_display
+from dicomnet.ingest.rendering import check_pixel_budget, decode_frame, frame_count, to_display
 
 
 class NoPreview(Exception):
@@ -48,9 +48,17 @@ def render_preview(
         # ds is a header read without pixels: check the file's own element list.
         from pydicom import dcmread
 
-        probe = dcmread(path, specific_tags=["PixelData", "FloatPixelData"])
+        # Deferred: only whether the element is there, not its (maybe gigabytes of) value.
+        try:
+            probe = dcmread(path, specific_tags=["PixelData", "FloatPixelData"], defer_size=1024)
+        except Exception as exc:  # the header was read; the rest may be broken (fuzzing)
+            raise NoPreview(f"cannot read past the header: {type(exc).__name__}: {exc}") from exc
         if not any(k in probe for k in ("PixelData", "FloatPixelData")):
             raise NoPreview("no pixel data (not an image object)")
+    try:
+        check_pixel_budget(ds)
+    except ValueError as exc:  # TooManyPixels, or Rows/Columns that aren't numbers
+        raise NoPreview(f"not decoded: {exc}") from exc
     try:
         index = middle_frame_index(ds)
         frame = decode_frame(path, index, gdcm_jpeg12.plugin_for(ds))

@@ -30,13 +30,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
+from django.conf import settings
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, pixel_array
 
 from dicomnet.ingest import gdcm_jpeg12
+from dicomnet.ingest.parsing import BoundedFile
 
 gdcm_jpeg12.register()
 
@@ -250,6 +252,32 @@ def _weighted_percentiles(
     return tuple(results)
 
 
+class TooManyPixels(ValueError):
+    """A frame larger than ``NEXREL_MAX_DECODED_PIXELS``: it is not decoded."""
+
+
+def check_pixel_budget(ds: Dataset) -> None:
+    """Refuse to decode a frame of more than ``NEXREL_MAX_DECODED_PIXELS`` pixels.
+
+    A compressed frame (RLE, deflate, JPEG) as small as a few hundred bytes may declare
+    65535 x 65535 pixels: decoding it would take gigabytes. The budget is counted on the
+    header's Rows x Columns x Samples per Pixel, before anything is decoded. Also a
+    ``ValueError`` when those are not numbers.
+    """
+    try:
+        rows, columns = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+        samples = int(ds.get("SamplesPerPixel") or 1)
+    except Exception as exc:  # several values, text, an undecodable element (fuzzing)
+        raise ValueError(f"Rows, Columns or Samples per Pixel is not one number: {exc}") from exc
+    pixels = rows * columns * max(samples, 1)
+    limit = settings.NEXREL_MAX_DECODED_PIXELS
+    if pixels > limit:
+        raise TooManyPixels(
+            f"the frame is {columns} x {rows} pixels x {samples} samples, more than the "
+            f"{limit} a frame may have to be decoded (NEXREL_MAX_DECODED_PIXELS)"
+        )
+
+
 def decode_frame(source: Path | str | BinaryIO, index: int, plugin: str = "") -> np.ndarray:
     """Decode frame ``index`` (0-based) from a file or a seekable file object, without reading
     a large multi-frame object whole.
@@ -261,11 +289,14 @@ def decode_frame(source: Path | str | BinaryIO, index: int, plugin: str = "") ->
     """
     from pydicom import dcmread
 
+    if isinstance(source, Path | str):
+        # Values read no larger than the file: a mutated length can't allocate gigabytes.
+        with BoundedFile(source) as bounded:
+            return decode_frame(cast(BinaryIO, bounded), index, plugin)
     try:
         frame = pixel_array(source, index=index, decoding_plugin=plugin)
     except Exception:
-        if not isinstance(source, Path | str):
-            source.seek(0)
+        source.seek(0)
         frame = pixel_array(dcmread(source), index=index, decoding_plugin=plugin)
     return frame
 
@@ -281,8 +312,10 @@ def render_frame(
     not) as an 8-bit display image, grey (rows, columns) or RGB (rows, columns, 3).
 
     What a viewer should show for the same frame and window: the reference for the canvas.
-    Decoding errors propagate (pydicom's, or ValueError for an unusable data set).
+    Decoding errors propagate (pydicom's, or ValueError for an unusable data set, or
+    ``TooManyPixels`` for a frame past the decoding budget).
     """
+    check_pixel_budget(ds)
     frame = decode_frame(source, index, gdcm_jpeg12.plugin_for(ds))
     if frame.ndim == 3 and frame.shape[-1] not in (3, 4):
         frame = frame[min(index, frame.shape[0] - 1)]

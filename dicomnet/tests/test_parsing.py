@@ -139,8 +139,7 @@ def test_check_uids_accepts_valid_uids_matching_the_command() -> None:
     ds = intraoral(SOPInstanceUID=UID_64)  # 64 characters: the longest valid UID
     untouched = copy.deepcopy(ds)
     assert (
-        check_uids(ds, expected_sop_instance_uid=UID_64, expected_sop_class_uid=INTRAORAL)
-        is None
+        check_uids(ds, expected_sop_instance_uid=UID_64, expected_sop_class_uid=INTRAORAL) is None
     )
     assert ds == untouched
     # One character more, the same data set and command are refused: the check is real.

@@ -260,9 +260,7 @@ def test_dicomweb_client_retrieves_rendered_images_and_a_thumbnail(web_server, p
     assert decoded(thumb.content, "PNG").size == (64, 64)
 
 
-def test_dicomweb_client_retrieves_frames_as_stored_and_decoded_and_bulk_data(
-    web_server, practice
-):
+def test_dicomweb_client_retrieves_frames_as_stored_and_decoded_and_bulk_data(web_server, practice):
     """WADO-RS frames (PS3.18 §10.4.1.1.2) in the stored syntax (a JPEG 2000 object: the
     codestream's bytes) and decoded (native little endian), and a BulkDataURI of the
     metadata, through dicomweb-client with a token."""
