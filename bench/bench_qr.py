@@ -227,12 +227,14 @@ def prepare_nexrel(env: dict, n: int) -> None:
 
 
 class Listener:
-    def __init__(self, env: dict, log: Path):
+    def __init__(self, env: dict, log: Path, processes: int | None = 1):
+        """``processes=None``: the setting's (DICOM_LISTENER_PROCESSES) number."""
         self.port = free_port()
         self.log = open(log, "ab")
+        count = ["--processes", str(processes)] if processes else []
         self.proc = subprocess.Popen(
             [PY, "manage.py", "dicom_listener", "--port", str(self.port),
-             "--address", "127.0.0.1", "--processes", "1"],
+             "--address", "127.0.0.1", *count],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -247,7 +249,9 @@ class Listener:
 class Postgres:
     BIN = Path("/usr/lib/postgresql/15/bin")
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, durable: bool = False):
+        """``durable``: fsync and synchronous commit on, as in production; off, the
+        bench measures query work alone."""
         self.root = root
         root.mkdir(parents=True)
         user = "postgres" if os.geteuid() == 0 else None
@@ -261,8 +265,8 @@ class Postgres:
         )  # fmt: skip
         self.proc = subprocess.Popen(
             [str(self.BIN / "postgres"), "-D", str(root / "data"), "-h", "127.0.0.1",
-             "-p", str(self.port), "-k", str(root), "-c", "fsync=off",
-             "-c", "synchronous_commit=off", "-c", "shared_buffers=256MB"],
+             "-p", str(self.port), "-k", str(root), *self._durability(durable),
+             "-c", "shared_buffers=256MB", "-c", "max_connections=200"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, user=user, cwd=root,
         )  # fmt: skip
         wait_port(self.port)
@@ -273,6 +277,10 @@ class Postgres:
             check=True, user=user, cwd=root,
         )  # fmt: skip
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/nexrel"
+
+    @staticmethod
+    def _durability(durable: bool) -> list[str]:
+        return [] if durable else ["-c", "fsync=off", "-c", "synchronous_commit=off"]
 
     def stop(self) -> None:
         supervisor.stop(self.proc, sig=signal.SIGINT, timeout=30)  # fast shutdown

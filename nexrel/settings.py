@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -66,6 +67,14 @@ if not DEBUG and SECRET_KEY.startswith("nexrel-local") and PRODUCTION:
 # The audit trail's chain key (patients/audit.py): set NEXREL_AUDIT_KEY in production, so
 # that changing SECRET_KEY does not make the trail's past unverifiable.
 AUDIT_CHAIN_KEY = envsecret("NEXREL_AUDIT_KEY") or f"nexrel-audit:{SECRET_KEY}"
+# Forward the audit trail to a syslog collector (patients/syslog.py): udp://, tcp:// or
+# tls://host[:port]; AUDIT_SYSLOG_CA verifies a TLS collector (the system's CAs otherwise).
+AUDIT_SYSLOG_URL = env("AUDIT_SYSLOG_URL", "")
+if AUDIT_SYSLOG_URL and not re.fullmatch(r"(udp|tcp|tls)://[^/:]+(:\d+)?/?", AUDIT_SYSLOG_URL):
+    raise ImproperlyConfigured(
+        f"AUDIT_SYSLOG_URL {AUDIT_SYSLOG_URL!r}: expected udp://, tcp:// or tls://host[:port]"
+    )
+AUDIT_SYSLOG_CA = env("AUDIT_SYSLOG_CA", "")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
 

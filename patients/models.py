@@ -416,6 +416,19 @@ class AuditEvent(models.Model):
         return what_label(self.what)
 
 
+class AuditForwarding(models.Model):
+    """How far a syslog collector has the audit trail (patients/syslog.py): the last event
+    sent to it. A mark, not part of the trail, so it may change."""
+
+    destination = models.CharField(max_length=300, unique=True)
+    last_event_id = models.BigIntegerField(default=0)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.destination} up to event {self.last_event_id}"
+
+
 class ApiToken(models.Model):
     """A bearer token of a user for DICOMweb (``Authorization: Bearer nxr_…``).
 
