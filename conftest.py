@@ -30,7 +30,8 @@ tests/integration/ or tests/e2e/) is marked ``integration`` or ``e2e`` here, whi
 ``make test-unit`` leaves it out:
 - tests/fixtures.py: ``listener``, ``listener_factory`` (``dicom_listener`` subprocesses),
   ``worker`` (a django-q2 cluster);
-- tests/peers.py: ``postgres_server``, ``postgres_database``, ``redis_server``,
+- tests/peers.py: ``postgres_server``, ``postgres_database``, ``postgres_seeded_database``,
+  ``redis_server``,
   ``s3_server``, ``s3_bucket``, ``s3_settings``, ``echo_peer`` (DCMTK storescp);
 - tests/orthanc.py: ``orthanc``, ``orthanc_factory`` (with more configuration: plugins);
 - tests/browser.py: ``web_server``, ``browser_page`` (Chromium through Playwright).
@@ -50,6 +51,8 @@ from tests.orthanc import orthanc, orthanc_factory
 from tests.peers import (
     echo_peer,
     postgres_database,
+    postgres_seeded_database,
+    postgres_seeded_template,
     postgres_server,
     redis_server,
     s3_bucket,
@@ -71,6 +74,8 @@ __all__ = [  # imported fixtures, for pytest to find here
     "orthanc",
     "orthanc_factory",
     "postgres_database",
+    "postgres_seeded_database",
+    "postgres_seeded_template",
     "postgres_server",
     "redis_server",
     "s3_bucket",

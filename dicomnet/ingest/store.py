@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    transaction,
+)
 
 from dicomnet.dimse import status
 from dicomnet.ingest import queues
@@ -151,7 +157,7 @@ def store_instance(
         outcome = _record(
             practice, sop_uid=str(ds.SOPInstanceUID), spooled=spooled, fields=fields, lane=lane
         )
-    except (DatabaseError, IntegrityError) as exc:
+    except (DatabaseError, InterfaceError) as exc:  # IntegrityError is a DatabaseError
         _discard(spooled)
         raise OutOfResources(f"database unavailable: {exc}") from exc
     except Exception:
