@@ -29,7 +29,7 @@ Real processes and peers, imported from their modules; a test using them (or liv
 tests/integration/ or tests/e2e/) is marked ``integration`` or ``e2e`` here, which is how
 ``make test-unit`` leaves it out:
 - tests/fixtures.py: ``listener``, ``listener_factory`` (``dicom_listener`` subprocesses),
-  ``worker`` (a django-q2 cluster);
+  ``worker`` (a django-q2 cluster), ``small_spool`` (the spool on a small tmpfs);
 - tests/peers.py: ``postgres_server``, ``postgres_database``, ``postgres_seeded_database``,
   ``redis_server``,
   ``s3_server``, ``s3_bucket``, ``s3_settings``, ``echo_peer`` (DCMTK storescp);
@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.browser import browser_page, web_server
-from tests.fixtures import listener, listener_factory, worker
+from tests.fixtures import listener, listener_factory, small_spool, worker
 from tests.orthanc import orthanc, orthanc_factory
 from tests.peers import (
     echo_peer,
@@ -81,6 +81,7 @@ __all__ = [  # imported fixtures, for pytest to find here
     "s3_bucket",
     "s3_server",
     "s3_settings",
+    "small_spool",
     "web_server",
     "worker",
 ]
