@@ -29,8 +29,9 @@ Real processes and peers, imported from their modules; a test using them (or liv
 tests/integration/ or tests/e2e/) is marked ``integration`` or ``e2e`` here, which is how
 ``make test-unit`` leaves it out:
 - tests/fixtures.py: ``listener``, ``listener_factory`` (``dicom_listener`` subprocesses),
-  ``worker`` (a django-q2 cluster);
-- tests/peers.py: ``postgres_server``, ``postgres_database``, ``redis_server``,
+  ``worker`` (a django-q2 cluster), ``small_spool`` (the spool on a small tmpfs);
+- tests/peers.py: ``postgres_server``, ``postgres_database``, ``postgres_seeded_database``,
+  ``redis_server``,
   ``s3_server``, ``s3_bucket``, ``s3_settings``, ``echo_peer`` (DCMTK storescp);
 - tests/orthanc.py: ``orthanc``, ``orthanc_factory`` (with more configuration: plugins);
 - tests/browser.py: ``web_server``, ``browser_page`` (Chromium through Playwright).
@@ -45,11 +46,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.browser import browser_page, web_server
-from tests.fixtures import listener, listener_factory, worker
+from tests.fixtures import listener, listener_factory, small_spool, worker
 from tests.orthanc import orthanc, orthanc_factory
 from tests.peers import (
     echo_peer,
     postgres_database,
+    postgres_seeded_database,
+    postgres_seeded_template,
     postgres_server,
     redis_server,
     s3_bucket,
@@ -71,11 +74,14 @@ __all__ = [  # imported fixtures, for pytest to find here
     "orthanc",
     "orthanc_factory",
     "postgres_database",
+    "postgres_seeded_database",
+    "postgres_seeded_template",
     "postgres_server",
     "redis_server",
     "s3_bucket",
     "s3_server",
     "s3_settings",
+    "small_spool",
     "web_server",
     "worker",
 ]

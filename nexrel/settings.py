@@ -333,6 +333,11 @@ NEXREL_MAX_DECODED_PIXELS = envint("NEXREL_MAX_DECODED_PIXELS", str(32 * 1024**2
 
 # Processing pipeline.
 NEXREL_TASK_MAX_ATTEMPTS = envint("NEXREL_TASK_MAX_ATTEMPTS", "4")
+# A retry after an unreachable storage or database waits 2**attempts s, at most this long.
+NEXREL_RETRY_MAX_DELAY = envint("NEXREL_RETRY_MAX_DELAY", "300")
+# C-STORE is refused (0xA700) while the spool's disk has less free than this: the headroom
+# keeps objects already acknowledged, and the database beside them, writable.
+NEXREL_SPOOL_MIN_FREE_MB = envint("NEXREL_SPOOL_MIN_FREE_MB", "100")
 NEXREL_ANALYZERS = envlist("NEXREL_ANALYZERS", "dicomnet.ingest.analysis.exposure_check")
 NEXREL_THUMBNAIL_SIZE = envint("NEXREL_THUMBNAIL_SIZE", "256")
 NEXREL_PREVIEW_MAX_SIZE = envint("NEXREL_PREVIEW_MAX_SIZE", "2048")

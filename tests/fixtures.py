@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -153,6 +153,31 @@ def listener_factory(transactional_db, practice, isolated_data) -> Iterator:
 @pytest.fixture
 def listener(listener_factory) -> tuple[ManagedProcess, int]:
     return listener_factory()
+
+
+@pytest.fixture
+def small_spool(isolated_data) -> Iterator[Callable[[int], Path]]:
+    """``small_spool(size_mb)``: the test's spool directory (where the listener and worker
+    subprocesses put theirs) becomes a tmpfs of that size, so a full disk is a real ENOSPC.
+    Unmounted at the end: request it before the processes that use it, so they stop first."""
+    spool = isolated_data / "spool"
+    mounted: list[Path] = []
+
+    def mount(size_mb: int) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("a small tmpfs for the spool needs root (mount)")
+        spool.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(spool)],
+            check=True,
+            capture_output=True,
+        )
+        mounted.append(spool)
+        return spool
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "--lazy", str(path)], check=False, capture_output=True)
 
 
 @pytest.fixture

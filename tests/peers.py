@@ -3,7 +3,9 @@
 Each peer runs from a temp directory on 127.0.0.1 and a free port, and is stopped with a
 bounded wait. A fixture skips only when its program is not installed:
 - ``postgres_server``: a fresh PostgreSQL cluster (as an unprivileged user when we are root,
-  since postgres refuses to run as root); ``postgres_database`` gives a test its own database;
+  since postgres refuses to run as root), which a test may ``stop()`` and ``start()`` again;
+  ``postgres_database`` gives a test its own database, ``postgres_seeded_database`` its own
+  copy of one migrated and seeded once per session;
 - ``redis_server``: a Redis server without persistence;
 - ``s3_server``: a moto S3 server; ``s3_bucket`` gives a test its own bucket in ca-central-1;
 - ``echo_peer``: DCMTK ``storescp`` as the AE ECHOPEER, answering C-ECHO.
@@ -24,9 +26,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -94,11 +97,18 @@ def _postgres_user() -> str | None:
     return "nexrel-test"
 
 
-@dataclass(frozen=True)
+@dataclass
 class PostgresServer:
+    """A running cluster; ``stop()`` and ``start()`` take it down and bring it back on the
+    same port with its data (a fault test's database outage)."""
+
     host: str
     port: int
     user: str = "postgres"
+    argv: list[str] = field(default_factory=list, repr=False)
+    root: Path | None = field(default=None, repr=False)
+    run_as: str | None = field(default=None, repr=False)
+    proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def url(self, dbname: str) -> str:
         return f"postgres://{self.user}@{self.host}:{self.port}/{dbname}"
@@ -109,6 +119,35 @@ class PostgresServer:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def start(self) -> None:
+        assert self.root is not None and (self.proc is None or self.proc.poll() is not None)
+        log_path = self.root / "postgres.log"
+        self.proc = _start(self.argv, log_path=log_path, cwd=self.root, user=self.run_as)
+        _wait_ready(self.proc, self.port, log_path, "postgres")
+        self._wait_accepting(log_path)
+
+    def _wait_accepting(self, log_path: Path) -> None:
+        """The port opens before the server takes sessions ("the database system is
+        starting up"): wait for one to succeed."""
+        import psycopg
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(self.url("postgres"), connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"postgres takes no sessions:\n{log_path.read_text(errors='replace')}"
+                    ) from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT): open sessions are cut, as when the server goes away."""
+        if self.proc is not None:
+            stop_process(self.proc, signal.SIGINT)
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +163,6 @@ def postgres_server() -> Iterator[PostgresServer]:
     if user:
         for path in (root, sockets):
             shutil.chown(path, user=user)
-    port = free_port()
     init = subprocess.run(
         [
             str(bin_dir / "initdb"),
@@ -148,37 +186,33 @@ def postgres_server() -> Iterator[PostgresServer]:
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
-    log_path = root / "postgres.log"
-    proc = _start(
-        [
-            str(bin_dir / "postgres"),
-            "-D",
-            str(data),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-k",
-            str(sockets),
-            # Throwaway data: durability off, so the suite stays fast.
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=200",
-        ],
-        log_path=log_path,
-        cwd=root,
-        user=user,
-    )
+    port = free_port()
+    argv = [
+        str(bin_dir / "postgres"),
+        "-D",
+        str(data),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-k",
+        str(sockets),
+        # Throwaway data: durability off, so the suite stays fast.
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off",
+        "-c",
+        "max_connections=200",
+    ]
+    server = PostgresServer(host="127.0.0.1", port=port, argv=argv, root=root, run_as=user)
     try:
-        _wait_ready(proc, port, log_path, "postgres")
-        yield PostgresServer(host="127.0.0.1", port=port)
+        server.start()
+        yield server
     finally:
-        stop_process(proc, signal.SIGINT)  # SIGINT is postgres' "fast" shutdown
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -186,6 +220,32 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_database(postgres_server: PostgresServer) -> str:
     """A fresh, empty database for one test; returns its URL."""
     return postgres_server.create_database(f"nexrel_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def postgres_seeded_template(postgres_server: PostgresServer, tmp_path_factory) -> str:
+    """A database migrated and seeded (``seed_demo --no-images``) once per session, by the
+    commands a deployment runs; its name. Migrating costs tens of seconds on a busy machine."""
+    from tests.fixtures import ManagedProcess
+
+    name = f"nexrel_seeded_{uuid.uuid4().hex[:8]}"
+    env = {"DATABASE_URL": postgres_server.create_database(name), "REDIS_URL": ""}
+    data_dir = tmp_path_factory.mktemp("seeded")
+    for command in (("migrate", "--noinput"), ("seed_demo", "--no-images")):
+        done = ManagedProcess(list(command), data_dir=data_dir, env=env).run(timeout=300)
+        assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
+    return name
+
+
+@pytest.fixture
+def postgres_seeded_database(postgres_server: PostgresServer, postgres_seeded_template: str) -> str:
+    """A copy of the seeded database for one test (the demo practice, no images); its URL."""
+    import psycopg
+
+    name = f"nexrel_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_seeded_template}"')
+    return postgres_server.url(name)
 
 
 # Redis --------------------------------------------------------------------------------------

@@ -22,8 +22,10 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from botocore.exceptions import ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -56,7 +58,7 @@ def process_instance(instance_id: int) -> str:
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"[:1000]
             log.exception("processing instance %s failed", instance_id)
-            _record_failure(instance_id, reason)
+            _record_failure(instance_id, reason, transient=is_transient(exc))
             return f"failed: {reason}"
         log.info("instance %s processed", instance_id)
     return "processed"
@@ -78,13 +80,36 @@ def claim(instance_id: int) -> bool:
     )
 
 
-def _record_failure(instance_id: int, reason: str) -> None:
+def is_transient(exc: BaseException) -> bool:
+    """A failure of a peer (final storage, the database) rather than of the image: the same
+    run succeeds once the peer is back (connection refused or cut, timeout, a 5xx)."""
+    if isinstance(exc, (OperationalError, InterfaceError, BotoConnectionError)):
+        return True
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
+    return False
+
+
+def _record_failure(instance_id: int, reason: str, *, transient: bool = False) -> None:
+    """Count the failed attempt and schedule the next, or give up (ERROR) after
+    ``NEXREL_TASK_MAX_ATTEMPTS``. A transient failure is retried until the peer is back,
+    however long: the image is received and safe in the spool, and the queue_stale alert
+    says it waits."""
     DicomInstance.objects.filter(pk=instance_id).update(
         attempts=F("attempts") + 1, error=reason, claimed_at=None
     )
     instance = DicomInstance.objects.get(pk=instance_id)
-    if instance.attempts < settings.NEXREL_TASK_MAX_ATTEMPTS:
-        _schedule_retry(instance_id, delay=2**instance.attempts)
+    if transient or instance.attempts < settings.NEXREL_TASK_MAX_ATTEMPTS:
+        delay = min(2**instance.attempts, settings.NEXREL_RETRY_MAX_DELAY)
+        log.warning(
+            "instance %s: attempt %d failed (%s), retry in %d s%s",
+            instance_id,
+            instance.attempts,
+            reason,
+            delay,
+            " (a peer is unreachable: retried until it is back)" if transient else "",
+        )
+        _schedule_retry(instance_id, delay=delay)
         return
     DicomInstance.objects.filter(pk=instance_id).update(state=DicomInstance.State.ERROR)
     if instance.study_id:

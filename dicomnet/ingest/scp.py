@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import cast
 
+from django.db import DatabaseError, InterfaceError
 from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_STORE
 
@@ -89,6 +90,15 @@ def _store(event: evt.Event, *, grant: AssociationGrant, path: Path, sop_uid: st
             "C-STORE %s from %s refused with 0x%04X: %s", sop_uid, grant.calling_ae, exc.status, exc
         )
         return exc.status
+    except (DatabaseError, InterfaceError) as exc:  # reading the device, before store_instance
+        log.warning(
+            "C-STORE %s from %s refused with 0x%04X: database unavailable: %s",
+            sop_uid,
+            grant.calling_ae,
+            status.OUT_OF_RESOURCES,
+            exc,
+        )
+        return status.OUT_OF_RESOURCES
     except Exception:
         log.exception("C-STORE %s from %s: handler failure", sop_uid, grant.calling_ae)
         return status.STORE_HANDLER_FAILURE

@@ -20,13 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    transaction,
+)
 
 from dicomnet.dimse import status
 from dicomnet.ingest import queues
 from dicomnet.ingest.parsing import InvalidUids, UnreadableDicom, check_uids, read_header
 from dicomnet.ingest.storage import commit_to_spool, fsync_path
 from dicomnet.models import DicomInstance, DicomServer
+from dicomnet.ops_status import spool_space
 from patients.models import Practice
 
 log = logging.getLogger("dicomnet.ingest.store")
@@ -95,6 +102,22 @@ def enqueue_at_commit(instance_id: int, *, lane: queues.Lane) -> None:
         transaction.on_commit(lambda: enqueue_processing(instance_id, lane=lane), robust=False)
 
 
+def check_spool_headroom() -> None:
+    """Refuse a new object while the spool's disk is nearly full (``NEXREL_SPOOL_MIN_FREE_MB``).
+
+    The object itself is already on that disk (in the spool's temp area): refused, it is
+    removed and the sender keeps its copy; accepted past the headroom, the next write to fail
+    could be the database's or a worker's.
+    """
+    free = spool_space().free_bytes
+    minimum = settings.NEXREL_SPOOL_MIN_FREE_MB * 1024 * 1024
+    if free < minimum:
+        raise OutOfResources(
+            f"spool disk nearly full: {free // (1024 * 1024)} MB free, below "
+            f"NEXREL_SPOOL_MIN_FREE_MB={settings.NEXREL_SPOOL_MIN_FREE_MB}"
+        )
+
+
 def store_instance(
     path: Path,
     *,
@@ -132,6 +155,7 @@ def store_instance(
 
     try:
         synced.result()
+        check_spool_headroom()
         spooled = commit_to_spool(path, practice.pk)
     except OSError as exc:
         reason = "disk full" if exc.errno == errno.ENOSPC else f"spool not writable: {exc}"
@@ -151,7 +175,7 @@ def store_instance(
         outcome = _record(
             practice, sop_uid=str(ds.SOPInstanceUID), spooled=spooled, fields=fields, lane=lane
         )
-    except (DatabaseError, IntegrityError) as exc:
+    except (DatabaseError, InterfaceError) as exc:  # IntegrityError is a DatabaseError
         _discard(spooled)
         raise OutOfResources(f"database unavailable: {exc}") from exc
     except Exception:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
+from django.db import DEFAULT_DB_ALIAS, connections
 from pydicom import Dataset
 from pynetdicom import evt
 from pynetdicom.sop_class import ModalityWorklistInformationFind
@@ -26,7 +27,30 @@ MWL_FIND = str(ModalityWorklistInformationFind)
 
 
 def grant_of(event: evt.Event) -> AssociationGrant:
+    """The association's grant; every DIMSE handler asks for it first, so this is also where
+    a database connection that an error left unusable is dropped (``drop_broken_connection``).
+    """
+    drop_broken_connection()
     return event.assoc.nexrel  # type: ignore[attr-defined]  # set by hardening.PracticeACSE
+
+
+def drop_broken_connection() -> None:
+    """Close this thread's database connection if an error left it unusable.
+
+    Django does this at the start of each web request (``close_old_connections``). An
+    association thread keeps one connection for the whole association, so after a database
+    restart every later operation of that association would fail on the dead connection;
+    closed here, the next query opens a new one. A connection that errors but still works
+    is kept (the check costs one round trip, only after an error).
+    """
+    conn = connections[DEFAULT_DB_ALIAS]
+    if conn.connection is None or not conn.errors_occurred or conn.in_atomic_block:
+        return
+    if conn.is_usable():
+        conn.errors_occurred = False
+    else:
+        log.info("database connection lost in an earlier operation: reconnecting")
+        conn.close()
 
 
 def handle_echo(event: evt.Event) -> int:

@@ -24,7 +24,7 @@ import time
 from typing import Any, cast
 
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, InterfaceError, connections
 from pynetdicom import evt
 from pynetdicom.acse import ACSE
 from pynetdicom.pdu_primitives import A_ASSOCIATE
@@ -49,6 +49,8 @@ _NON_PDATA_ALLOWANCE = 64 * 1024  # an A-ASSOCIATE-RQ with many contexts can exc
 
 # A-ASSOCIATE-RJ: transient, service provider (presentation related), local limit exceeded
 REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)
+# ... temporary congestion: the database that says who may associate is unreachable
+REJECT_TEMPORARY_CONGESTION = (0x02, 0x03, 0x01)
 
 
 class PduTooLarge(OSError):
@@ -238,14 +240,23 @@ class PracticeACSE(ACSE):
                 f"(DICOM_MAX_ASSOCIATIONS={self.assoc.ae.maximum_associations})",
             )
         else:
-            decision = authorise_association(
-                called_ae=str(rq.called_ae_title),
-                calling_ae=str(rq.calling_ae_title),
-                peer_address=peer,
-                peer_certificate=tls.peer_certificate(
-                    cast(AssociationSocket, self.assoc.dul.socket).socket
-                ),
-            )
+            try:
+                decision = authorise_association(
+                    called_ae=str(rq.called_ae_title),
+                    calling_ae=str(rq.calling_ae_title),
+                    peer_address=peer,
+                    peer_certificate=tls.peer_certificate(
+                        cast(AssociationSocket, self.assoc.dul.socket).socket
+                    ),
+                )
+                if isinstance(decision, AssociationGrant):
+                    self._refuse_services(decision, rq)
+            except (DatabaseError, InterfaceError) as exc:
+                # Without it no one can be authorised: a transient rejection now, which the
+                # device retries, rather than a dead thread and a caller left waiting.
+                decision = AssociationRefusal(
+                    REJECT_TEMPORARY_CONGESTION, f"database unavailable: {exc}".strip()
+                )
         if not isinstance(decision, AssociationGrant):
             self.requestor.ae_title = rq.calling_ae_title
             log.warning(
@@ -262,7 +273,6 @@ class PracticeACSE(ACSE):
         metrics.ASSOCIATIONS.labels(outcome="accepted", reason="").inc()
         # The called AE was checked against the practices; let pynetdicom's own check pass.
         self.acceptor.ae_title = str(rq.called_ae_title).strip()
-        self._refuse_services(decision, rq)
         super()._negotiate_as_acceptor()
 
     def _refuse_services(self, grant: AssociationGrant, rq: A_ASSOCIATE) -> None:

@@ -360,8 +360,11 @@ def test_handler_bug_answers_c211_and_logs_the_traceback(db, receiving, caplog):
 
 
 @pytest.fixture
-def full_disk_spool(tmp_path) -> Path:
-    """A 1 MB tmpfs mounted as the spool: writes fail with a real ENOSPC."""
+def full_disk_spool(tmp_path, settings) -> Path:
+    """A 1 MB tmpfs mounted as the spool: writes fail with a real ENOSPC. Without the
+    free-space guard (NEXREL_SPOOL_MIN_FREE_MB, which would refuse everything here first):
+    these tests are about the disk itself running out."""
+    settings.NEXREL_SPOOL_MIN_FREE_MB = 0
     mount_point = settings.SPOOL_DIR
     mount_point.mkdir(parents=True)
     if not shutil.which("mount"):
