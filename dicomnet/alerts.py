@@ -95,8 +95,11 @@ def storage_quota(now: dt.datetime) -> list[Finding]:
 
 
 def spool_low(now: dt.datetime) -> list[Finding]:
-    percent = spool_space().free_percent
-    if percent >= settings.NEXREL_ALERT_SPOOL_FREE_PERCENT:
+    """Under the percentage, or near the MB headroom below which C-STORE is refused (on a
+    big disk the headroom comes first)."""
+    space = spool_space()
+    percent = space.free_percent
+    if percent >= settings.NEXREL_ALERT_SPOOL_FREE_PERCENT and not space.near_refusing:
         return []
     return [Finding("spool_low", f"spool disk {percent:.1f}% free", {"percent": percent})]
 

@@ -34,6 +34,16 @@ class SpoolSpace:
     free_bytes: int
     free_percent: float
 
+    @property
+    def refusing(self) -> bool:
+        """Below the C-STORE headroom (NEXREL_SPOOL_MIN_FREE_MB): new objects get 0xA700."""
+        return self.free_bytes < settings.NEXREL_SPOOL_MIN_FREE_MB * 1024 * 1024
+
+    @property
+    def near_refusing(self) -> bool:
+        """Within twice the headroom: refusals are near, whatever the percentage says."""
+        return self.free_bytes < 2 * settings.NEXREL_SPOOL_MIN_FREE_MB * 1024 * 1024
+
 
 def spool_space() -> SpoolSpace:
     """The spool disk's free space; a spool not made yet is on its nearest existing parent's."""

@@ -142,8 +142,12 @@ def check_queue() -> Check:
 def check_spool() -> Check:
     space = spool_space()
     return Check(
-        space.free_percent >= settings.NEXREL_HEALTH_SPOOL_MIN_FREE_PERCENT,
-        {"free_bytes": space.free_bytes, "free_percent": round(space.free_percent, 1)},
+        space.free_percent >= settings.NEXREL_HEALTH_SPOOL_MIN_FREE_PERCENT and not space.refusing,
+        {
+            "free_bytes": space.free_bytes,
+            "free_percent": round(space.free_percent, 1),
+            "refusing_stores": space.refusing,
+        },
     )
 
 

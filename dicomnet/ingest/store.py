@@ -109,11 +109,10 @@ def check_spool_headroom() -> None:
     removed and the sender keeps its copy; accepted past the headroom, the next write to fail
     could be the database's or a worker's.
     """
-    free = spool_space().free_bytes
-    minimum = settings.NEXREL_SPOOL_MIN_FREE_MB * 1024 * 1024
-    if free < minimum:
+    space = spool_space()
+    if space.refusing:
         raise OutOfResources(
-            f"spool disk nearly full: {free // (1024 * 1024)} MB free, below "
+            f"spool disk nearly full: {space.free_bytes // (1024 * 1024)} MB free, below "
             f"NEXREL_SPOOL_MIN_FREE_MB={settings.NEXREL_SPOOL_MIN_FREE_MB}"
         )
 

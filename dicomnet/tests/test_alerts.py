@@ -17,6 +17,7 @@ from django_q.models import Schedule
 from dicomnet import alerts
 from dicomnet.models import DicomInstance, OpsAlert
 from dicomnet.net.heartbeat import write_heartbeat
+from dicomnet.ops_status import spool_space
 from patients.models import Notification, Practice, User
 from patients.selectors import unread_notifications
 from tests.dicom_samples import ingest_processed
@@ -89,7 +90,12 @@ def test_queue_failures_quota_and_spool_rules(ops, practice):
     ops.NEXREL_ALERT_SPOOL_FREE_PERCENT = 101
     assert [f.rule for f in alerts.spool_low(now)] == ["spool_low"]
     ops.NEXREL_ALERT_SPOOL_FREE_PERCENT = 0
+    ops.NEXREL_SPOOL_MIN_FREE_MB = 0
     assert alerts.spool_low(now) == []
+    # On a big disk, the C-STORE headroom comes before any percentage: near it, an alert.
+    free_mb = spool_space().free_bytes // (1024 * 1024)
+    ops.NEXREL_SPOOL_MIN_FREE_MB = free_mb // 2 + 1
+    assert [f.rule for f in alerts.spool_low(now)] == ["spool_low"]
 
 
 def test_tls_certificate_expiry(ops, tmp_path):

@@ -95,3 +95,15 @@ def test_heartbeats_of_long_gone_processes_are_forgotten(tmp_path, settings):
     path = write_heartbeat(1, directory=directory)
     path.write_text('{"pid": 1, "at": 1000.0, "associations": 0}')
     assert read_heartbeats(directory=directory) == [] and not path.exists()
+
+
+def test_health_503_while_the_spool_refuses_stores(client, ops_settings):
+    """Below NEXREL_SPOOL_MIN_FREE_MB the listener answers 0xA700: not healthy, whatever
+    the percentage free."""
+    write_heartbeat(0, directory=ops_settings.DATA_DIR / "heartbeats")
+    ops_settings.NEXREL_HEALTH_SPOOL_MIN_FREE_PERCENT = 0
+    ops_settings.NEXREL_SPOOL_MIN_FREE_MB = 10**9  # a petabyte: more than any disk here
+    response = client.get("/health/")
+    assert response.status_code == 503
+    spool = response.json()["spool"]
+    assert spool["ok"] is False and spool["detail"]["refusing_stores"] is True

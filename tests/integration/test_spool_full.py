@@ -22,7 +22,7 @@ from tests.integration import scu
 
 pytestmark = [pytest.mark.integration]
 
-SPOOL_MB = 8
+SPOOL_MB = 12  # the big object stored, still more than twice the headroom free
 MIN_FREE_MB = 2
 MiB = 1024 * 1024
 
@@ -45,6 +45,7 @@ def test_full_spool_refuses_with_a700_and_the_listener_carries_on(
 ):
     spool = small_spool(SPOOL_MB)
     listener, port = listener_factory(env={"NEXREL_SPOOL_MIN_FREE_MB": str(MIN_FREE_MB)})
+    settings.NEXREL_SPOOL_MIN_FREE_MB = MIN_FREE_MB  # the alerts and /health/, here
     study = generate_uid()
     big = intraoral(patient_id="1001", study_uid=study, size=1448, seed=1)  # 4 MiB of pixels
     small = intraoral(patient_id="1001", study_uid=study, size=724, seed=2)  # 1 MiB
