@@ -30,6 +30,7 @@ from pynetdicom.acse import ACSE
 from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.transport import AssociationSocket, ThreadedAssociationServer
 
+from dicomnet.dimse.pdu import PDU_NAMES
 from dicomnet.models import DicomServer
 from dicomnet.net import audit_events, tls
 from dicomnet.net.access import (
@@ -121,7 +122,7 @@ def _guarded_recv(self: AssociationSocket, nr_bytes: int) -> bytearray:
         _check_first_pdu(self, bytes(buffer), peer)
     elif nr_bytes == 6 and state == "Sta6" and buffer[:1] in _OUT_OF_TURN:
         # Established: pynetdicom aborts (AA-8) without a word.
-        name = _PDU_NAMES[buffer[0]]
+        name = PDU_NAMES[buffer[0]]
         log.warning("peer %s sent %s inside an association: aborting", peer, _an(name))
     return buffer
 
@@ -152,7 +153,7 @@ def _check_first_pdu(sock: AssociationSocket, header: bytes, peer: str) -> None:
             hint,
         )
     elif pdu_type in _PDU_TYPES:
-        name = _PDU_NAMES[pdu_type[0]]
+        name = PDU_NAMES[pdu_type[0]]
         log.warning("peer %s sent %s before any A-ASSOCIATE-RQ: aborting", peer, _an(name))
 
 
@@ -191,16 +192,7 @@ def _recv_exactly(sock: socket.socket, nr_bytes: int, deadline: float | None) ->
     return buffer
 
 
-_PDU_NAMES = {  # PS3.8 9.3.1
-    0x01: "A-ASSOCIATE-RQ",
-    0x02: "A-ASSOCIATE-AC",
-    0x03: "A-ASSOCIATE-RJ",
-    0x04: "P-DATA-TF",
-    0x05: "A-RELEASE-RQ",
-    0x06: "A-RELEASE-RP",
-    0x07: "A-ABORT",
-}
-_PDU_TYPES = [bytes([pdu_type]) for pdu_type in _PDU_NAMES]
+_PDU_TYPES = [bytes([pdu_type]) for pdu_type in PDU_NAMES]
 # Never valid once associated (PS3.8 table 9-10, Sta6: AA-8, an A-ABORT).
 _OUT_OF_TURN = [b"\x01", b"\x02", b"\x03", b"\x06"]
 _HTTP_METHODS = (b"GET ", b"HEAD", b"POST", b"PUT ", b"DELE", b"OPTI", b"PATC", b"CONN")

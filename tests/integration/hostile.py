@@ -48,18 +48,10 @@ from pydicom.uid import (
 from pynetdicom import AE, _config
 from pynetdicom.sop_class import Verification
 
+from dicomnet.dimse.pdu import PDU_NAMES
 from tests.integration import rawpeer
 
 CALLED_AE, CALLING_AE = "NEXREL-CRM", "CARESTREAM"  # the demo practice and one of its devices
-PDU_NAMES = {
-    0x01: "A-ASSOCIATE-RQ",
-    0x02: "A-ASSOCIATE-AC",
-    0x03: "A-ASSOCIATE-RJ",
-    0x04: "P-DATA-TF",
-    0x05: "A-RELEASE-RQ",
-    0x06: "A-RELEASE-RP",
-    0x07: "A-ABORT",
-}
 
 # ---------------------------------------------------------------------- PDUs
 
