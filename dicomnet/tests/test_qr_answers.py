@@ -139,3 +139,26 @@ def test_kept_answers_are_the_bytes_a_fresh_answer_encodes_to(practice):
             kept = encoded_answer(values, implicit_vr=implicit_vr, **kwargs)
             fresh = build_answer(values, **kwargs)
             assert encode(kept, implicit_vr, True) == encode(fresh, implicit_vr, True)
+
+
+def test_a_kept_answer_goes_out_as_its_own_bytes(practice, monkeypatch):
+    from pynetdicom import service_class
+
+    from dicomnet.dimse import encoded
+
+    monkeypatch.setattr(service_class, "encode", service_class.encode)  # restored after
+    encoded.install()  # as the listener does (dicomnet.net.listener.configure_pynetdicom)
+    query = parse_identifier(
+        identifier(QueryRetrieveLevel="STUDY", PatientName="cote^zoe", StudyDate=""),
+        patient_root=False,
+    )
+    (values,) = level_answers(query, practice_id=practice.pk)
+    kwargs = {"query": query, "character_set": "ISO_IR 192", "retrieve_ae": "NEXREL"}
+    kept = encoded_answer(values, implicit_vr=True, **kwargs)
+    fresh = build_answer(values, **kwargs)
+    assert service_class.encode(kept, True, True) is kept.encoded
+    assert kept.encoded == encode(fresh, True, True)
+    # Asked in another encoding (or deflated), it is encoded again, correctly.
+    assert service_class.encode(kept, False, True) == encode(fresh, False, True)
+    assert service_class.encode(kept, True, True, True) == encode(fresh, True, True, True)
+    assert service_class.encode(fresh, True, True) == encode(fresh, True, True)
