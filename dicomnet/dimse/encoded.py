@@ -51,7 +51,7 @@ def encode_identifier(
 
 def install() -> None:
     """Let pynetdicom's C-FIND (and C-GET/C-MOVE) responses send kept answers' bytes."""
-    service_class.encode = encode_identifier  # type: ignore[assignment]
+    service_class.encode = encode_identifier
 
 
 class EncodedAnswers:
