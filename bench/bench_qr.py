@@ -13,6 +13,11 @@ move  C-MOVE of the 300-slice CBCT series (bench/corpus/cbct) out of Orthanc int
       same files sent straight to Nexrel with storescu (plain C-STORE ingest). Files/s.
 
 Usage: bench_qr.py [--phases find,move] [--studies 100000] [--reps 30] [--work DIR]
+       find only: [--rounds N] [--no-postgres] [--baseline TREE [--baseline-label L]]
+                  [--clients pynetdicom,findscu] [--py-spy DIR]
+--rounds alternates the servers (all started and loaded first); --baseline measures another
+Nexrel tree (a git archive of an earlier commit) in the same run; --py-spy profiles each
+Nexrel listener during one more, untimed, pass.
 Results: bench/results/qr-<stamp>/results.json and summary.md.
 """
 
@@ -48,6 +53,7 @@ from nexrel import supervisor  # noqa: E402
 
 HERE = ROOT / "bench"
 CALLING_AE = "CARESTREAM"  # a demo-practice device with allow_find
+SPY = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
 UID_ROOT = "1.2.826.0.1.3680043.8.498.4"
 SURNAMES = [
     "Tremblay", "Gagnon", "Roy", "Cote", "Bouchard", "Gauthier", "Morin", "Lavoie", "Fortin",
@@ -209,25 +215,26 @@ def nexrel_env(data_dir: Path, database_url: str | None = None) -> dict[str, str
     }
 
 
-def manage(env: dict, *args: str, stdin: str | None = None) -> str:
+def manage(env: dict, *args: str, stdin: str | None = None, root: Path = ROOT) -> str:
     return subprocess.run(
-        [PY, "manage.py", *args], cwd=ROOT, env=env, check=True, text=True,
+        [PY, "manage.py", *args], cwd=root, env=env, check=True, text=True,
         capture_output=True, input=stdin,
     ).stdout  # fmt: skip
 
 
-def prepare_nexrel(env: dict, n: int) -> None:
-    manage(env, "migrate", "-v0")
-    manage(env, "seed_demo", "--no-images")  # the bench's studies only
+def prepare_nexrel(env: dict, n: int, root: Path = ROOT) -> None:
+    manage(env, "migrate", "-v0", root=root)
+    manage(env, "seed_demo", "--no-images", root=root)  # the bench's studies only
     if n:
-        manage(env, "shell", "-c", BULK.format(here=str(HERE), n=n))
+        manage(env, "shell", "-c", BULK.format(here=str(HERE), n=n), root=root)
         if env["DATABASE_URL"].startswith("postgres"):
             manage(env, "shell", "-c", "from django.db import connection\n"
-                   "connection.cursor().execute('VACUUM ANALYZE dicomnet_dicomstudy')")  # fmt: skip
+                   "connection.cursor().execute('VACUUM ANALYZE dicomnet_dicomstudy')",
+                   root=root)  # fmt: skip
 
 
 class Listener:
-    def __init__(self, env: dict, log: Path, processes: int | None = 1):
+    def __init__(self, env: dict, log: Path, root: Path = ROOT, processes: int | None = 1):
         """``processes=None``: the setting's (DICOM_LISTENER_PROCESSES) number."""
         self.port = free_port()
         self.log = open(log, "ab")
@@ -235,7 +242,7 @@ class Listener:
         self.proc = subprocess.Popen(
             [PY, "manage.py", "dicom_listener", "--port", str(self.port),
              "--address", "127.0.0.1", *count],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            cwd=root, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         wait_port(self.port, 120)
@@ -254,7 +261,7 @@ class Postgres:
         bench measures query work alone."""
         self.root = root
         root.mkdir(parents=True)
-        user = "postgres" if os.geteuid() == 0 else None
+        self.user = user = "postgres" if os.geteuid() == 0 else None
         if user:
             shutil.chown(root, user=user)  # postgres refuses to run as root
         self.port = free_port()
@@ -271,12 +278,16 @@ class Postgres:
         )  # fmt: skip
         wait_port(self.port)
         time.sleep(1)
+        self.url = self.create("nexrel")
+
+    def create(self, name: str) -> str:
+        """A new database in the cluster, as a DATABASE_URL."""
         subprocess.run(
             [str(self.BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-             "-U", "postgres", "nexrel"],
-            check=True, user=user, cwd=root,
+             "-U", "postgres", name],
+            check=True, user=self.user, cwd=self.root,
         )  # fmt: skip
-        self.url = f"postgres://postgres@127.0.0.1:{self.port}/nexrel"
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
 
     @staticmethod
     def _durability(durable: bool) -> list[str]:
@@ -290,91 +301,292 @@ class Postgres:
 # ------------------------------------------------------------------ C-FIND latency
 
 
-def find_latency(port: int, aec: str, reps: int, warmup: int = 3) -> dict:
+def find_query(pattern: str) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.PatientName = pattern
+    for keyword in ("PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
+                    "StudyDate", "StudyTime", "AccessionNumber", "StudyDescription",
+                    "ModalitiesInStudy", "NumberOfStudyRelatedSeries",
+                    "NumberOfStudyRelatedInstances"):  # fmt: skip
+        setattr(ds, keyword, "")
+    return ds
+
+
+def cpu_ms(pid: int | None) -> float:
+    """CPU time (user + system, every thread) the process has used so far, in ms."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+FINDSCU_KEYS = ("PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
+                "StudyTime", "AccessionNumber", "StudyDescription", "ModalitiesInStudy",
+                "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances")  # fmt: skip
+
+
+def findscu_query(port: int, aec: str, pattern: str) -> tuple[int, int | None]:
+    """One query by DCMTK findscu (its own association): (matches, final status)."""
+    argv = ["findscu", "-v", "-S", "-aet", CALLING_AE, "-aec", aec,
+            "-k", "QueryRetrieveLevel=STUDY", "-k", f"PatientName={pattern}"]  # fmt: skip
+    for keyword in FINDSCU_KEYS:
+        argv += ["-k", keyword]
+    done = subprocess.run(
+        [*argv, "127.0.0.1", str(port)], capture_output=True, text=True,
+        env={**os.environ, **NODELAY},
+    )  # fmt: skip
+    lines = (done.stdout + done.stderr).splitlines()
+    matches = sum(1 for line in lines if "Find Response:" in line and "(Pending)" in line)
+    success = done.returncode == 0 and any("(Success)" in line for line in lines)
+    return matches, 0x0000 if success else None
+
+
+def find_latency(
+    port: int,
+    aec: str,
+    reps: int,
+    warmup: int = 3,
+    label: str = "",
+    pid: int | None = None,
+    client: str = "pynetdicom",
+) -> dict:
+    """Per pattern: the timed queries after ``warmup`` (``times_ms``), the first one of this
+    association (``first_ms``: cold caches on the first round), and for the timed ones the
+    CPU the server process (``pid``) and this client spent (``server_cpu_ms``,
+    ``client_cpu_ms``): CPU time is far less sensitive than latency to a busy machine.
+    ``client`` "findscu": each query is a DCMTK findscu process and association instead
+    (its CPU is the children's, read from ``os.times``)."""
     # pynetdicom pretty-prints every identifier for its log even when the log is off
     _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = False
-    ae = AE(ae_title=CALLING_AE)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-    assoc = ae.associate("127.0.0.1", port, ae_title=aec)
-    if not assoc.is_established:
-        raise RuntimeError(f"association with {aec} on {port} failed")
-    # Nagle's algorithm on our side would add ~40 ms to every query
-    assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    assoc = None
+    if client == "pynetdicom":
+        ae = AE(ae_title=CALLING_AE)
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        assoc = ae.associate("127.0.0.1", port, ae_title=aec)
+        if not assoc.is_established:
+            raise RuntimeError(f"association with {aec} on {port} failed")
+        # Nagle's algorithm on our side would add ~40 ms to every query
+        assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     results = {}
     try:
         for pattern, divisor in PATTERNS:
-            ds = Dataset()
-            ds.QueryRetrieveLevel = "STUDY"
-            ds.PatientName = pattern
-            for keyword in ("PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
-                            "StudyDate", "StudyTime", "AccessionNumber", "StudyDescription",
-                            "ModalitiesInStudy", "NumberOfStudyRelatedSeries",
-                            "NumberOfStudyRelatedInstances"):  # fmt: skip
-                setattr(ds, keyword, "")
-            times, matches = [], 0
+            ds = find_query(pattern)
+            times, matches, first = [], 0, 0.0
+            server_cpu, client_cpu = [], []
             for k in range(warmup + max(5, reps // divisor)):
+                server_start, client_start = cpu_ms(pid), client_cpu_s(client)
                 start = time.perf_counter()
                 count, final = 0, None
-                for status, _identifier in assoc.send_c_find(
-                    ds, StudyRootQueryRetrieveInformationModelFind
-                ):
-                    if status and status.Status in (0xFF00, 0xFF01):
-                        count += 1
-                    else:
-                        final = status.Status if status else None
+                if assoc is None:
+                    count, final = findscu_query(port, aec, pattern)
+                else:
+                    for status, _identifier in assoc.send_c_find(
+                        ds, StudyRootQueryRetrieveInformationModelFind
+                    ):
+                        if status and status.Status in (0xFF00, 0xFF01):
+                            count += 1
+                        else:
+                            final = status.Status if status else None
                 elapsed = time.perf_counter() - start
                 if final != 0x0000:
                     raise RuntimeError(f"C-FIND {pattern} on {aec}: final status {final!r}")
+                if k == 0:
+                    first = elapsed * 1000
                 if k >= warmup:
                     times.append(elapsed * 1000)
+                    server_cpu.append(cpu_ms(pid) - server_start)
+                    client_cpu.append((client_cpu_s(client) - client_start) * 1000)
                 matches = count
             results[pattern] = {
-                "matches": matches, "n": len(times), "p50_ms": percentile(times, 50),
-                "p95_ms": percentile(times, 95), "mean_ms": statistics.mean(times),
+                "matches": matches, "first_ms": first, "times_ms": times,
+                "server_cpu_ms": server_cpu, "client_cpu_ms": client_cpu,
             }  # fmt: skip
-            print(f"  {aec:10} {pattern:12} {matches:5} matches  p50 "
-                  f"{results[pattern]['p50_ms']:8.1f} ms  p95 {results[pattern]['p95_ms']:8.1f} ms",
-                  flush=True)  # fmt: skip
+            print(f"  {label or aec:28} {pattern:12} {matches:5} matches  p50 "
+                  f"{percentile(times, 50):8.1f} ms  p95 {percentile(times, 95):8.1f} ms  "
+                  f"first {first:8.1f} ms  CPU server {statistics.mean(server_cpu):7.1f} "
+                  f"client {statistics.mean(client_cpu):7.1f} ms", flush=True)  # fmt: skip
     finally:
-        assoc.release()
+        if assoc is not None:
+            assoc.release()
     return results
 
 
+def client_cpu_s(client: str) -> float:
+    times = os.times()
+    if client == "findscu":
+        return times.children_user + times.children_system
+    return times.user + times.system
+
+
+def summarise(rounds: list[dict]) -> dict:
+    """The rounds of one server pooled: p50/p95 over every timed query, first queries kept."""
+    out = {}
+    for pattern, _ in PATTERNS:
+        times = [t for r in rounds for t in r[pattern]["times_ms"]]
+        server_cpu = [t for r in rounds for t in r[pattern]["server_cpu_ms"]]
+        client_cpu = [t for r in rounds for t in r[pattern]["client_cpu_ms"]]
+        out[pattern] = {
+            "matches": rounds[-1][pattern]["matches"], "n": len(times),
+            "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
+            "mean_ms": statistics.mean(times),
+            "server_cpu_ms": statistics.mean(server_cpu),
+            "client_cpu_ms": statistics.mean(client_cpu),
+            "first_ms": [r[pattern]["first_ms"] for r in rounds], "times_ms": times,
+        }  # fmt: skip
+    return out
+
+
+def py_spy(pid: int, out: Path, port: int, aec: str, reps: int) -> None:
+    """``py-spy record`` on the listener while ``lavoie7*`` runs once more (untimed): raw
+    stacks in ``out`` (.txt), and the top functions by own and total samples (.top.txt)."""
+    spy = subprocess.Popen(
+        [SPY, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
+         "--threads", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    time.sleep(2)  # py-spy attached
+    patterns = PATTERNS[:]
+    PATTERNS[:] = [("lavoie7*", 1)]  # 500 matches: the per-answer cost, as at 5,000
+    try:
+        find_latency(port, aec, reps, warmup=1, label=f"{out.stem} (py-spy)")
+    finally:
+        PATTERNS[:] = patterns
+        supervisor.stop(spy, sig=signal.SIGINT, timeout=60)
+    out.with_suffix(".top.txt").write_text(top_functions(out))
+
+
+# Leaf frames of a thread waiting (py-spy samples them here: its idle detection does not
+# see the waits of pynetdicom's reactor loops, which sleep 1 ms between polls).
+IDLE_LEAVES = {
+    "Condition.wait", "Event.wait", "_PollLikeSelector.select", "DULServiceProvider.run_reactor",
+    "Association._run_reactor", "BaseServer.serve_forever", "start_heartbeat.<locals>.beat",
+}  # fmt: skip
+ANSWERING = "ServiceClass._c_find_scp"
+
+
+def _frames(stack: str) -> list[str]:
+    """``function (file)`` of each frame of a py-spy raw stack, the thread left out."""
+    out = []
+    for frame in stack.split(";")[1:]:
+        function, _, where = frame.partition(" (")
+        out.append(f"{function} ({where.split(':')[0].rsplit('/', 1)[-1]})")
+    return out
+
+
+def top_functions(raw: Path, n: int = 25) -> str:
+    """py-spy's raw stacks as text: the top functions by own and total samples, in percent
+    of the busy samples (leaves in IDLE_LEAVES left out), then what the C-FIND answering
+    (``ServiceClass._c_find_scp``) spends its samples on, two frames deep."""
+    own: dict[str, int] = {}
+    total: dict[str, int] = {}
+    answering: dict[str, int] = {}
+    busy = idle = answer_samples = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = _frames(stack)
+        k = int(count)
+        if not frames or frames[-1].split(" (")[0] in IDLE_LEAVES:
+            idle += k
+            continue
+        busy += k
+        own[frames[-1]] = own.get(frames[-1], 0) + k
+        for frame in set(frames):
+            total[frame] = total.get(frame, 0) + k
+        at = next((i for i, f in enumerate(frames) if f.startswith(ANSWERING + " ")), None)
+        if at is not None:
+            answer_samples += k
+            below = " > ".join(frames[at + 1 : at + 3]) or "(own)"
+            answering[below] = answering.get(below, 0) + k
+    lines = [f"{busy} busy samples ({idle} idle left out); "
+             f"{answer_samples} in {ANSWERING}", "", "own %  function"]  # fmt: skip
+    for frame, k in sorted(own.items(), key=lambda x: -x[1])[:n]:
+        lines.append(f"{100 * k / busy:5.1f}  {frame}")
+    lines += ["", "total %  function"]
+    for frame, k in sorted(total.items(), key=lambda x: -x[1])[:n]:
+        lines.append(f"{100 * k / busy:5.1f}  {frame}")
+    lines += ["", f"% of {ANSWERING}  below it"]
+    for frame, k in sorted(answering.items(), key=lambda x: -x[1])[:n]:
+        lines.append(f"{100 * k / max(answer_samples, 1):5.1f}  {frame}")
+    return "\n".join(lines) + "\n"
+
+
+def migrations(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.glob("*/migrations/0*.py"))
+
+
 def phase_find(cfg, work: Path, record: dict) -> None:
+    """Every server started and loaded first, then ``--rounds`` rounds in which each is
+    queried in turn (the starting server rotating), so that a busy spell of the machine
+    falls on all of them; a server's figures pool its rounds."""
     corpus = ensure_qr_corpus(cfg.studies)
     files = sorted(corpus.glob("*.dcm"))[: cfg.studies]
     out = record.setdefault("find", {})
-    # Orthanc: the storage is kept between runs in --work (loading takes minutes)
-    orthanc = Orthanc(work / "orthanc-find")
+    trees = [("Nexrel", ROOT)] + ([(cfg.baseline_label, cfg.baseline)] if cfg.baseline else [])
+    backends = ["SQLite"] + ([] if cfg.no_postgres else ["PostgreSQL"])
+    stops: list = []
+    servers: list[tuple[str, int, str, int | None]] = []  # label, port, called AE, listener pid
     try:
+        # Orthanc: the storage is kept between runs in --work (loading takes minutes)
+        orthanc = Orthanc(work / "orthanc-find")
+        stops.append(orthanc.stop)
         have = orthanc.get("/statistics")["CountStudies"]
         if have < len(files):
             start = time.perf_counter()
             orthanc.load(files[max(0, have - 100) :])  # resumes a kept storage
             print(f"Orthanc loaded {len(files)} in {time.perf_counter() - start:.0f} s", flush=True)
         out["orthanc_studies"] = orthanc.get("/statistics")["CountStudies"]
-        out["Orthanc"] = find_latency(orthanc.port, "ORTHANC", cfg.reps)
+        servers.append(("Orthanc", orthanc.port, "ORTHANC", orthanc.proc.pid))
+        pg = None
+        if "PostgreSQL" in backends:
+            shutil.rmtree(work / "pg", ignore_errors=True)
+            pg = Postgres(work / "pg")
+            stops.append(pg.stop)
+        seeded: dict[str, dict] = {}  # backend -> env of the databases of ROOT
+        for name, root in trees:
+            for backend in backends:
+                label = f"{name} ({backend})"
+                data = work / f"nexrel-{name}-{backend}".replace(" ", "-")
+                shutil.rmtree(data, ignore_errors=True)
+                data.mkdir(parents=True)
+                stops.append(lambda data=data: shutil.rmtree(data, ignore_errors=True))
+                if backend in seeded and migrations(root) == migrations(ROOT):
+                    env = seeded[backend]  # same schema: the baseline reads the same rows
+                else:
+                    url = None
+                    if pg is not None and backend == "PostgreSQL":
+                        url = pg.url if name == "Nexrel" else pg.create(f"nexrel_{len(servers)}")
+                    env = nexrel_env(data, url)
+                    start = time.perf_counter()
+                    prepare_nexrel(env, cfg.studies, root=root)
+                    print(f"{label} seeded in {time.perf_counter() - start:.0f} s", flush=True)
+                    seeded.setdefault(backend, env)
+                listener = Listener(env, data / "listener.log", root=root)
+                stops.insert(0, listener.stop)
+                servers.append((label, listener.port, "NEXREL-CRM", listener.proc.pid))
+        clients = cfg.clients.split(",")
+        rounds: dict[str, list[dict]] = {}
+        for k in range(cfg.rounds):
+            print(f"round {k + 1} of {cfg.rounds}", flush=True)
+            turn = servers[k % len(servers) :] + servers[: k % len(servers)]
+            for label, port, aec, pid in turn:
+                for client in clients:
+                    key = label if client == "pynetdicom" else f"{label}, {client}"
+                    rounds.setdefault(key, []).append(
+                        find_latency(port, aec, cfg.reps, warmup=3 if k == 0 else 1,
+                                     label=key, pid=pid, client=client)
+                    )  # fmt: skip
+        for label, done in rounds.items():
+            out[label] = summarise(done)
+        if cfg.py_spy:
+            cfg.py_spy.mkdir(parents=True, exist_ok=True)
+            for label, port, aec, pid in servers:
+                if label != "Orthanc":
+                    stem = label.replace(" (", "-").rstrip(")").replace(" ", "-")
+                    py_spy(pid, cfg.py_spy / f"{stem}.txt", port, aec, cfg.reps)
     finally:
-        orthanc.stop()
-    for backend in ("SQLite", "PostgreSQL"):
-        data = work / f"nexrel-{backend}"
-        shutil.rmtree(data, ignore_errors=True)
-        data.mkdir(parents=True)
-        pg = Postgres(work / "pg") if backend == "PostgreSQL" else None
-        try:
-            env = nexrel_env(data, pg.url if pg else None)
-            start = time.perf_counter()
-            prepare_nexrel(env, cfg.studies)
-            print(f"Nexrel/{backend} seeded in {time.perf_counter() - start:.0f} s", flush=True)
-            listener = Listener(env, data / "listener.log")
-            try:
-                out[f"Nexrel ({backend})"] = find_latency(listener.port, "NEXREL-CRM", cfg.reps)
-            finally:
-                listener.stop()
-        finally:
-            if pg:
-                pg.stop()
-            shutil.rmtree(data, ignore_errors=True)
+        for stop in stops:
+            stop()
 
 
 # ------------------------------------------------------------------ C-MOVE throughput
@@ -509,23 +721,29 @@ def report(record: dict) -> str:
     lines = []
     find = record.get("find")
     if find:
-        orth = find.get("Orthanc", {})
         lines += [
             f"C-FIND, STUDY level, {record['studies']} studies "
             f"(Orthanc holds {find.get('orthanc_studies')})",
             "",
-            "| pattern | matches | server | p50 ms | p95 ms | p50 vs Orthanc |",
-            "|---|---:|---|---:|---:|---:|",
+            "| pattern | matches | server | p50 ms | p95 ms | p50 vs Orthanc | server CPU ms "
+            "| client CPU ms | first query ms |",
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
+        servers = [k for k in find if isinstance(find[k], dict)]
         for pattern, _ in PATTERNS:
-            for server in ("Nexrel (SQLite)", "Nexrel (PostgreSQL)", "Orthanc"):
-                r = find.get(server, {}).get(pattern)
+            for server in servers:
+                r = find[server].get(pattern)
                 if not r:
                     continue
-                base = orth.get(pattern, {}).get("p50_ms")
+                _, comma, client = server.partition(", ")
+                base = find.get(f"Orthanc{comma}{client}", {}).get(pattern, {}).get("p50_ms")
                 ratio = f"{r['p50_ms'] / base:.2f}x" if base else "-"
+                cpu = "- | -"
+                if "server_cpu_ms" in r:
+                    cpu = f"{r['server_cpu_ms']:.0f} | {r['client_cpu_ms']:.0f}"
+                first = ", ".join(f"{t:.0f}" for t in r.get("first_ms", []))
                 lines.append(f"| `{pattern}` | {r['matches']} | {server} | {r['p50_ms']:.1f} | "
-                             f"{r['p95_ms']:.1f} | {ratio} |")  # fmt: skip
+                             f"{r['p95_ms']:.1f} | {ratio} | {cpu} | {first} |")  # fmt: skip
         lines.append("")
     move = record.get("move")
     if move:
@@ -554,6 +772,20 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/nexrel-bench-qr"))
     parser.add_argument(
         "--keep-orthanc", action="store_true", help="keep Orthanc's loaded storage in --work"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="find: servers queried in turn")
+    parser.add_argument("--no-postgres", action="store_true", help="find: SQLite only")
+    parser.add_argument(
+        "--clients", default="pynetdicom", help="find: pynetdicom (one association) and/or "
+        "findscu (DCMTK, a process and association per query), comma-separated",
+    )  # fmt: skip
+    parser.add_argument(
+        "--baseline", type=Path, help="find: another Nexrel tree (e.g. a git archive of an "
+        "earlier commit) measured in the same run, with its own databases",
+    )  # fmt: skip
+    parser.add_argument("--baseline-label", default="baseline")
+    parser.add_argument(
+        "--py-spy", type=Path, help="find: profile each Nexrel listener (py-spy) into DIR"
     )
     cfg = parser.parse_args()
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

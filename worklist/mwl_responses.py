@@ -13,15 +13,11 @@ again, so the encoded answers are kept while the item's answer is unchanged.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from io import BytesIO
-
 from django.utils import timezone
 from pydicom import Dataset
 from pydicom.dataelem import DataElement
-from pynetdicom.dsutils import decode, encode
 
+from dicomnet.dimse.encoded import EncodedAnswers
 from worklist.models import WorklistItem
 from worklist.mwl_matching import MwlQuery
 
@@ -134,8 +130,7 @@ ANSWER_FIELDS = (
     "performing_physician", "scheduled_procedure_step_id", "status", "operatory",
 )  # fmt: skip
 CACHE_SIZE = 4096
-_cache: OrderedDict[tuple, Dataset] = OrderedDict()
-_cache_lock = threading.Lock()
+_answers = EncodedAnswers(CACHE_SIZE)
 
 
 def encoded_response(
@@ -148,24 +143,13 @@ def encoded_response(
 ) -> Dataset:
     """``build_response`` as raw elements in the given encoding (module docstring).
 
-    The key holds every input of the answer, so an edited item or another query shape is
-    encoded afresh; a cached dataset is only ever read (pynetdicom writes it out as is).
+    The key holds every input of the answer (``dicomnet.dimse.encoded``), so an edited item
+    or another query shape is encoded afresh.
     """
     answer = tuple(getattr(item, name, None) for name in ANSWER_FIELDS)
-    key = (answer, character_set, query.top_keys, query.step_keys, implicit_vr, little_endian)
-    with _cache_lock:
-        cached = _cache.get(key)
-        if cached is not None:
-            _cache.move_to_end(key)
-            return cached
-    data = encode(
-        build_response(item, query, character_set=character_set), implicit_vr, little_endian
+    return _answers.get(
+        (answer, character_set, query.top_keys, query.step_keys),
+        lambda: build_response(item, query, character_set=character_set),
+        implicit_vr=implicit_vr,
+        little_endian=little_endian,
     )
-    if data is None:
-        raise ValueError(f"worklist item {item.pk} could not be encoded")
-    raw = decode(BytesIO(data), implicit_vr, little_endian)
-    with _cache_lock:
-        _cache[key] = raw
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return raw

@@ -15,6 +15,7 @@ from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
+from dicomnet.dimse import encoded
 from dicomnet.net import audit_events, dispatch, hardening, heartbeat, incoming, tls
 from dicomnet.net.contexts import ALL_TRANSFER_SYNTAXES, DENTAL_STORAGE_CLASSES
 
@@ -22,7 +23,8 @@ log = logging.getLogger("dicomnet.net.listener")
 
 
 def configure_pynetdicom() -> None:
-    """Process-wide pynetdicom settings: stream C-STORE data to the spool, guard PDUs."""
+    """Process-wide pynetdicom settings: stream C-STORE data to the spool, guard PDUs, send
+    kept C-FIND answers as their bytes (``dicomnet.dimse.encoded``)."""
     _config.STORE_RECV_CHUNKED_DATASET = True
     incoming.install()  # a full disk while receiving becomes 0xA700, not an abort
     # Incoming objects are written by pynetdicom via tempfile: keep them under the spool so
@@ -33,6 +35,7 @@ def configure_pynetdicom() -> None:
     hardening.install_pdu_guard()
     # pynetdicom formats every C-FIND identifier for its log, even with that log off.
     _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = False
+    encoded.install()  # kept C-FIND answers go out as the bytes they were encoded to
 
 
 def build_ae(ae_title: str | None = None) -> AE:

@@ -15,6 +15,7 @@ import functools
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Q, QuerySet
 from pydicom import Dataset
@@ -160,6 +161,26 @@ def matching_study_ids(query: QrQuery, *, practice_id: int) -> list[int]:
     check = query.name_check or (lambda name: True)
     rows = studies.order_by("pk").values_list("pk", "patient_name")
     return [pk for pk, name in rows.iterator(chunk_size=BATCH) if check(name)]
+
+
+def matching_study_rows(
+    query: QrQuery, *, practice_id: int, fields: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
+    """The practice's matching studies as ``values(*fields)`` rows, in pk order, each read
+    and decided as it comes: one query, streamed (``fields`` must hold ``patient_name``).
+
+    The database narrows on the other keys and the folded-name index range; the name is
+    decided here, on each row, as ``matching_study_ids`` does.
+    """
+    studies = DicomStudy.objects.for_practice(practice_id).filter(query.study_q())
+    if query.name_check is None:
+        yield from studies.order_by("pk").values(*fields).iterator(chunk_size=BATCH)
+        return
+    check = query.name_check
+    studies = studies.filter(check.key_q("patient_name_key"))
+    for row in studies.order_by("pk").values(*fields).iterator(chunk_size=BATCH):
+        if check(row["patient_name"]):
+            yield row
 
 
 def study_scopes(query: QrQuery, *, practice_id: int, prefix: str = "") -> Iterator[Q]:

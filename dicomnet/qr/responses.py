@@ -14,13 +14,14 @@ from typing import cast
 from pydicom import Dataset
 from pydicom.datadict import keyword_for_tag
 
+from dicomnet.dimse.encoded import EncodedAnswers
 from dicomnet.models import DicomSeries
 from dicomnet.qr.matching import (
     BATCH,
     QrQuery,
     matching_instances,
     matching_series,
-    matching_studies,
+    matching_study_rows,
 )
 
 
@@ -72,26 +73,25 @@ def _prefixed(row: dict, prefix: str) -> dict:
 def _patients(query: QrQuery, practice_id: int) -> Iterator[dict[str, object]]:
     """One answer per PatientID, its counts summed over the matching studies."""
     patients: dict[str, dict] = {}
-    for studies in matching_studies(query, practice_id=practice_id):
-        for row in studies.values(*STUDY_FIELDS).iterator(chunk_size=BATCH):
-            known = patients.get(row["patient_id"])
-            if known is None:
-                patients[row["patient_id"]] = known = {
-                    **_patient_values(row),
-                    "NumberOfPatientRelatedStudies": 0,
-                    "NumberOfPatientRelatedSeries": 0,
-                    "NumberOfPatientRelatedInstances": 0,
-                }
-            known["NumberOfPatientRelatedStudies"] += 1
-            known["NumberOfPatientRelatedSeries"] += row["series_count"]
-            known["NumberOfPatientRelatedInstances"] += row["instance_count"]
+    for row in matching_study_rows(query, practice_id=practice_id, fields=STUDY_FIELDS):
+        known = patients.get(row["patient_id"])
+        if known is None:
+            patients[row["patient_id"]] = known = {
+                **_patient_values(row),
+                "NumberOfPatientRelatedStudies": 0,
+                "NumberOfPatientRelatedSeries": 0,
+                "NumberOfPatientRelatedInstances": 0,
+            }
+        known["NumberOfPatientRelatedStudies"] += 1
+        known["NumberOfPatientRelatedSeries"] += row["series_count"]
+        known["NumberOfPatientRelatedInstances"] += row["instance_count"]
     yield from patients.values()
 
 
 def _studies(query: QrQuery, practice_id: int) -> Iterator[dict[str, object]]:
-    for studies in matching_studies(query, practice_id=practice_id):
-        for row in studies.values(*STUDY_FIELDS).iterator(chunk_size=BATCH):
-            yield _study_values(row)
+    """Each matching study as it is read (one query, streamed: no list of ids first)."""
+    for row in matching_study_rows(query, practice_id=practice_id, fields=STUDY_FIELDS):
+        yield _study_values(row)
 
 
 SERIES_FIELDS = (
@@ -147,6 +147,36 @@ UNIQUE_KEYS = {
     "SERIES": ("StudyInstanceUID", "SeriesInstanceUID"),
     "IMAGE": ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
 }
+
+
+ANSWER_CACHE_SIZE = 10_000  # a broad query's 5,000 answers twice over; ~5.4 kB each: ~55 MB
+_answers = EncodedAnswers(ANSWER_CACHE_SIZE)
+
+
+def _frozen(values: dict[str, object]) -> tuple:
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in values.items())
+
+
+def encoded_answer(
+    values: dict[str, object],
+    *,
+    query: QrQuery,
+    character_set: str,
+    retrieve_ae: str,
+    implicit_vr: bool = True,
+    little_endian: bool = True,
+) -> Dataset:
+    """``build_answer`` as raw elements in the association's encoding, kept while its inputs
+    are unchanged (``dicomnet.dimse.encoded``): the key is the answered values themselves,
+    the level, the keys asked for, the character set and the retrieve AE."""
+    return _answers.get(
+        (_frozen(values), query.level, query.keys, character_set, retrieve_ae),
+        lambda: build_answer(
+            values, query=query, character_set=character_set, retrieve_ae=retrieve_ae
+        ),
+        implicit_vr=implicit_vr,
+        little_endian=little_endian,
+    )
 
 
 def build_answer(

@@ -5,8 +5,10 @@ C-FIND (Patient and Study Root, every level) is answered through
 1. the identifier is read in its SpecificCharacterSet (the device profile's when it declares
    none) and parsed (``dicomnet.qr.matching.parse_identifier``); a malformed one is answered 0xA900;
 2. the practice's matches at the asked level are selected (``dicomnet.qr.matching``);
-3. each is answered with the keys asked for, in the device profile's character set; a
-   C-CANCEL seen between two responses ends the stream with 0xFE00. Any other failure is
+3. each is answered as it is read, with the keys asked for, in the device profile's
+   character set, encoded once for the association's transfer syntax and kept
+   (``dicomnet.qr.responses.encoded_answer``); a C-CANCEL seen between two responses ends
+   the stream with 0xFE00. Any other failure is
    0xC311, logged with its traceback.
 
 C-MOVE and C-GET (``allow_move``/``allow_get``) send the latest processed version of every
@@ -29,7 +31,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 from pydicom import Dataset, dcmread
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, build_context, evt
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
@@ -49,7 +51,7 @@ from dicomnet.net.access import AssociationGrant, device_refusal
 from dicomnet.net.association import ScuError, connection_kwargs
 from dicomnet.net.dispatch import grant_of
 from dicomnet.qr.matching import MalformedIdentifier, matching_instances, parse_identifier
-from dicomnet.qr.responses import build_answer, level_answers
+from dicomnet.qr.responses import encoded_answer, level_answers
 from patients import audit
 from patients.models import AuditEvent
 
@@ -78,8 +80,14 @@ def answer_find(
     calling_ae: str,
     retrieve_ae: str,
     is_cancelled: Callable[[], bool],
+    implicit_vr: bool = True,
+    little_endian: bool = True,
 ) -> Iterator[tuple[int, Dataset | None]]:
-    """The C-FIND response stream for one query (steps in the module docstring)."""
+    """The C-FIND response stream for one query (steps in the module docstring).
+
+    Answers go out as they are matched, encoded for the association's transfer syntax
+    (``implicit_vr``, ``little_endian``) and kept (``responses.encoded_answer``).
+    """
     sent = 0
     try:
         identifier = dimse.read_identifier(read_identifier, character_set)
@@ -91,8 +99,13 @@ def answer_find(
                 return
             yield (
                 status.PENDING,
-                build_answer(
-                    values, query=query, character_set=character_set, retrieve_ae=retrieve_ae
+                encoded_answer(
+                    values,
+                    query=query,
+                    character_set=character_set,
+                    retrieve_ae=retrieve_ae,
+                    implicit_vr=implicit_vr,
+                    little_endian=little_endian,
                 ),
             )
             sent += 1
@@ -111,6 +124,7 @@ def handle_find(
     event: evt.Event, *, grant: AssociationGrant, device: DicomServer
 ) -> Iterator[tuple[int, Dataset | None]]:
     """EVT_C_FIND for both roots, reached through ``dicomnet.net.dispatch.handle_find``."""
+    syntax = UID(event.context.transfer_syntax)
     return answer_find(
         lambda: event.identifier,
         practice_id=grant.practice_id,
@@ -119,6 +133,8 @@ def handle_find(
         calling_ae=grant.calling_ae,
         retrieve_ae=event.assoc.ae.ae_title,
         is_cancelled=lambda: event.is_cancelled,
+        implicit_vr=syntax.is_implicit_VR,
+        little_endian=syntax.is_little_endian,
     )
 
 
