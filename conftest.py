@@ -34,6 +34,10 @@ tests/integration/ or tests/e2e/) is marked ``integration`` or ``e2e`` here, whi
   ``s3_server``, ``s3_bucket``, ``s3_settings``, ``echo_peer`` (DCMTK storescp);
 - tests/orthanc.py: ``orthanc``, ``orthanc_factory`` (with more configuration: plugins);
 - tests/browser.py: ``web_server``, ``browser_page`` (Chromium through Playwright).
+
+The suite runs on SQLite, and on PostgreSQL in ``make test-postgres`` (tests/pg_cluster.py
+sets DATABASE_URL; the subprocesses above share the worker's database either way). A test
+marked ``sqlite_only(reason)`` is about SQLite itself and is skipped on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -102,7 +106,14 @@ E2E_FIXTURES = {"web_server", "browser_page"}
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from django.conf import settings
+
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     for item in items:
+        sqlite_only = item.get_closest_marker("sqlite_only")
+        if on_postgres and sqlite_only:
+            reason = sqlite_only.args[0] if sqlite_only.args else "about SQLite itself"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
         names = set(getattr(item, "fixturenames", ()))
         path = Path(item.path).resolve()
         folder = path.relative_to(ROOT).parts[:2] if path.is_relative_to(ROOT) else ()

@@ -2,8 +2,8 @@
 
 Each peer runs from a temp directory on 127.0.0.1 and a free port, and is stopped with a
 bounded wait. A fixture skips only when its program is not installed:
-- ``postgres_server``: a fresh PostgreSQL cluster (as an unprivileged user when we are root,
-  since postgres refuses to run as root); ``postgres_database`` gives a test its own database;
+- ``postgres_server``: a PostgreSQL cluster (tests/pg_cluster.py: a fresh one, or the one the
+  suite runs on in ``make test-postgres``); ``postgres_database`` gives a test its own database;
 - ``redis_server``: a Redis server without persistence;
 - ``s3_server``: a moto S3 server; ``s3_bucket`` gives a test its own bucket in ca-central-1;
 - ``echo_peer``: DCMTK ``storescp`` as the AE ECHOPEER, answering C-ECHO.
@@ -14,16 +14,11 @@ it out).
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import importlib.util
-import os
-import pwd
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,12 +27,12 @@ from pathlib import Path
 import pytest
 
 from nexrel.supervisor import stop
+from tests import pg_cluster
 from tests.fixtures import free_port, wait_for_port
 
 S3_REGION = "ca-central-1"
 S3_ACCESS_KEY = "nexrel-test"
 S3_SECRET_KEY = "nexrel-test-secret"
-POSTGRES_RUN_AS = ("postgres", "nexrel-test")  # tried in order when we are root
 
 
 def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
@@ -70,30 +65,6 @@ def _wait_ready(proc: subprocess.Popen, port: int, log_path: Path, what: str) ->
 # PostgreSQL ---------------------------------------------------------------------------------
 
 
-def _postgres_bin_dir() -> Path | None:
-    on_path = shutil.which("initdb")
-    if on_path:
-        return Path(on_path).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
-    return Path(candidates[0]).parent if candidates else None
-
-
-def _postgres_user() -> str | None:
-    """None when we may run postgres ourselves; otherwise an unprivileged user to run it as."""
-    if os.geteuid() != 0:
-        return None
-    for name in POSTGRES_RUN_AS:
-        with contextlib.suppress(KeyError):
-            pwd.getpwnam(name)
-            return name
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "nexrel-test"],
-        check=True,
-        capture_output=True,
-    )
-    return "nexrel-test"
-
-
 @dataclass(frozen=True)
 class PostgresServer:
     host: str
@@ -113,73 +84,21 @@ class PostgresServer:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    bin_dir = _postgres_bin_dir()
-    if bin_dir is None:
+    """The suite's own cluster when it runs on PostgreSQL (``make test-postgres``), else a
+    throwaway one (tests/pg_cluster.py) for this session."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        yield PostgresServer(host=db["HOST"], port=int(db["PORT"]), user=db["USER"])
+        return
+    if pg_cluster.bin_dir() is None:
         pytest.skip("PostgreSQL server binaries (initdb, postgres) are not installed")
-    user = _postgres_user()
-    # Not pytest's tmp_path: that is private to us, and postgres may run as another user.
-    root = Path(tempfile.mkdtemp(prefix="nexrel-pg-"))
-    data, sockets = root / "data", root / "sockets"
-    sockets.mkdir()
-    if user:
-        for path in (root, sockets):
-            shutil.chown(path, user=user)
-    port = free_port()
-    init = subprocess.run(
-        [
-            str(bin_dir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-        ],
-        cwd=root,
-        user=user,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if init.returncode != 0:
-        shutil.rmtree(root, ignore_errors=True)
-        raise RuntimeError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
-    log_path = root / "postgres.log"
-    proc = _start(
-        [
-            str(bin_dir / "postgres"),
-            "-D",
-            str(data),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-k",
-            str(sockets),
-            # Throwaway data: durability off, so the suite stays fast.
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=200",
-        ],
-        log_path=log_path,
-        cwd=root,
-        user=user,
-    )
+    cluster = pg_cluster.start()
     try:
-        _wait_ready(proc, port, log_path, "postgres")
-        yield PostgresServer(host="127.0.0.1", port=port)
+        yield PostgresServer(host=cluster.host, port=cluster.port, user=cluster.user)
     finally:
-        stop_process(proc, signal.SIGINT)  # SIGINT is postgres' "fast" shutdown
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.stop()
 
 
 @pytest.fixture
