@@ -2,10 +2,10 @@
 suite runs on in ``make test-postgres``.
 
 ``start()`` makes a cluster in a fresh temp directory (initdb, trust authentication, UTF-8,
-durability off) and starts ``postgres`` listening only on 127.0.0.1, on a free port, and on a
-unix socket inside that directory. When we are root it runs as an unprivileged user, since
-postgres refuses to run as root. ``Cluster.stop()`` is a fast shutdown with a bounded wait,
-then the directory goes.
+en_US.UTF-8 when the system has it, durability off) and starts ``postgres`` listening only
+on 127.0.0.1, on a free port, and on a unix socket inside that directory. When we are root
+it runs as an unprivileged user, since postgres refuses to run as root. ``Cluster.stop()``
+is a fast shutdown with a bounded wait, then the directory goes.
 
 As a command, it wraps another one::
 
@@ -79,6 +79,19 @@ def _run_as() -> str | None:
         capture_output=True,
     )
     return RUN_AS[-1]
+
+
+def _locale_options() -> list[str]:
+    """en_US.UTF-8 when the system has it, as a Debian cluster made by the package gets from
+    the system; its text order is not SQLite's, which the PostgreSQL pass must show.
+    Otherwise the C locale."""
+    try:
+        found = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout.split()
+    except OSError:
+        found = []
+    if {"en_US.utf8", "en_US.UTF-8"} & set(found):
+        return ["--locale=en_US.UTF-8"]
+    return ["--no-locale"]
 
 
 def _free_port() -> int:
@@ -165,7 +178,7 @@ def start() -> Cluster:
                 shutil.chown(path, user=user)
         init = subprocess.run(
             [str(found / "initdb"), "-D", str(root / "data"), "-U", "postgres", "-A", "trust"]
-            + ["-E", "UTF8", "--no-locale", "--no-sync"],
+            + ["-E", "UTF8", *_locale_options(), "--no-sync"],
             cwd=root,
             user=user,
             capture_output=True,
