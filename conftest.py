@@ -37,7 +37,9 @@ tests/integration/ or tests/e2e/) is marked ``integration`` or ``e2e`` here, whi
 
 The suite runs on SQLite, and on PostgreSQL in ``make test-postgres`` (tests/pg_cluster.py
 sets DATABASE_URL; the subprocesses above share the worker's database either way). A test
-marked ``sqlite_only(reason)`` is about SQLite itself and is skipped on PostgreSQL.
+marked ``sqlite_only(reason)`` is about SQLite itself and is skipped on PostgreSQL. A test
+that reaches the test database is marked ``database`` here: the PostgreSQL pass runs those
+(the others would run exactly as they did on SQLite).
 """
 
 from __future__ import annotations
@@ -102,6 +104,14 @@ INTEGRATION_FIXTURES = {
     "orthanc_factory",
 }
 E2E_FIXTURES = {"web_server", "browser_page"}
+# pytest-django's: a test using one (or marked django_db) reaches the test database.
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
@@ -121,6 +131,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         if folder == ("tests", "e2e") or names & E2E_FIXTURES:
             item.add_marker(pytest.mark.e2e)
+        if names & DATABASE_FIXTURES or item.get_closest_marker("django_db"):
+            item.add_marker(pytest.mark.database)
 
 
 # For every test ------------------------------------------------------------------------------
