@@ -27,7 +27,8 @@ run: setup
 # audit trail), except the Chromium tests (`e2e`): those drive the same views, which the
 # view tests already run on PostgreSQL, and cost minutes each pass. A test that never
 # reaches the database (parsing, previews, TLS, hypothesis properties) would run exactly
-# as on SQLite, so it runs once. Measured durations: README.md, "Tests and benchmarks".
+# as on SQLite, so it runs once. Measured (2 cores, shared): SQLite pass 1,655 tests in
+# 19.5 min, PostgreSQL pass 791 tests in 13 min, all of `make test` 33 min (README.md).
 PYTEST := $(PY) -m pytest -n 2 --dist loadgroup
 POSTGRES_PASS := database and not e2e
 
