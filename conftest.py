@@ -35,6 +35,12 @@ tests/integration/ or tests/e2e/) is marked ``integration`` or ``e2e`` here, whi
   ``s3_server``, ``s3_bucket``, ``s3_settings``, ``echo_peer`` (DCMTK storescp);
 - tests/orthanc.py: ``orthanc``, ``orthanc_factory`` (with more configuration: plugins);
 - tests/browser.py: ``web_server``, ``browser_page`` (Chromium through Playwright).
+
+The suite runs on SQLite, and on PostgreSQL in ``make test-postgres`` (tests/pg_cluster.py
+sets DATABASE_URL; the subprocesses above share the worker's database either way). A test
+marked ``sqlite_only(reason)`` is about SQLite itself and is skipped on PostgreSQL. A test
+that reaches the test database is marked ``database`` here: the PostgreSQL pass runs those
+(the others would run exactly as they did on SQLite).
 """
 
 from __future__ import annotations
@@ -104,11 +110,26 @@ INTEGRATION_FIXTURES = {
     "orthanc_factory",
 }
 E2E_FIXTURES = {"web_server", "browser_page"}
+# pytest-django's: a test using one (or marked django_db) reaches the test database.
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    from django.conf import settings
+
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     for item in items:
+        sqlite_only = item.get_closest_marker("sqlite_only")
+        if on_postgres and sqlite_only:
+            reason = sqlite_only.args[0] if sqlite_only.args else "about SQLite itself"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
         names = set(getattr(item, "fixturenames", ()))
         path = Path(item.path).resolve()
         folder = path.relative_to(ROOT).parts[:2] if path.is_relative_to(ROOT) else ()
@@ -116,6 +137,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         if folder == ("tests", "e2e") or names & E2E_FIXTURES:
             item.add_marker(pytest.mark.e2e)
+        if names & DATABASE_FIXTURES or item.get_closest_marker("django_db"):
+            item.add_marker(pytest.mark.database)
 
 
 # For every test ------------------------------------------------------------------------------

@@ -208,7 +208,7 @@ class DicomStudy(models.Model):
     patient_id = models.CharField(max_length=64, blank=True)
     patient_name = models.CharField(max_length=200, blank=True)
     # normalise_name(patient_name): accent- and case-insensitive PatientName queries (C-FIND)
-    # narrow on an index range of this key.
+    # narrow on an index range of this key. Byte-wise on every database (patients/bytewise.py).
     patient_name_key = models.CharField(max_length=220, blank=True, editable=False)
     patient_birth_date = models.DateField(null=True, blank=True)
     patient_sex = models.CharField(max_length=16, blank=True)

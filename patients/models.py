@@ -121,7 +121,8 @@ class Patient(models.Model):
         validators=[validate_ramq_number],
         help_text=_("4 letters and 8 digits, e.g. COTZ 8803 1412."),
     )
-    # Normalised "family given" (no accents, no case, particles expanded) for matching.
+    # Normalised "family given" (no accents, no case, particles expanded) for matching;
+    # compared byte by byte on every database (patients/bytewise.py).
     name_key = models.CharField(max_length=220, db_index=True, editable=False)
     # The same, given name first: the patient search narrows on an index range of either.
     given_first_key = models.CharField(max_length=220, blank=True, editable=False)
@@ -141,7 +142,7 @@ class Patient(models.Model):
             models.Index(fields=["practice", "birth_date"], name="patient_birth_date"),
             models.Index(fields=["practice", "health_card_number"], name="patient_health_card"),
         ]
-        ordering = ["family_name", "given_name"]
+        ordering = ["name_key", "chart_number"]  # folded: "Côté" before "Cyr" (bytewise.py)
 
     def __str__(self) -> str:
         return f"{self.given_name} {self.family_name} ({self.chart_number})"

@@ -1,5 +1,5 @@
 """Helpers of the tests, and the fixtures that run real subprocesses (listener, django-q2
-cluster) sharing the test database file. The root ``conftest.py`` makes these fixtures
+cluster) sharing the test database. The root ``conftest.py`` makes these fixtures
 available everywhere; import the helpers from here."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
@@ -53,14 +54,27 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"nothing listening on {port} after {timeout}s")
 
 
+def shared_database_url() -> str:
+    """The test database as a DATABASE_URL, for a subprocess to share it: the SQLite file, or
+    this xdist worker's PostgreSQL database (``make test-postgres``)."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    if connection.vendor == "postgresql":
+        password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+        host = f"{quote(db['USER'], safe='')}{password}@{db['HOST']}:{db['PORT'] or 5432}"
+        return f"postgres://{host}/{quote(db['NAME'], safe='')}"
+    raise NotImplementedError(f"no subprocess URL for {connection.vendor}")
+
+
 class ManagedProcess:
-    """A `manage.py` subprocess using the test database file and the test's data dir."""
+    """A `manage.py` subprocess using the test database and the test's data dir."""
 
     def __init__(self, args: list[str], *, data_dir: Path, env: dict[str, str] | None = None):
         self.args = args
         self.env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+            "DATABASE_URL": shared_database_url(),
             "NEXREL_DATA_DIR": str(data_dir),
             "NEXREL_SPOOL_DIR": str(data_dir / "spool"),
             "NEXREL_S3_BUCKET": "",

@@ -2,10 +2,11 @@
 
 Each peer runs from a temp directory on 127.0.0.1 and a free port, and is stopped with a
 bounded wait. A fixture skips only when its program is not installed:
-- ``postgres_server``: a fresh PostgreSQL cluster (as an unprivileged user when we are root,
-  since postgres refuses to run as root), which a test may ``stop()`` and ``start()`` again;
-  ``postgres_database`` gives a test its own database, ``postgres_seeded_database`` its own
-  copy of one migrated and seeded once per session;
+- ``postgres_server``: a PostgreSQL cluster (tests/pg_cluster.py: a fresh one, or the one the
+  suite runs on in ``make test-postgres``); ``postgres_database`` gives a test its own database,
+  ``postgres_seeded_database`` its own copy of one migrated and seeded once per session;
+- ``postgres_own_server``: always a fresh cluster of the test module's own, which a test may
+  ``stop()`` and ``start()`` again (a database outage) without touching the suite's;
 - ``redis_server``: a Redis server without persistence;
 - ``s3_server``: a moto S3 server; ``s3_bucket`` gives a test its own bucket in ca-central-1;
 - ``echo_peer``: DCMTK ``storescp`` as the AE ECHOPEER, answering C-ECHO.
@@ -16,31 +17,25 @@ it out).
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import importlib.util
-import os
-import pwd
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from nexrel.supervisor import stop
+from tests import pg_cluster
 from tests.fixtures import free_port, wait_for_port
 
 S3_REGION = "ca-central-1"
 S3_ACCESS_KEY = "nexrel-test"
 S3_SECRET_KEY = "nexrel-test-secret"
-POSTGRES_RUN_AS = ("postgres", "nexrel-test")  # tried in order when we are root
 
 
 def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
@@ -73,42 +68,11 @@ def _wait_ready(proc: subprocess.Popen, port: int, log_path: Path, what: str) ->
 # PostgreSQL ---------------------------------------------------------------------------------
 
 
-def _postgres_bin_dir() -> Path | None:
-    on_path = shutil.which("initdb")
-    if on_path:
-        return Path(on_path).parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)
-    return Path(candidates[0]).parent if candidates else None
-
-
-def _postgres_user() -> str | None:
-    """None when we may run postgres ourselves; otherwise an unprivileged user to run it as."""
-    if os.geteuid() != 0:
-        return None
-    for name in POSTGRES_RUN_AS:
-        with contextlib.suppress(KeyError):
-            pwd.getpwnam(name)
-            return name
-    subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "nexrel-test"],
-        check=True,
-        capture_output=True,
-    )
-    return "nexrel-test"
-
-
-@dataclass
+@dataclass(frozen=True)
 class PostgresServer:
-    """A running cluster; ``stop()`` and ``start()`` take it down and bring it back on the
-    same port with its data (a fault test's database outage)."""
-
     host: str
     port: int
     user: str = "postgres"
-    argv: list[str] = field(default_factory=list, repr=False)
-    root: Path | None = field(default=None, repr=False)
-    run_as: str | None = field(default=None, repr=False)
-    proc: subprocess.Popen | None = field(default=None, repr=False)
 
     def url(self, dbname: str) -> str:
         return f"postgres://{self.user}@{self.host}:{self.port}/{dbname}"
@@ -120,100 +84,24 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
-    def start(self) -> None:
-        assert self.root is not None and (self.proc is None or self.proc.poll() is not None)
-        log_path = self.root / "postgres.log"
-        self.proc = _start(self.argv, log_path=log_path, cwd=self.root, user=self.run_as)
-        _wait_ready(self.proc, self.port, log_path, "postgres")
-        self._wait_accepting(log_path)
-
-    def _wait_accepting(self, log_path: Path) -> None:
-        """The port opens before the server takes sessions ("the database system is
-        starting up"): wait for one to succeed."""
-        import psycopg
-
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                psycopg.connect(self.url("postgres"), connect_timeout=2).close()
-                return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"postgres takes no sessions:\n{log_path.read_text(errors='replace')}"
-                    ) from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        """Fast shutdown (SIGINT): open sessions are cut, as when the server goes away."""
-        if self.proc is not None:
-            stop_process(self.proc, signal.SIGINT)
-
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    bin_dir = _postgres_bin_dir()
-    if bin_dir is None:
+    """The suite's own cluster when it runs on PostgreSQL (``make test-postgres``), else a
+    throwaway one (tests/pg_cluster.py) for this session."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        yield PostgresServer(host=db["HOST"], port=int(db["PORT"]), user=db["USER"])
+        return
+    if pg_cluster.bin_dir() is None:
         pytest.skip("PostgreSQL server binaries (initdb, postgres) are not installed")
-    user = _postgres_user()
-    # Not pytest's tmp_path: that is private to us, and postgres may run as another user.
-    root = Path(tempfile.mkdtemp(prefix="nexrel-pg-"))
-    data, sockets = root / "data", root / "sockets"
-    sockets.mkdir()
-    if user:
-        for path in (root, sockets):
-            shutil.chown(path, user=user)
-    init = subprocess.run(
-        [
-            str(bin_dir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-        ],
-        cwd=root,
-        user=user,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if init.returncode != 0:
-        shutil.rmtree(root, ignore_errors=True)
-        raise RuntimeError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
-    port = free_port()
-    argv = [
-        str(bin_dir / "postgres"),
-        "-D",
-        str(data),
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-k",
-        str(sockets),
-        # Throwaway data: durability off, so the suite stays fast.
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
-        "-c",
-        "max_connections=200",
-    ]
-    server = PostgresServer(host="127.0.0.1", port=port, argv=argv, root=root, run_as=user)
+    cluster = pg_cluster.start()
     try:
-        server.start()
-        yield server
+        yield PostgresServer(host=cluster.host, port=cluster.port, user=cluster.user)
     finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.stop()
 
 
 @pytest.fixture
@@ -226,14 +114,8 @@ def postgres_database(postgres_server: PostgresServer) -> str:
 def postgres_seeded_template(postgres_server: PostgresServer, tmp_path_factory) -> str:
     """A database migrated and seeded (``seed_demo --no-images``) once per session, by the
     commands a deployment runs; its name. Migrating costs tens of seconds on a busy machine."""
-    from tests.fixtures import ManagedProcess
-
     name = f"nexrel_seeded_{uuid.uuid4().hex[:8]}"
-    env = {"DATABASE_URL": postgres_server.create_database(name), "REDIS_URL": ""}
-    data_dir = tmp_path_factory.mktemp("seeded")
-    for command in (("migrate", "--noinput"), ("seed_demo", "--no-images")):
-        done = ManagedProcess(list(command), data_dir=data_dir, env=env).run(timeout=300)
-        assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
+    seed_database(postgres_server.create_database(name), tmp_path_factory.mktemp("seeded"))
     return name
 
 
@@ -246,6 +128,29 @@ def postgres_seeded_database(postgres_server: PostgresServer, postgres_seeded_te
     with psycopg.connect(postgres_server.url("postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_seeded_template}"')
     return postgres_server.url(name)
+
+
+@pytest.fixture(scope="module")
+def postgres_own_server() -> Iterator[pg_cluster.Cluster]:
+    """A cluster no other test uses, even in ``make test-postgres``: a fault test stops it."""
+    if pg_cluster.bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries (initdb, postgres) are not installed")
+    cluster = pg_cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def seed_database(url: str, data_dir: Path) -> None:
+    """Migrate and seed (``seed_demo --no-images``) the database at ``url`` with the commands
+    a deployment runs."""
+    from tests.fixtures import ManagedProcess
+
+    env = {"DATABASE_URL": url, "REDIS_URL": ""}
+    for command in (("migrate", "--noinput"), ("seed_demo", "--no-images")):
+        done = ManagedProcess(list(command), data_dir=data_dir, env=env).run(timeout=300)
+        assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
 
 
 # Redis --------------------------------------------------------------------------------------

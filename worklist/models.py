@@ -105,7 +105,8 @@ class WorklistItem(models.Model):
     patient_id = models.CharField(max_length=64)
     patient_birth_date = models.DateField(null=True, blank=True)
     patient_sex = models.CharField(max_length=1, blank=True)
-    # normalise_name(patient_name): accent- and case-insensitive matching of PatientName.
+    # normalise_name(patient_name): accent- and case-insensitive matching of PatientName;
+    # byte-wise on every database (patients/bytewise.py).
     patient_name_key = models.CharField(max_length=220, db_index=True, editable=False)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.SCHEDULED)
     # The "fetched by the device" step: set when a worklist query first returns the item.

@@ -137,7 +137,12 @@ def string_q(field: str, found: list[str]) -> Q:
         if not WILDCARD.search(value):
             continue
         if value.endswith("*") and not WILDCARD.search(value[:-1]):
-            alternatives.append(Q(**{f"{field}__startswith": value[:-1]}))
+            # LIKE narrows (on an index in PostgreSQL) but ignores case in SQLite; the regex
+            # keeps the match case-sensitive (PS3.4 C.2.2.2.4) on both.
+            prefix = value[:-1]
+            alternatives.append(
+                Q(**{f"{field}__startswith": prefix, f"{field}__regex": f"^{re.escape(prefix)}"})
+            )
         else:
             alternatives.append(Q(**{f"{field}__regex": f"^{wildcard_regex(value)}$"}))
     return functools.reduce(operator.or_, alternatives)
@@ -153,12 +158,9 @@ def multivalued_field_q(field: str, found: list[str]) -> Q:
             body = wildcard_regex(value, any_char="[^\\\\]")
             alternatives.append(Q(**{f"{field}__regex": rf"(^|\\){body}(\\|$)"}))
             continue
-        alternatives += [
-            Q(**{field: value}),
-            Q(**{f"{field}__startswith": value + "\\"}),
-            Q(**{f"{field}__endswith": "\\" + value}),
-            Q(**{f"{field}__contains": "\\" + value + "\\"}),
-        ]
+        # One value among the backslash-joined ones, case-sensitive on both databases (LIKE
+        # ignores case in SQLite).
+        alternatives.append(Q(**{f"{field}__regex": rf"(^|\\){re.escape(value)}(\\|$)"}))
     return functools.reduce(operator.or_, alternatives)
 
 

@@ -226,7 +226,9 @@ def undo(batch: uuid.UUID | str, *, practice: Practice | int, by: User) -> list[
         StudyAssignment.objects.for_practice(practice)
         .filter(batch=batch)
         .select_related("study", "to_patient")
-        .select_for_update()
+        # The assignments and their studies: PostgreSQL refuses FOR UPDATE on the nullable
+        # side of the outer join to to_patient.
+        .select_for_update(of=("self", "study"))
     )
     if not assignments:
         raise StudyAssignment.DoesNotExist

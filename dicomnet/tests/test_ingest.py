@@ -234,14 +234,21 @@ def test_unwritable_spool_answers_a700_and_leaves_nothing(practice, device, tmp_
 
 def test_database_failure_removes_the_spooled_file(practice, device, tmp_path):
     path = received(tmp_path, dicom_samples.intraoral())
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA query_only = ON")  # every write now fails in SQLite itself
-    try:
-        with pytest.raises(OutOfResources) as caught:
+    if connection.vendor == "postgresql":
+        # Every write now fails in PostgreSQL itself; the savepoint's rollback undoes the SET.
+        with pytest.raises(OutOfResources) as caught, transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION READ ONLY")
             store(path, practice, device)
-    finally:
+    else:
         with connection.cursor() as cursor:
-            cursor.execute("PRAGMA query_only = OFF")
+            cursor.execute("PRAGMA query_only = ON")  # every write now fails in SQLite itself
+        try:
+            with pytest.raises(OutOfResources) as caught:
+                store(path, practice, device)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA query_only = OFF")
 
     assert caught.value.status == 0xA700
     assert "database unavailable" in str(caught.value)

@@ -106,6 +106,9 @@ def test_date_ranges_lists_and_wildcards(archive):
     assert uids(archive, StudyDate="20240101-20240131", PatientName="TREMBLAY") == set()
     assert uids(archive, StudyInstanceUID=["1.2", "1.3", "2.1"]) == {"1.2", "1.3"}
     assert uids(archive, AccessionNumber="A?") == {"1.1"}
+    # Case-sensitive outside PatientName, on SQLite (whose LIKE ignores case) as on PostgreSQL.
+    assert uids(archive, AccessionNumber="A*") == {"1.1"}
+    assert uids(archive, AccessionNumber="a*") == set()
     assert uids(archive, StudyTime="0800-1000") == {"1.2"}
 
 
@@ -113,6 +116,7 @@ def test_modalities_in_study_matches_any_listed(archive):
     assert uids(archive, ModalitiesInStudy="PX") == {"1.1", "1.3"}
     assert uids(archive, ModalitiesInStudy=["IO", "CT"]) == {"1.1", "1.2"}
     assert uids(archive, ModalitiesInStudy="P") == set()
+    assert uids(archive, ModalitiesInStudy="ct") == set()
 
 
 def test_series_and_instances_follow_the_study_keys(archive):

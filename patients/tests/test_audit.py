@@ -37,8 +37,15 @@ def _events(**filters) -> list[AuditEvent]:
 
 
 def _raw(sql: str, params: list) -> None:
+    """Someone writing to the table behind the app's back; on PostgreSQL someone with the
+    rights to drop the append-only trigger first (test_audit_postgres.py proves the trigger),
+    inside the test's transaction, so it is back afterwards."""
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE patients_auditevent DISABLE TRIGGER USER")
         cursor.execute(sql, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE patients_auditevent ENABLE TRIGGER USER")
 
 
 # ---------------------------------------------------------------------- the chain

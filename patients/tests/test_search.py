@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -48,6 +49,19 @@ def test_health_card_is_validated(practice):
             patient.full_clean()
 
 
+def test_folded_order_and_ranges_are_the_same_on_every_database(practice):
+    """Byte-wise keys (patients/bytewise.py): an en_US.UTF-8 PostgreSQL, which skips spaces
+    at first, would put "Cot Ezra" inside the range of "cote" and after "Côté Zoé"."""
+    for chart, family, given in [("7001", "Cot", "Ezra"), ("7002", "Cyr", "Anne")]:
+        Patient.objects.create(
+            practice=practice, chart_number=chart, family_name=family, given_name=given
+        )
+    assert charts(practice, "cote") == ["1001"]
+    assert charts(practice, "cot") == ["7001", "1001"]
+    listed = Patient.objects.filter(chart_number__in=["1001", "7001", "7002"])
+    assert [p.chart_number for p in listed] == ["7001", "1001", "7002"]  # Cot, Côté, Cyr
+
+
 def test_other_practice_patients_are_never_found(practice, other_practice):
     assert charts(practice, "autre") == []
     assert charts(other_practice.practice, "autre") == ["1001"]
@@ -89,6 +103,12 @@ def test_every_search_uses_an_index_with_50000_patients(practice):
         qs = search_patients(practice, query)[:50]
         sql, params = qs.query.sql_with_params()
         with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"EXPLAIN {sql}", params)
+                plan = " / ".join(row[0].strip() for row in cursor.fetchall())
+                assert "Seq Scan on patients_patient" not in plan, (query, plan)
+                assert re.search(r"Index (Only )?Scan (on|using) patient", plan), (query, plan)
+                continue
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
             plan = " / ".join(row[-1] for row in cursor.fetchall())
         steps = plan.split(" / ")

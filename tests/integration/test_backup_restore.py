@@ -18,8 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests import pg_cluster
 from tests.fixtures import ManagedProcess
-from tests.peers import PostgresServer, _postgres_bin_dir
+from tests.peers import PostgresServer
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +87,7 @@ def _report(manage) -> dict:
 def test_backup_and_restore(postgres_server: PostgresServer, tmp_path: Path):
     # pg_dump and pg_restore of the server's own installation (initdb may be a link to it):
     # a pg_dump older than the server refuses to dump it.
-    found = _postgres_bin_dir()
+    found = pg_cluster.bin_dir()
     assert found is not None  # postgres_server skipped otherwise
     bin_dir = (found / "initdb").resolve().parent
     suffix = uuid.uuid4().hex[:8]

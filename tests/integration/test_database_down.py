@@ -22,10 +22,11 @@ from pydicom.uid import generate_uid
 
 from dicomnet.dimse import status
 from dicomnet.net import hardening
+from tests import pg_cluster
 from tests.dicom_samples import intraoral
 from tests.fixtures import ManagedProcess, free_port, wait_for_port, wait_until
 from tests.integration import scu
-from tests.peers import PostgresServer
+from tests.peers import seed_database
 
 pytestmark = [pytest.mark.integration]
 
@@ -47,10 +48,19 @@ def _rows(db_url: str) -> list[tuple[str, str]]:
         return conn.execute("select sop_instance_uid, state from dicomnet_dicominstance").fetchall()
 
 
+@pytest.fixture(scope="module")
+def outage_database(postgres_own_server: pg_cluster.Cluster, tmp_path_factory) -> str:
+    """A seeded database on a cluster of this module's own: the test stops it, and in
+    ``make test-postgres`` the suite's cluster must stay up for the other tests."""
+    url = postgres_own_server.create_database("nexrel_outage")
+    seed_database(url, tmp_path_factory.mktemp("outage-seed"))
+    return url
+
+
 def test_database_outage_acknowledges_nothing_it_cannot_keep(
-    postgres_server: PostgresServer, postgres_seeded_database: str, tmp_path
+    postgres_own_server: pg_cluster.Cluster, outage_database: str, tmp_path
 ):
-    db = postgres_seeded_database
+    db = outage_database
     env = {
         "DATABASE_URL": db,
         "REDIS_URL": "",
@@ -103,7 +113,7 @@ def test_database_outage_acknowledges_nothing_it_cannot_keep(
         assert send(batch, scu.store_on(held, batch, scu.Sent())) == [status.SUCCESS]
 
         # 2. Down for OUTAGE_SECONDS while a device keeps sending: nothing is Success.
-        postgres_server.stop()
+        postgres_own_server.pause()
         during: list[int | None] = []
         rejections = []
         try:
@@ -120,7 +130,7 @@ def test_database_outage_acknowledges_nothing_it_cannot_keep(
                 time.sleep(1)
             assert _health(base)[0] == 503
         finally:
-            postgres_server.start()
+            postgres_own_server.resume()
         back_at = time.monotonic()
         # The held association's objects: Out of Resources; new associations: rejected as
         # transient (temporary congestion), at once rather than after the caller's timeout.

@@ -17,6 +17,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,7 @@ def edge(postgres_server: PostgresServer, tmp_path_factory) -> Iterator[Edge]:
     env = production_env(root)
     env.pop("PGPASSFILE")
     env.update(
-        DATABASE_URL=postgres_server.create_database("nexrel_edge"),
+        DATABASE_URL=postgres_server.create_database(f"nexrel_edge_{uuid.uuid4().hex[:8]}"),
         NEXREL_S3_BUCKET="",
         ALLOWED_HOSTS="127.0.0.1",
         CSRF_TRUSTED_ORIGINS=f"https://127.0.0.1:{https}",

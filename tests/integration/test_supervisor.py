@@ -10,9 +10,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
-from tests.fixtures import ROOT, free_port, wait_for_port
+from tests.fixtures import ROOT, free_port, shared_database_url, wait_for_port
 
 pytestmark = [pytest.mark.integration]
 
@@ -36,7 +35,7 @@ def test_runs_web_listener_and_worker_and_ctrl_c_stops_all_three(
     web_port, dicom_port = free_port(), free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "DATABASE_URL": shared_database_url(),
         "NEXREL_DATA_DIR": str(isolated_data),
         "NEXREL_WEB_ADDRESS": f"127.0.0.1:{web_port}",
         "DICOM_PORT": str(dicom_port),
@@ -87,7 +86,7 @@ def test_dev_tls_makes_a_ca_and_the_printed_echoscu_tls_command_works(
     web_port, dicom_port, tls_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+        "DATABASE_URL": shared_database_url(),
         "NEXREL_DATA_DIR": str(isolated_data),
         "NEXREL_WEB_ADDRESS": f"127.0.0.1:{web_port}",
         "DICOM_PORT": str(dicom_port),

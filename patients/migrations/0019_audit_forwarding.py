@@ -20,7 +20,7 @@ def unschedule(apps, schema_editor) -> None:
 class Migration(migrations.Migration):
     dependencies = [
         ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more"),
-        ("patients", "0017_storage_quota"),
+        ("patients", "0018_name_keys_bytewise"),
     ]
 
     operations = [
