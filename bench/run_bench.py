@@ -9,6 +9,10 @@ client is not the bottleneck), over 1 association and over 4 parallel ones:
   orthanc     Orthanc from Debian, SQLite index, SyncStorageArea on
   nexrel      `manage.py dicom_listener`, durability on (fsync + row + task per object),
               SQLite and local storage; `nexrel-2p` runs two processes on one port
+  fsync-probe no receiver: the corpus's file sizes written, fsynced and renamed into a
+              directory of the same filesystem (bench/fsync_probe.py), by as many writers
+              as the case has associations. Its files/s over storescp's is the durable
+              ceiling; the report gives every receiver's files/s over the probe's too.
 
 Cases alternate receivers over --reps repetitions; the report gives medians.
 Then, with a django-q2 worker running, the latency from C-STORE acknowledgement to a
@@ -39,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))  # for bench/stats.py when imported from another script
 sys.path.insert(0, str(ROOT))  # for nexrel.supervisor
+from fsync_probe import probe  # noqa: E402
 from stats import percentile  # noqa: E402
 
 from nexrel import supervisor  # noqa: E402
@@ -277,6 +282,18 @@ def send(port: int, aec: str, files: list[str], associations: int) -> float:
 # ------------------------------------------------------------------ phases
 
 
+PROBE = "fsync-probe"
+
+
+def store_record(name, corpus, k, rep, files, size, wall, stored, peak) -> dict:
+    return {
+        "phase": "store", "receiver": name, "corpus": corpus, "k": k,
+        "rep": rep, "files": len(files), "bytes": size, "wall_s": wall,
+        "files_per_s": len(files) / wall, "mb_per_s": size / wall / 1e6,
+        "stored": stored, "peak_rss_mb": peak,
+    }  # fmt: skip
+
+
 def phase_store(cfg, corpora, template, record) -> None:
     for rep in range(cfg.reps):
         names = (
@@ -287,6 +304,12 @@ def phase_store(cfg, corpora, template, record) -> None:
             size = sum(os.path.getsize(f) for f in files)
             for k in cfg.parallel:
                 for name in names:
+                    if name == PROBE:
+                        sizes = [os.path.getsize(f) for f in files]
+                        wall = probe(sizes, cfg.work / PROBE, parallel=k)
+                        record(store_record(name, corpus, k, rep, files, size, wall, len(files), 0))
+                        print(f"{corpus:6} k={k} {name:10} {len(files) / wall:7.1f} files/s")
+                        continue
                     rx = Receiver(name, cfg.work, template)
                     try:
                         wall = send(rx.port, rx.aec, files, k)
@@ -294,12 +317,7 @@ def phase_store(cfg, corpora, template, record) -> None:
                         stored, peak = rx.stored(), peak_rss_mb(rx.proc.pid)
                     finally:
                         rx.stop()
-                    rec = {
-                        "phase": "store", "receiver": name, "corpus": corpus, "k": k,
-                        "rep": rep, "files": len(files), "bytes": size, "wall_s": wall,
-                        "files_per_s": len(files) / wall, "mb_per_s": size / wall / 1e6,
-                        "stored": stored, "peak_rss_mb": peak,
-                    }  # fmt: skip
+                    rec = store_record(name, corpus, k, rep, files, size, wall, stored, peak)
                     record(rec)
                     print(
                         f"{corpus:6} k={k} {name:10} {rec['files_per_s']:7.1f} files/s "
@@ -393,18 +411,38 @@ def report(records: list[dict], header: str) -> str:
     med = {key: statistics.median(r["files_per_s"] for r in rs) for key, rs in groups.items()}
     lines += [
         "| corpus | associations | receiver | runs | files/s | MB/s | × DCMTK storescp "
-        "| stored | peak RSS MB |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| × fsync probe | ÷ 1 association | stored | peak RSS MB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for (corpus, k, name), rs in groups.items():
-        ref = med.get((corpus, k, "dcmtk"))
-        ratio = f"{med[(corpus, k, name)] / ref:.2f}" if ref else "-"
+
+    def over(value: float, ref: float | None) -> str:
+        return f"{value / ref:.2f}" if ref else "-"
+
+    for (corpus, k, name), rs in sorted(groups.items()):
+        files_s = med[(corpus, k, name)]
+        ref, ceiling = med.get((corpus, k, "dcmtk")), med.get((corpus, k, PROBE))
+        single = med.get((corpus, 1, name)) if k != 1 else None
         lines.append(
-            f"| {corpus} | {k} | {name} | {len(rs)} | {med[(corpus, k, name)]:.1f} | "
-            f"{statistics.median(r['mb_per_s'] for r in rs):.1f} | {ratio} | "
+            f"| {corpus} | {k} | {name} | {len(rs)} | {files_s:.1f} | "
+            f"{statistics.median(r['mb_per_s'] for r in rs):.1f} | {over(files_s, ref)} | "
+            f"{over(files_s, ceiling)} | {over(files_s, single)} | "
             f"{min(r['stored'] for r in rs)}/{rs[0]['files']} | "
             f"{max(r['peak_rss_mb'] for r in rs):.0f} |"
         )
+    # Per repetition: each receiver over the storescp and the probe of the same repetition.
+    reps: dict[tuple, dict[str, float]] = {}
+    for r in store:
+        reps.setdefault((r["corpus"], r["k"], r["rep"]), {})[r["receiver"]] = r["files_per_s"]
+    lines += [
+        "",
+        "Durable ceiling (fsync probe ÷ storescp) and each receiver's ratio to storescp, per "
+        "repetition:",
+        "",
+    ]
+    for (corpus, k, rep), by_name in sorted(reps.items()):
+        ref = by_name.get("dcmtk")
+        parts = [f"{n} {over(v, ref)}" for n, v in sorted(by_name.items()) if n != "dcmtk"]
+        lines.append(f"- {corpus} k={k} rep {rep}: " + ", ".join(parts))
     latency = [r for r in records if r["phase"] == "latency"]
     if latency:
         lines += [
@@ -424,7 +462,7 @@ def report(records: list[dict], header: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--receivers", default="dcmtk,pynetdicom,orthanc,nexrel,nexrel-2p")
+    ap.add_argument("--receivers", default=f"dcmtk,{PROBE},pynetdicom,orthanc,nexrel,nexrel-2p")
     ap.add_argument("--corpora", default="dental,cbct")
     ap.add_argument("--parallel", default="1,4", help="associations per case")
     ap.add_argument("--phases", default="store,latency")
