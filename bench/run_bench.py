@@ -144,6 +144,11 @@ class Receiver:
         if name == "orthanc":
             self._wait_orthanc()
         wait_port(self.port)
+        if name.startswith("nexrel"):
+            # wait_port's probe connection counts against DICOM_MAX_PENDING_PER_HOST (4)
+            # until the listener has seen it close: on a busy machine that can take long
+            # enough for the 4th parallel storescu to be refused at accept.
+            time.sleep(1.5)
 
     def _command(self) -> tuple[list[str], dict]:
         out = self.work / "out"
