@@ -15,7 +15,7 @@ from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from dicomnet.net import audit_events, dispatch, hardening, heartbeat, incoming, tls
+from dicomnet.net import audit_events, dispatch, hardening, heartbeat, incoming, reactor, tls
 from dicomnet.net.contexts import ALL_TRANSFER_SYNTAXES, DENTAL_STORAGE_CLASSES
 
 log = logging.getLogger("dicomnet.net.listener")
@@ -107,9 +107,13 @@ def make_servers(
     """The plain server on ``port`` and the TLS one on ``tls_port``, each when given; bound.
 
     The TLS server gets ``tls_context`` but does the handshakes itself, off the accept loop
-    (``hardening.TlsAssociationServer``).
+    (``hardening.TlsAssociationServer``). Both accept ``reactor.EventDrivenAssociation``s
+    unless DICOM_EVENT_DRIVEN_REACTOR is off.
     """
     handlers = event_handlers()
+    extra = (
+        {"request_handler": reactor.RequestHandler} if settings.DICOM_EVENT_DRIVEN_REACTOR else {}
+    )
     servers: list[ThreadedAssociationServer] = []
     if port is not None:
         servers.append(
@@ -117,6 +121,7 @@ def make_servers(
                 (address, port),
                 evt_handlers=handlers,
                 server_class=hardening.ReusePortAssociationServer,
+                **extra,
             )
         )
     if tls_port is not None and tls_context is not None:
@@ -126,6 +131,7 @@ def make_servers(
                 evt_handlers=handlers,
                 ssl_context=tls_context,
                 server_class=hardening.TlsAssociationServer,
+                **extra,
             )
         )
     return servers
