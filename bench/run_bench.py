@@ -9,6 +9,11 @@ client is not the bottleneck), over 1 association and over 4 parallel ones:
   orthanc     Orthanc from Debian, SQLite index, SyncStorageArea on
   nexrel      `manage.py dicom_listener`, durability on (fsync + row + task per object),
               SQLite and local storage; `nexrel-2p` runs two processes on one port
+  nexrel-polling
+              nexrel with DICOM_EVENT_DRIVEN_REACTOR off (pynetdicom's polling reactors)
+  nexrel-before, nexrel-before-2p
+              the same from another tree (--before DIR, e.g. `git archive` of an older
+              commit), alternating with the rest: before and after in one run
   fsync-probe no receiver: the corpus's file sizes written, fsynced and renamed into a
               directory of the same filesystem (bench/fsync_probe.py), by as many writers
               as the case has associations. Its files/s over storescp's is the durable
@@ -130,8 +135,13 @@ def corpus_files(path: Path) -> list[str]:
 class Receiver:
     """One receiver process, started fresh with empty storage for each case."""
 
-    def __init__(self, name: str, work: Path, nexrel_template: Path):
+    def __init__(self, name: str, work: Path, nexrel_template: Path, before: Path | None = None):
         self.name, self.work, self.template = name, work / name, nexrel_template
+        self.root = ROOT
+        if name.startswith("nexrel-before"):
+            if before is None:
+                raise SystemExit(f"{name} needs --before DIR")
+            self.root = before
         self.port = free_port()
         self.aec = "ANY-SCP"
         shutil.rmtree(self.work, ignore_errors=True)
@@ -139,11 +149,16 @@ class Receiver:
         self.log = open(self.work / "receiver.log", "wb")
         cmd, env = self._command()
         self.proc = subprocess.Popen(
-            cmd, env={**os.environ, **env}, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        if name == "orthanc":
-            self._wait_orthanc()
-        wait_port(self.port)
+            cmd, env={**os.environ, **env}, cwd=self.root, stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            if name == "orthanc":
+                self._wait_orthanc()
+            wait_port(self.port, timeout=120)  # Django and two processes, on a busy machine
+        except RuntimeError:
+            self.stop()
+            raise
         if name.startswith("nexrel"):
             # wait_port's probe connection counts against DICOM_MAX_PENDING_PER_HOST (4)
             # until the listener has seen it close: on a busy machine that can take long
@@ -183,11 +198,14 @@ class Receiver:
         # nexrel / nexrel-2p: a copy of the migrated, seeded template database
         shutil.copy(self.template / "nexrel.sqlite3", self.work / "nexrel.sqlite3")
         self.aec = "NEXREL-CRM"
-        processes = "2" if self.name == "nexrel-2p" else "1"
+        processes = "2" if self.name.endswith("-2p") else "1"
+        env = nexrel_env(self.work)
+        if self.name == "nexrel-polling":  # this tree with pynetdicom's own reactors
+            env["DICOM_EVENT_DRIVEN_REACTOR"] = "false"
         return [
             PY, "manage.py", "dicom_listener", "--port", str(self.port),
             "--address", "127.0.0.1", "--processes", processes,
-        ], nexrel_env(self.work)  # fmt: skip
+        ], env  # fmt: skip
 
     def _wait_orthanc(self) -> None:
         import urllib.request
@@ -299,6 +317,27 @@ def store_record(name, corpus, k, rep, files, size, wall, stored, peak) -> dict:
     }  # fmt: skip
 
 
+def run_case(cfg, name: str, template: Path, files: list[str], k: int) -> tuple[float, int, float]:
+    """One receiver, fresh, sent ``files`` over ``k`` associations: (wall s, stored, peak MB).
+
+    A case that fails (a receiver slow to start on a busy machine, a refused association)
+    is tried once more before the error propagates.
+    """
+    for attempt in (1, 2):
+        rx = Receiver(name, cfg.work, template, cfg.before)
+        try:
+            wall = send(rx.port, rx.aec, files, k)
+            time.sleep(0.2)
+            return wall, rx.stored(), peak_rss_mb(rx.proc.pid)
+        except RuntimeError as exc:
+            if attempt == 2:
+                raise
+            print(f"  {name} k={k}: {exc}; trying again", flush=True)
+        finally:
+            rx.stop()
+    raise AssertionError("unreachable")
+
+
 def phase_store(cfg, corpora, template, record) -> None:
     for rep in range(cfg.reps):
         names = (
@@ -315,13 +354,13 @@ def phase_store(cfg, corpora, template, record) -> None:
                         record(store_record(name, corpus, k, rep, files, size, wall, len(files), 0))
                         print(f"{corpus:6} k={k} {name:10} {len(files) / wall:7.1f} files/s")
                         continue
-                    rx = Receiver(name, cfg.work, template)
                     try:
-                        wall = send(rx.port, rx.aec, files, k)
-                        time.sleep(0.2)
-                        stored, peak = rx.stored(), peak_rss_mb(rx.proc.pid)
-                    finally:
-                        rx.stop()
+                        wall, stored, peak = run_case(cfg, name, template, files, k)
+                    except RuntimeError as exc:  # twice: recorded, and the run goes on
+                        print(f"{corpus:6} k={k} {name:10} FAILED: {exc}", flush=True)
+                        record({"phase": "store-failed", "receiver": name, "corpus": corpus,
+                                "k": k, "rep": rep, "error": str(exc)[-300:]})  # fmt: skip
+                        continue
                     rec = store_record(name, corpus, k, rep, files, size, wall, stored, peak)
                     record(rec)
                     print(
@@ -476,6 +515,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--latency-timeout", type=float, default=300)
     ap.add_argument("--workers", type=int, default=2, help="django-q2 workers (latency phase)")
     ap.add_argument("--work", default="/tmp/nexrel-bench", help="scratch directory")
+    ap.add_argument(
+        "--before", type=Path, default=None, help="another tree, for the nexrel-before receivers"
+    )
     cfg = ap.parse_args(argv)
     cfg.receivers = cfg.receivers.split(",")
     cfg.parallel = [int(k) for k in cfg.parallel.split(",")]
