@@ -111,9 +111,7 @@ def make_servers(
     unless DICOM_EVENT_DRIVEN_REACTOR is off.
     """
     handlers = event_handlers()
-    extra = (
-        {"request_handler": reactor.RequestHandler} if settings.DICOM_EVENT_DRIVEN_REACTOR else {}
-    )
+    request_handler = reactor.RequestHandler if settings.DICOM_EVENT_DRIVEN_REACTOR else None
     servers: list[ThreadedAssociationServer] = []
     if port is not None:
         servers.append(
@@ -121,7 +119,7 @@ def make_servers(
                 (address, port),
                 evt_handlers=handlers,
                 server_class=hardening.ReusePortAssociationServer,
-                **extra,
+                request_handler=request_handler,
             )
         )
     if tls_port is not None and tls_context is not None:
@@ -131,7 +129,7 @@ def make_servers(
                 evt_handlers=handlers,
                 ssl_context=tls_context,
                 server_class=hardening.TlsAssociationServer,
-                **extra,
+                request_handler=request_handler,
             )
         )
     return servers

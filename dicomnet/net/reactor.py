@@ -85,9 +85,14 @@ class EventDrivenDUL(DULServiceProvider):
 
     def _wait_for_work(self) -> None:
         """Return once the socket is readable, a primitive is queued, or a timer is due."""
-        assoc_sock = cast("AssociationSocket | None", self.socket)
+        assoc_sock = self.socket
         sock = assoc_sock.socket if assoc_sock is not None else None
-        if sock is None or sock.fileno() == -1 or not assoc_sock._is_connected:  # type: ignore[union-attr]
+        if (
+            assoc_sock is None
+            or sock is None
+            or sock.fileno() == -1
+            or not assoc_sock._is_connected
+        ):
             time.sleep(self._run_loop_delay)  # not connected (yet, or any more): as pynetdicom
             return
         if isinstance(sock, ssl.SSLSocket) and sock.pending():

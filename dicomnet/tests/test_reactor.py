@@ -23,9 +23,11 @@ def start(*, event_driven: bool, acse_timeout: float = 5) -> ThreadedAssociation
     ae = AE(ae_title="NEXREL-TEST")
     ae.add_supported_context(Verification)
     ae.acse_timeout = ae.network_timeout = acse_timeout
-    extra = {"request_handler": reactor.RequestHandler} if event_driven else {}
     srv = ae.make_server(
-        ("127.0.0.1", 0), server_class=ThreadedAssociationServer, evt_handlers=[], **extra
+        ("127.0.0.1", 0),
+        server_class=ThreadedAssociationServer,
+        evt_handlers=[],
+        request_handler=reactor.RequestHandler if event_driven else None,
     )
     ae._servers.append(srv)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
