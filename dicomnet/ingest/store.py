@@ -34,6 +34,7 @@ from dicomnet.dimse import status
 from dicomnet.ingest import queues
 from dicomnet.ingest.parsing import InvalidUids, UnreadableDicom, check_uids, read_header
 from dicomnet.ingest.storage import fsync_path, rename_into_spool
+from dicomnet.ingest.writer_turn import writer_turn
 from dicomnet.models import DicomInstance, DicomServer
 from patients.models import Practice
 
@@ -183,7 +184,7 @@ def _record(
 ) -> StoreOutcome:
     for attempt in range(3):
         try:
-            with transaction.atomic():
+            with writer_turn(), transaction.atomic():
                 return _record_once(
                     practice, sop_uid=sop_uid, spooled=spooled, fields=fields, lane=lane
                 )
