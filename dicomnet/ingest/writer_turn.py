@@ -4,9 +4,10 @@ SQLite lets one writer at a time. The others wait in its busy handler, which sle
 5, 10, 15, 20, 25… ms between tries whatever happens meanwhile: with four associations
 storing small objects, each row's commit (a few ms) made the next writer sleep 8 ms or
 more, and four associations stored no more than one (docs/benchmarks.md, issue 12).
-Here the listener's row commits queue instead on a ``threading.Lock`` (the threads of one
-process) and an ``flock`` on a file beside the database (the listener's processes); both
-hand over on release. Other writers (workers, the web server) keep SQLite's handler.
+Here ``store_instance``'s row commits queue instead on a ``threading.Lock`` (the threads of
+one process) and an ``flock`` on a file beside the database (the listener's processes, and
+any other caller: STOW-RS, uploads); both hand over on release. Every other write (the
+workers' pipeline, the web pages) keeps SQLite's handler.
 
 Only for SQLite, and only outside a transaction: inside one, this connection may already
 hold SQLite's lock, and waiting here for a process that waits for it would deadlock.
