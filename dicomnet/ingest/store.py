@@ -8,11 +8,12 @@
 Any failure raises an ``IngestError`` carrying the DIMSE status to answer with.
 
 The directory fsync of 1 and the commit of 2 run at the same time (the fsync on a
-thread): the filesystem and SQLite's WAL flush together, for about the price of one flush
-(docs/benchmarks.md, issue 12). The bytes are fsynced and renamed before the row is
-written, so a worker never sees a row without its file. A crash (of the machine) between
-the commit and the directory's flush can leave a row whose spool file is gone: no Success
-was sent, so the sender sends again, and that copy takes the row's place (``_record_once``).
+thread), so the two flushes overlap instead of adding up (docs/benchmarks.md, issue 12);
+the commits of concurrent calls take turns (``writer_turn``). The bytes are fsynced and
+renamed before the row is written, so a worker never sees a row without its file. A crash
+(of the machine) between the commit and the directory's flush can leave a row whose spool
+file is gone: no Success was sent, so the sender sends again, and that copy takes the
+row's place (``_record_once``).
 """
 
 from __future__ import annotations
