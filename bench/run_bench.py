@@ -9,6 +9,15 @@ client is not the bottleneck), over 1 association and over 4 parallel ones:
   orthanc     Orthanc from Debian, SQLite index, SyncStorageArea on
   nexrel      `manage.py dicom_listener`, durability on (fsync + row + task per object),
               SQLite and local storage; `nexrel-2p` runs two processes on one port
+  nexrel-polling
+              nexrel with DICOM_EVENT_DRIVEN_REACTOR off (pynetdicom's polling reactors)
+  nexrel-before, nexrel-before-2p
+              the same from another tree (--before DIR, e.g. `git archive` of an older
+              commit), alternating with the rest: before and after in one run
+  fsync-probe no receiver: the corpus's file sizes written, fsynced and renamed into a
+              directory of the same filesystem (bench/fsync_probe.py), by as many writers
+              as the case has associations. Its files/s over storescp's is the durable
+              ceiling; the report gives every receiver's files/s over the probe's too.
 
 Cases alternate receivers over --reps repetitions; the report gives medians.
 Then, with a django-q2 worker running, the latency from C-STORE acknowledgement to a
@@ -39,6 +48,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))  # for bench/stats.py when imported from another script
 sys.path.insert(0, str(ROOT))  # for nexrel.supervisor
+from fsync_probe import probe  # noqa: E402
 from stats import percentile  # noqa: E402
 
 from nexrel import supervisor  # noqa: E402
@@ -125,8 +135,13 @@ def corpus_files(path: Path) -> list[str]:
 class Receiver:
     """One receiver process, started fresh with empty storage for each case."""
 
-    def __init__(self, name: str, work: Path, nexrel_template: Path):
+    def __init__(self, name: str, work: Path, nexrel_template: Path, before: Path | None = None):
         self.name, self.work, self.template = name, work / name, nexrel_template
+        self.root = ROOT
+        if name.startswith("nexrel-before"):
+            if before is None:
+                raise SystemExit(f"{name} needs --before DIR")
+            self.root = before
         self.port = free_port()
         self.aec = "ANY-SCP"
         shutil.rmtree(self.work, ignore_errors=True)
@@ -134,11 +149,21 @@ class Receiver:
         self.log = open(self.work / "receiver.log", "wb")
         cmd, env = self._command()
         self.proc = subprocess.Popen(
-            cmd, env={**os.environ, **env}, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        if name == "orthanc":
-            self._wait_orthanc()
-        wait_port(self.port)
+            cmd, env={**os.environ, **env}, cwd=self.root, stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            if name == "orthanc":
+                self._wait_orthanc()
+            wait_port(self.port, timeout=120)  # Django and two processes, on a busy machine
+        except RuntimeError:
+            self.stop()
+            raise
+        if name.startswith("nexrel"):
+            # wait_port's probe connection counts against DICOM_MAX_PENDING_PER_HOST (4)
+            # until the listener has seen it close: on a busy machine that can take long
+            # enough for the 4th parallel storescu to be refused at accept.
+            time.sleep(1.5)
 
     def _command(self) -> tuple[list[str], dict]:
         out = self.work / "out"
@@ -173,11 +198,14 @@ class Receiver:
         # nexrel / nexrel-2p: a copy of the migrated, seeded template database
         shutil.copy(self.template / "nexrel.sqlite3", self.work / "nexrel.sqlite3")
         self.aec = "NEXREL-CRM"
-        processes = "2" if self.name == "nexrel-2p" else "1"
+        processes = "2" if self.name.endswith("-2p") else "1"
+        env = nexrel_env(self.work)
+        if self.name == "nexrel-polling":  # this tree with pynetdicom's own reactors
+            env["DICOM_EVENT_DRIVEN_REACTOR"] = "false"
         return [
             PY, "manage.py", "dicom_listener", "--port", str(self.port),
             "--address", "127.0.0.1", "--processes", processes,
-        ], nexrel_env(self.work)  # fmt: skip
+        ], env  # fmt: skip
 
     def _wait_orthanc(self) -> None:
         import urllib.request
@@ -277,6 +305,39 @@ def send(port: int, aec: str, files: list[str], associations: int) -> float:
 # ------------------------------------------------------------------ phases
 
 
+PROBE = "fsync-probe"
+
+
+def store_record(name, corpus, k, rep, files, size, wall, stored, peak) -> dict:
+    return {
+        "phase": "store", "receiver": name, "corpus": corpus, "k": k,
+        "rep": rep, "files": len(files), "bytes": size, "wall_s": wall,
+        "files_per_s": len(files) / wall, "mb_per_s": size / wall / 1e6,
+        "stored": stored, "peak_rss_mb": peak,
+    }  # fmt: skip
+
+
+def run_case(cfg, name: str, template: Path, files: list[str], k: int) -> tuple[float, int, float]:
+    """One receiver, fresh, sent ``files`` over ``k`` associations: (wall s, stored, peak MB).
+
+    A case that fails (a receiver slow to start on a busy machine, a refused association)
+    is tried once more before the error propagates.
+    """
+    for attempt in (1, 2):
+        rx = Receiver(name, cfg.work, template, cfg.before)
+        try:
+            wall = send(rx.port, rx.aec, files, k)
+            time.sleep(0.2)
+            return wall, rx.stored(), peak_rss_mb(rx.proc.pid)
+        except RuntimeError as exc:
+            if attempt == 2:
+                raise
+            print(f"  {name} k={k}: {exc}; trying again", flush=True)
+        finally:
+            rx.stop()
+    raise AssertionError("unreachable")
+
+
 def phase_store(cfg, corpora, template, record) -> None:
     for rep in range(cfg.reps):
         names = (
@@ -287,19 +348,20 @@ def phase_store(cfg, corpora, template, record) -> None:
             size = sum(os.path.getsize(f) for f in files)
             for k in cfg.parallel:
                 for name in names:
-                    rx = Receiver(name, cfg.work, template)
+                    if name == PROBE:
+                        sizes = [os.path.getsize(f) for f in files]
+                        wall = probe(sizes, cfg.work / PROBE, parallel=k)
+                        record(store_record(name, corpus, k, rep, files, size, wall, len(files), 0))
+                        print(f"{corpus:6} k={k} {name:10} {len(files) / wall:7.1f} files/s")
+                        continue
                     try:
-                        wall = send(rx.port, rx.aec, files, k)
-                        time.sleep(0.2)
-                        stored, peak = rx.stored(), peak_rss_mb(rx.proc.pid)
-                    finally:
-                        rx.stop()
-                    rec = {
-                        "phase": "store", "receiver": name, "corpus": corpus, "k": k,
-                        "rep": rep, "files": len(files), "bytes": size, "wall_s": wall,
-                        "files_per_s": len(files) / wall, "mb_per_s": size / wall / 1e6,
-                        "stored": stored, "peak_rss_mb": peak,
-                    }  # fmt: skip
+                        wall, stored, peak = run_case(cfg, name, template, files, k)
+                    except RuntimeError as exc:  # twice: recorded, and the run goes on
+                        print(f"{corpus:6} k={k} {name:10} FAILED: {exc}", flush=True)
+                        record({"phase": "store-failed", "receiver": name, "corpus": corpus,
+                                "k": k, "rep": rep, "error": str(exc)[-300:]})  # fmt: skip
+                        continue
+                    rec = store_record(name, corpus, k, rep, files, size, wall, stored, peak)
                     record(rec)
                     print(
                         f"{corpus:6} k={k} {name:10} {rec['files_per_s']:7.1f} files/s "
@@ -393,18 +455,38 @@ def report(records: list[dict], header: str) -> str:
     med = {key: statistics.median(r["files_per_s"] for r in rs) for key, rs in groups.items()}
     lines += [
         "| corpus | associations | receiver | runs | files/s | MB/s | × DCMTK storescp "
-        "| stored | peak RSS MB |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| × fsync probe | ÷ 1 association | stored | peak RSS MB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for (corpus, k, name), rs in groups.items():
-        ref = med.get((corpus, k, "dcmtk"))
-        ratio = f"{med[(corpus, k, name)] / ref:.2f}" if ref else "-"
+
+    def over(value: float, ref: float | None) -> str:
+        return f"{value / ref:.2f}" if ref else "-"
+
+    for (corpus, k, name), rs in sorted(groups.items()):
+        files_s = med[(corpus, k, name)]
+        ref, ceiling = med.get((corpus, k, "dcmtk")), med.get((corpus, k, PROBE))
+        single = med.get((corpus, 1, name)) if k != 1 else None
         lines.append(
-            f"| {corpus} | {k} | {name} | {len(rs)} | {med[(corpus, k, name)]:.1f} | "
-            f"{statistics.median(r['mb_per_s'] for r in rs):.1f} | {ratio} | "
+            f"| {corpus} | {k} | {name} | {len(rs)} | {files_s:.1f} | "
+            f"{statistics.median(r['mb_per_s'] for r in rs):.1f} | {over(files_s, ref)} | "
+            f"{over(files_s, ceiling)} | {over(files_s, single)} | "
             f"{min(r['stored'] for r in rs)}/{rs[0]['files']} | "
             f"{max(r['peak_rss_mb'] for r in rs):.0f} |"
         )
+    # Per repetition: each receiver over the storescp and the probe of the same repetition.
+    reps: dict[tuple, dict[str, float]] = {}
+    for r in store:
+        reps.setdefault((r["corpus"], r["k"], r["rep"]), {})[r["receiver"]] = r["files_per_s"]
+    lines += [
+        "",
+        "Durable ceiling (fsync probe ÷ storescp) and each receiver's ratio to storescp, per "
+        "repetition:",
+        "",
+    ]
+    for (corpus, k, rep), by_name in sorted(reps.items()):
+        ref = by_name.get("dcmtk")
+        parts = [f"{n} {over(v, ref)}" for n, v in sorted(by_name.items()) if n != "dcmtk"]
+        lines.append(f"- {corpus} k={k} rep {rep}: " + ", ".join(parts))
     latency = [r for r in records if r["phase"] == "latency"]
     if latency:
         lines += [
@@ -424,7 +506,7 @@ def report(records: list[dict], header: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--receivers", default="dcmtk,pynetdicom,orthanc,nexrel,nexrel-2p")
+    ap.add_argument("--receivers", default=f"dcmtk,{PROBE},pynetdicom,orthanc,nexrel,nexrel-2p")
     ap.add_argument("--corpora", default="dental,cbct")
     ap.add_argument("--parallel", default="1,4", help="associations per case")
     ap.add_argument("--phases", default="store,latency")
@@ -433,6 +515,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--latency-timeout", type=float, default=300)
     ap.add_argument("--workers", type=int, default=2, help="django-q2 workers (latency phase)")
     ap.add_argument("--work", default="/tmp/nexrel-bench", help="scratch directory")
+    ap.add_argument(
+        "--before", type=Path, default=None, help="another tree, for the nexrel-before receivers"
+    )
     cfg = ap.parse_args(argv)
     cfg.receivers = cfg.receivers.split(",")
     cfg.parallel = [int(k) for k in cfg.parallel.split(",")]

@@ -283,6 +283,9 @@ DICOM_MAX_PENDING_PER_HOST = envint("DICOM_MAX_PENDING_PER_HOST", "4")
 # Listener processes sharing the port (SO_REUSEPORT): pynetdicom spends its time in Python,
 # so parallel associations in one process share one core (docs/benchmarks.md).
 DICOM_LISTENER_PROCESSES = envint("DICOM_LISTENER_PROCESSES", "2")
+# Accepted associations wait for events instead of polling with 1 ms sleeps
+# (dicomnet/net/reactor.py). Off: pynetdicom's own reactors, for comparison (bench/).
+DICOM_EVENT_DRIVEN_REACTOR = envbool("DICOM_EVENT_DRIVEN_REACTOR", "true")
 # The DIMSE services the listener binds besides C-ECHO (dicomnet.net.listener.service_modules).
 # Every one must import, or the listener refuses to start.
 DICOM_SERVICE_MODULES = (

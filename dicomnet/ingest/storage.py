@@ -35,18 +35,18 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def commit_to_spool(src: Path, practice_id: int) -> Path:
-    """Atomically rename ``src`` into the practice's spool and fsync the directory.
+def rename_into_spool(src: Path, practice_id: int) -> Path:
+    """Atomically rename ``src`` into the practice's spool; returns the new path.
 
     ``src`` must already be fsynced (``fsync_path``) and be on the same filesystem as the
-    spool (the listener puts its temp directory under the spool for this reason).
-    Returns the new path.
+    spool (the listener puts its temp directory under the spool for this reason). The new
+    entry is durable once the directory is fsynced (``fsync_path(dest.parent)``), which
+    ``store_instance`` does while it writes the row.
     """
     dest_dir = spool_objects_dir(practice_id)
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{uuid.uuid4().hex}.dcm"
     os.rename(src, dest)
-    fsync_path(dest_dir)
     return dest
 
 

@@ -1,10 +1,19 @@
 """Durable receipt of one DICOM object: the contract behind a C-STORE Success.
 
 ``store_instance`` returns only once
-1. the bytes are fsynced and atomically renamed into the spool,
+1. the bytes are fsynced and atomically renamed into the spool, and the spool directory
+   fsynced (the new name is durable),
 2. the ``DicomInstance`` row is committed, and
 3. its processing task is enqueued with that commit (``enqueue_at_commit``).
 Any failure raises an ``IngestError`` carrying the DIMSE status to answer with.
+
+The directory fsync of 1 and the commit of 2 run at the same time (the fsync on a
+thread), so the two flushes overlap instead of adding up (docs/benchmarks.md, issue 12);
+the commits of concurrent calls take turns (``writer_turn``). The bytes are fsynced and
+renamed before the row is written, so a worker never sees a row without its file. A crash
+(of the machine) between the commit and the directory's flush can leave a row whose spool
+file is gone: no Success was sent, so the sender sends again, and that copy takes the
+row's place (``_record_once``).
 """
 
 from __future__ import annotations
@@ -31,7 +40,8 @@ from django.db import (
 from dicomnet.dimse import status
 from dicomnet.ingest import queues
 from dicomnet.ingest.parsing import InvalidUids, UnreadableDicom, check_uids, read_header
-from dicomnet.ingest.storage import commit_to_spool, fsync_path
+from dicomnet.ingest.storage import fsync_path, rename_into_spool
+from dicomnet.ingest.writer_turn import writer_turn
 from dicomnet.models import DicomInstance, DicomServer
 from dicomnet.ops_status import spool_space
 from patients.models import Practice
@@ -155,10 +165,12 @@ def store_instance(
     try:
         synced.result()
         check_spool_headroom()
-        spooled = commit_to_spool(path, practice.pk)
+        spooled = rename_into_spool(path, practice.pk)
     except OSError as exc:
         reason = "disk full" if exc.errno == errno.ENOSPC else f"spool not writable: {exc}"
         raise OutOfResources(reason) from exc
+    # The new name is flushed while the row is written and committed (see the module doc).
+    entry_synced = _SYNC_POOL.submit(fsync_path, spooled.parent)
 
     fields: dict[str, Any] = dict(
         sop_class_uid=str(ds.SOPClassUID),
@@ -180,7 +192,13 @@ def store_instance(
     except Exception:
         _discard(spooled)
         raise
-    if outcome.duplicate:
+    try:
+        entry_synced.result()
+    except OSError as exc:
+        # The row is committed and its file in place, but not known durable: no Success.
+        # A resend is a duplicate of that row (or takes its place if the file is lost).
+        raise OutOfResources(f"spool not writable: {exc}") from exc
+    if outcome.duplicate and outcome.instance.spool_path != str(spooled):
         _discard(spooled)
     return outcome
 
@@ -190,7 +208,7 @@ def _record(
 ) -> StoreOutcome:
     for attempt in range(3):
         try:
-            with transaction.atomic():
+            with writer_turn(), transaction.atomic():
                 return _record_once(
                     practice, sop_uid=sop_uid, spooled=spooled, fields=fields, lane=lane
                 )
@@ -210,6 +228,12 @@ def _record_once(
         .order_by("-version")
     )
     same = next((v for v in versions if v.sha256 == fields["sha256"]), None)
+    if same is not None and _spool_file_lost(same):
+        # Committed, but its spool entry never reached the disk (the machine crashed before
+        # the directory's flush, so no Success was sent): this copy takes its place.
+        log.warning("SOP %s: its spool file was lost; the copy received now replaces it", sop_uid)
+        same.spool_path = str(spooled)
+        same.save(update_fields=["spool_path"])
     if same is not None:
         if same.state != DicomInstance.State.PROCESSED:
             # Its task may have been lost (the reason the peer is resending): queue again.
@@ -238,6 +262,15 @@ def _record_once(
         )
     enqueue_at_commit(instance.pk, lane=lane)
     return StoreOutcome(instance, duplicate=False, conflict=conflict)
+
+
+def _spool_file_lost(instance: DicomInstance) -> bool:
+    """Not yet moved to storage, and its spool file is not there."""
+    return (
+        not instance.storage_key
+        and bool(instance.spool_path)
+        and not os.path.exists(instance.spool_path)
+    )
 
 
 def _discard(path: Path) -> None:

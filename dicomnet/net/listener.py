@@ -16,7 +16,7 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicomnet.dimse import encoded
-from dicomnet.net import audit_events, dispatch, hardening, heartbeat, incoming, tls
+from dicomnet.net import audit_events, dispatch, hardening, heartbeat, incoming, reactor, tls
 from dicomnet.net.contexts import ALL_TRANSFER_SYNTAXES, DENTAL_STORAGE_CLASSES
 
 log = logging.getLogger("dicomnet.net.listener")
@@ -110,9 +110,11 @@ def make_servers(
     """The plain server on ``port`` and the TLS one on ``tls_port``, each when given; bound.
 
     The TLS server gets ``tls_context`` but does the handshakes itself, off the accept loop
-    (``hardening.TlsAssociationServer``).
+    (``hardening.TlsAssociationServer``). Both accept ``reactor.EventDrivenAssociation``s
+    unless DICOM_EVENT_DRIVEN_REACTOR is off.
     """
     handlers = event_handlers()
+    request_handler = reactor.RequestHandler if settings.DICOM_EVENT_DRIVEN_REACTOR else None
     servers: list[ThreadedAssociationServer] = []
     if port is not None:
         servers.append(
@@ -120,6 +122,7 @@ def make_servers(
                 (address, port),
                 evt_handlers=handlers,
                 server_class=hardening.ReusePortAssociationServer,
+                request_handler=request_handler,
             )
         )
     if tls_port is not None and tls_context is not None:
@@ -129,6 +132,7 @@ def make_servers(
                 evt_handlers=handlers,
                 ssl_context=tls_context,
                 server_class=hardening.TlsAssociationServer,
+                request_handler=request_handler,
             )
         )
     return servers

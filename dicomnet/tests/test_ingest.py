@@ -135,6 +135,27 @@ def test_resent_identical_object_is_a_duplicate(
     assert [t["args"][0] for t in queued_tasks()] == [first.instance.pk] * 2
 
 
+def test_resend_replaces_a_committed_row_whose_spool_file_was_lost(
+    practice, device, tmp_path, django_capture_on_commit_callbacks
+):
+    """The spool directory's flush runs with the row's commit: a machine crash between the
+    two leaves a row without its file, and no Success. The sender's resend is kept."""
+    ds = dicom_samples.intraoral()
+    with django_capture_on_commit_callbacks(execute=True):
+        first = store(received(tmp_path, ds, "a.dcm"), practice, device)
+    Path(first.instance.spool_path).unlink()  # the entry that never reached the disk
+    resend = received(tmp_path, ds, "b.dcm")
+    original = resend.read_bytes()
+    with django_capture_on_commit_callbacks(execute=True):
+        again = store(resend, practice, device)
+
+    assert again.instance.pk == first.instance.pk
+    row = DicomInstance.objects.get()
+    assert Path(row.spool_path).read_bytes() == original
+    assert spool_files() == [Path(row.spool_path)]
+    assert [t["args"][0] for t in queued_tasks()] == [row.pk] * 2
+
+
 def test_resent_after_processing_queues_nothing(
     practice, device, tmp_path, django_capture_on_commit_callbacks
 ):

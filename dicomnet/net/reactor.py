@@ -1,0 +1,248 @@
+"""Accepted associations whose two threads wait for events instead of polling.
+
+pynetdicom (3.0) runs two threads per association, and both poll: the DUL thread sleeps
+1 ms whenever a pass found nothing to do (no PDU on the socket, no primitive to send), and
+the association thread sleeps 1 ms before every look for a DIMSE message. A C-STORE waits
+out both sleeps: the request is picked up late, then the response is sent late, and the
+next request is read late; on a busy machine each wake-up can be later still. Here:
+
+1. the DUL thread waits in ``select`` on its socket and on a wake-up socket that every
+   put on its ``to_provider_queue`` (a response, a release, an abort) writes to;
+2. the association thread waits on an ``Event`` that every put on its DIMSE message queue
+   and on the DUL's ``to_user_queue`` (A-RELEASE, A-ABORT, the connection closing) sets;
+3. both still wake every ``TIMER_CHECK`` seconds for what no put announces: the ARTIM
+   and idle timers, the kill flag, the DUL thread ending.
+
+Each loop is otherwise pynetdicom's own, step for step, so the state machine, the timers
+and the hardening (``hardening.py``) behave as before. Only the associations this
+listener accepts use it (``RequestHandler``); the SCUs keep pynetdicom's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from pynetdicom import evt
+from pynetdicom.association import Association
+from pynetdicom.dul import DULServiceProvider
+from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.transport import AssociationSocket
+from pynetdicom.transport import RequestHandler as StockRequestHandler
+
+log = logging.getLogger("dicomnet.net.reactor")
+
+TIMER_CHECK = 0.05  # seconds: how late a timer, a kill or a dead DUL may be noticed
+
+
+class WakingQueue(queue.Queue):
+    """A ``queue.Queue`` that calls ``wake()`` after every put."""
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        super().__init__()
+        self._wake = wake
+
+    def _put(self, item: Any) -> None:
+        super()._put(item)
+        self._wake()
+
+
+class EventDrivenDUL(DULServiceProvider):
+    """The DUL reactor, waiting on its socket and its outgoing queue instead of sleeping."""
+
+    def __init__(self, assoc: Association, wake_association: Callable[[], None]) -> None:
+        super().__init__(assoc)
+        self._wake_recv, self._wake_send = socket.socketpair()
+        self._wake_recv.setblocking(False)
+        self._wake_send.setblocking(False)
+        self.to_provider_queue = WakingQueue(self.wake)
+        self.to_user_queue = WakingQueue(wake_association)
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):  # already full (it will wake), or closed (done)
+            self._wake_send.send(b"\0")
+
+    def kill_dul(self) -> None:
+        self._kill_thread = True
+        self.wake()
+
+    def stop_dul(self) -> bool:
+        if self.state_machine.current_state == "Sta1":
+            self._kill_thread = True
+            self.wake()
+            while self.is_alive():
+                time.sleep(self._run_loop_delay)
+            return True
+        return False
+
+    def _wait_for_work(self) -> None:
+        """Return once the socket is readable, a primitive is queued, or a timer is due."""
+        assoc_sock = self.socket
+        sock = assoc_sock.socket if assoc_sock is not None else None
+        if (
+            assoc_sock is None
+            or sock is None
+            or sock.fileno() == -1
+            or not assoc_sock._is_connected
+        ):
+            time.sleep(self._run_loop_delay)  # not connected (yet, or any more): as pynetdicom
+            return
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return  # decrypted bytes already buffered: select would not see them
+        if self.to_provider_queue.qsize():
+            return
+        with contextlib.suppress(OSError, ValueError):  # closed meanwhile: the loop sees it
+            select.select([sock, self._wake_recv], [], [], TIMER_CHECK)
+        with contextlib.suppress(OSError):
+            while self._wake_recv.recv(4096):
+                pass
+
+    def run_reactor(self) -> None:
+        """pynetdicom's ``DULServiceProvider.run_reactor``, waiting where it sleeps."""
+        try:
+            self._run_reactor()
+        finally:
+            self._wake_send.close()
+            self._wake_recv.close()
+
+    def _run_reactor(self) -> None:
+        self._idle_timer.start()
+        idle = False
+        while True:
+            if not self.assoc._dul_ready.is_set():
+                self.assoc._dul_ready.set()
+                idle = True
+            if idle:
+                self._wait_for_work()
+            if self._kill_thread:
+                break
+            if self.artim_timer.expired:
+                self.event_queue.put("Evt18")
+            try:
+                if self._process_recv_primitive():
+                    pass
+                elif self._is_transport_event():
+                    self._idle_timer.restart()
+            except Exception as exc:
+                log.error("exception in the DUL reactor, aborting the association")
+                log.exception(exc)
+                abort_pdu = A_ABORT_RQ()
+                abort_pdu.source = 0x02
+                abort_pdu.reason_diagnostic = 0x00
+                cast(AssociationSocket, self.socket).send(abort_pdu.encode())
+                self.assoc.is_aborted = True
+                self.assoc.is_established = False
+                self.assoc._kill = True
+                self._kill_thread = True
+                return
+            try:
+                event = self.event_queue.get(block=False)
+            except queue.Empty:
+                idle = True
+                continue
+            self.state_machine.do_action(event)
+            idle = False
+
+
+class EventDrivenAssociation(Association):
+    """An acceptor association whose reactor waits for messages instead of sleeping."""
+
+    def __init__(self, ae: Any, mode: str) -> None:
+        super().__init__(ae, mode)
+        self._make_event_driven()
+
+    def _make_event_driven(self) -> None:
+        """New DUL and DIMSE queues that wake the threads: before either thread starts.
+
+        The new DUL takes over the stock one's socket, its events (``set_socket`` queued
+        Evt5, the connection indication, there) and its timers (the ACSE and network
+        timeouts were set on them).
+        """
+        stock = self.dul
+        self.nexrel_wake = threading.Event()
+        dul = self.dul = EventDrivenDUL(self, self.nexrel_wake.set)
+        dul.socket, dul.event_queue = stock.socket, stock.event_queue
+        dul.artim_timer, dul._idle_timer = stock.artim_timer, stock._idle_timer
+        self.dimse.msg_queue = WakingQueue(self.nexrel_wake.set)
+
+    @classmethod
+    def adopt(cls, assoc: Association) -> EventDrivenAssociation:
+        """Turn a stock ``Association``, not yet started nor connected, into one of these."""
+        assert not assoc.is_alive() and not assoc._started_dul
+        assoc.__class__ = cls
+        adopted = cast(EventDrivenAssociation, assoc)
+        adopted._make_event_driven()
+        return adopted
+
+    def kill(self) -> None:
+        super().kill()
+        self.nexrel_wake.set()
+
+    def _run_reactor(self) -> None:
+        """pynetdicom's ``Association._run_reactor`` (acceptor), waiting where it sleeps."""
+        self._is_paused = False
+        busy = False
+        while not self._kill:
+            if not busy:  # a message served: there may be another queued, look at once
+                self.nexrel_wake.wait(TIMER_CHECK)
+            self.nexrel_wake.clear()
+            self._is_paused = True
+            self._reactor_checkpoint.wait()
+            self._is_paused = False
+
+            context_id, msg = self.dimse.get_msg(block=False)
+            busy = msg is not None
+            if msg:
+                self._serve_request(msg, cast(int, context_id))
+
+            if self.is_established and self.acse.is_release_requested():
+                self.acse.send_release(is_response=True)
+                log.info("Association Released")
+                self.is_released = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_RELEASED, {})
+                self.kill()
+                return
+
+            if self.acse.is_aborted():
+                log.info(
+                    "Association Aborted%s",
+                    " (A-P-ABORT)" if self.acse.is_aborted("a-p-abort") else "",
+                )
+                self.dul.receive_pdu(wait=False)
+                self.is_aborted = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_ABORTED, {})
+                self.kill()
+                return
+
+            if not self.dul.is_alive():
+                self.kill()
+                return
+
+            if self.dul.idle_timer_expired():
+                log.error("Network timeout reached")
+                if self.network_timeout_response == "A-RELEASE":
+                    self._is_paused = True
+                    self._reactor_checkpoint.wait()
+                    self.release()
+                    self._is_paused = False
+                else:
+                    self.abort()
+                self.kill()
+                return
+
+
+class RequestHandler(StockRequestHandler):
+    """pynetdicom's request handler, creating ``EventDrivenAssociation``s."""
+
+    def _create_association(self) -> Association:
+        return EventDrivenAssociation.adopt(super()._create_association())

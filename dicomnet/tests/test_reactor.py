@@ -1,0 +1,119 @@
+"""Accepted associations wait for events (``dicomnet.net.reactor``): a real pynetdicom
+server and a real pynetdicom SCU on loopback, no database."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pynetdicom import AE
+from pynetdicom.association import Association
+from pynetdicom.sop_class import Verification
+from pynetdicom.transport import ThreadedAssociationServer
+
+from dicomnet.net import reactor
+
+
+def start(*, event_driven: bool, acse_timeout: float = 5) -> ThreadedAssociationServer:
+    """A server on a free port, started as ``listener.serve`` starts its own."""
+    ae = AE(ae_title="NEXREL-TEST")
+    ae.add_supported_context(Verification)
+    ae.acse_timeout = ae.network_timeout = acse_timeout
+    srv = ae.make_server(
+        ("127.0.0.1", 0),
+        server_class=ThreadedAssociationServer,
+        evt_handlers=[],
+        request_handler=reactor.RequestHandler if event_driven else None,
+    )
+    ae._servers.append(srv)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+@pytest.fixture(params=["event-driven", "stock"])
+def server(request) -> Iterator[tuple[ThreadedAssociationServer, str]]:
+    srv = start(event_driven=request.param == "event-driven")
+    yield srv, request.param
+    srv.shutdown()
+    srv.server_close()
+
+
+def acceptor(srv: ThreadedAssociationServer) -> Association:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        found = [a for a in srv.active_associations if a.is_established]
+        if found:
+            return found[0]
+        time.sleep(0.01)
+    raise AssertionError("no established association on the server")
+
+
+def context_switches(native_id: int) -> int:
+    status = Path(f"/proc/self/task/{native_id}/status").read_text()
+    line = next(x for x in status.splitlines() if x.startswith("voluntary_ctxt_switches"))
+    return int(line.split()[1])
+
+
+def wake_ups_while_idle(assoc: Association, seconds: float) -> int:
+    """Voluntary context switches of the association's two threads over ``seconds``."""
+    ids = [assoc.native_id, assoc.dul.native_id]
+    assert all(ids)
+    before = sum(context_switches(i) for i in ids if i is not None)
+    time.sleep(seconds)
+    return sum(context_switches(i) for i in ids if i is not None) - before
+
+
+def test_an_idle_association_does_not_poll(server):
+    """pynetdicom's threads sleep 1 ms and look again; these wait on the socket and queues.
+    Both kinds measured here, so the figure shows what the stock reactor does."""
+    srv, kind = server
+    scu = AE(ae_title="SCU")
+    scu.add_requested_context(Verification)
+    assoc = scu.associate("127.0.0.1", srv.server_address[1], ae_title="NEXREL-TEST")
+    assert assoc.is_established
+    try:
+        accepted = acceptor(srv)
+        assert isinstance(accepted, reactor.EventDrivenAssociation) == (kind == "event-driven")
+        wake_ups = wake_ups_while_idle(accepted, 1.0)
+        if kind == "event-driven":
+            # TIMER_CHECK (50 ms) for each of two threads: ~40 a second.
+            assert wake_ups < 100
+        else:
+            assert wake_ups > 300  # a wake-up every ms or so, per thread
+    finally:
+        assoc.release()
+
+
+def test_messages_and_release_are_answered_promptly(server):
+    """C-ECHOs answered, then the release, with no wait for a timer."""
+    srv, _ = server
+    scu = AE(ae_title="SCU")
+    scu.add_requested_context(Verification)
+    assoc = scu.associate("127.0.0.1", srv.server_address[1], ae_title="NEXREL-TEST")
+    assert assoc.is_established
+    for _ in range(20):
+        assert assoc.send_c_echo().Status == 0x0000
+    accepted = acceptor(srv)
+    started = time.monotonic()
+    assoc.release()
+    assert assoc.is_released
+    accepted.join(timeout=5)
+    assert not accepted.is_alive() and not accepted.dul.is_alive()
+    assert time.monotonic() - started < 1.0
+
+
+def test_the_acse_timeout_still_closes_a_silent_connection():
+    """The timers set on the stock DUL (ACSE, network) are the new one's."""
+    srv = start(event_driven=True, acse_timeout=1)
+    try:
+        with socket.create_connection(srv.server_address, timeout=5) as silent:
+            started = time.monotonic()
+            assert silent.recv(1) == b""  # closed by the listener, nothing sent
+            assert 0.9 <= time.monotonic() - started < 3
+    finally:
+        srv.shutdown()
+        srv.server_close()
