@@ -30,8 +30,8 @@ tests/integration/ or tests/e2e/) is marked ``integration`` or ``e2e`` here, whi
 ``make test-unit`` leaves it out:
 - tests/fixtures.py: ``listener``, ``listener_factory`` (``dicom_listener`` subprocesses),
   ``worker`` (a django-q2 cluster), ``small_spool`` (the spool on a small tmpfs);
-- tests/peers.py: ``postgres_server``, ``postgres_database``, ``postgres_seeded_database``,
-  ``redis_server``,
+- tests/peers.py: ``postgres_server``, ``postgres_database``, ``postgres_own_server``,
+  ``postgres_seeded_database``, ``redis_server``,
   ``s3_server``, ``s3_bucket``, ``s3_settings``, ``echo_peer`` (DCMTK storescp);
 - tests/orthanc.py: ``orthanc``, ``orthanc_factory`` (with more configuration: plugins);
 - tests/browser.py: ``web_server``, ``browser_page`` (Chromium through Playwright).
@@ -57,6 +57,7 @@ from tests.orthanc import orthanc, orthanc_factory
 from tests.peers import (
     echo_peer,
     postgres_database,
+    postgres_own_server,
     postgres_seeded_database,
     postgres_seeded_template,
     postgres_server,
@@ -80,6 +81,7 @@ __all__ = [  # imported fixtures, for pytest to find here
     "orthanc",
     "orthanc_factory",
     "postgres_database",
+    "postgres_own_server",
     "postgres_seeded_database",
     "postgres_seeded_template",
     "postgres_server",
