@@ -13,6 +13,8 @@ from django.db import connection, transaction
 
 from dicomnet.ingest.writer_turn import writer_turn
 
+pytestmark = pytest.mark.sqlite_only("writer_turn takes turns on SQLite's file; elsewhere a no-op")
+
 HOLD = 0.6  # seconds
 
 
