@@ -286,6 +286,9 @@ DICOM_LISTENER_PROCESSES = envint("DICOM_LISTENER_PROCESSES", "2")
 # Accepted associations wait for events instead of polling with 1 ms sleeps
 # (dicomnet/net/reactor.py). Off: pynetdicom's own reactors, for comparison (bench/).
 DICOM_EVENT_DRIVEN_REACTOR = envbool("DICOM_EVENT_DRIVEN_REACTOR", "true")
+# With that reactor, storage-only associations store C-STOREs without pynetdicom's
+# per-message machinery (dicomnet/net/lean_store.py). Off: pynetdicom's path (bench/).
+DICOM_LEAN_STORE = envbool("DICOM_LEAN_STORE", "true")
 # The DIMSE services the listener binds besides C-ECHO (dicomnet.net.listener.service_modules).
 # Every one must import, or the listener refuses to start.
 DICOM_SERVICE_MODULES = (

@@ -30,8 +30,13 @@ def grant_of(event: evt.Event) -> AssociationGrant:
     """The association's grant; every DIMSE handler asks for it first, so this is also where
     a database connection that an error left unusable is dropped (``drop_broken_connection``).
     """
+    return grant_of_association(event.assoc)
+
+
+def grant_of_association(assoc) -> AssociationGrant:
+    """``grant_of`` for a handler that has the association, not a pynetdicom event."""
     drop_broken_connection()
-    return event.assoc.nexrel  # type: ignore[attr-defined]  # set by hardening.PracticeACSE
+    return assoc.nexrel  # set by hardening.PracticeACSE
 
 
 def drop_broken_connection() -> None:

@@ -9,18 +9,24 @@ association, the peer gets no status, and the partial file stays in the spool.
 1. a failed create or write is remembered instead of raised, and the partial bytes are
    truncated at once to give the space back;
 2. the rest of the object is read off the wire and discarded, so the association goes on;
-3. the C-STORE handler calls ``take_write_error(path)`` and answers Out of Resources
+3. the C-STORE handler calls ``take_received(path)`` and answers Out of Resources
    (0xA700), removing the file.
+
+It also hashes the bytes as they are written (SHA-256, which releases the GIL), so the
+digest is ready when the last fragment arrives: the handler does not read the file again
+to hash it, and the hashing overlaps the wait for the next PDU.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import threading
 import uuid
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -41,6 +47,8 @@ class IncomingFile:
     def __init__(self, *, suffix: str = ".dcm") -> None:
         self.error: OSError | None = None
         self._fd: int | None = None
+        self._sha256 = hashlib.sha256()
+        self.size = 0
         tmp_dir = spool_tmp_dir()
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -53,8 +61,10 @@ class IncomingFile:
         with _lock:
             _files[self.name] = self
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._fd is not None and self.error is None:
+            self._sha256.update(data)
+            self.size += len(data)
             view = memoryview(data)
             try:
                 while view:
@@ -84,14 +94,27 @@ def incoming_file(*, delete: bool = False, mode: str = "wb", suffix: str = ".dcm
     return IncomingFile(suffix=suffix)
 
 
-def take_write_error(path: Path | str) -> OSError | None:
-    """Close the received file at ``path`` and return the error that cut its writing short."""
+@dataclass(frozen=True)
+class Received:
+    """What writing a received object came to."""
+
+    error: OSError | None  # the write that failed: the file is not the object
+    size: int
+    digest: tuple[str, int] | None  # (SHA-256 hex, size) of the bytes written, when complete
+
+
+def take_received(path: Path | str) -> Received | None:
+    """Close the received file at ``path``: its write error, or its digest and size.
+
+    ``None`` for a path no ``IncomingFile`` wrote (an upload, or one already taken).
+    """
     with _lock:
         received = _files.pop(str(path), None)
     if received is None:
         return None
     received.close()
-    return received.error
+    digest = None if received.error else (received._sha256.hexdigest(), received.size)
+    return Received(error=received.error, size=received.size, digest=digest)
 
 
 def install() -> None:

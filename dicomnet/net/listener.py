@@ -35,6 +35,9 @@ def configure_pynetdicom() -> None:
     hardening.install_pdu_guard()
     # pynetdicom formats every C-FIND identifier for its log, even with that log off.
     _config.LOG_REQUEST_IDENTIFIERS = _config.LOG_RESPONSE_IDENTIFIERS = False
+    if not logging.getLogger("pynetdicom").isEnabledFor(logging.INFO):
+        # Its standard handlers format every PDU and DIMSE message before the log drops it.
+        _config.LOG_HANDLER_LEVEL = "none"
     encoded.install()  # kept C-FIND answers go out as the bytes they were encoded to
 
 

@@ -16,6 +16,10 @@ next request is read late; on a busy machine each wake-up can be later still. He
 Each loop is otherwise pynetdicom's own, step for step, so the state machine, the timers
 and the hardening (``hardening.py``) behave as before. Only the associations this
 listener accepts use it (``RequestHandler``); the SCUs keep pynetdicom's.
+
+On a storage-only association (DICOM_LEAN_STORE), the DUL thread gives each P-DATA-TF it
+reads to ``lean_store.LeanStore``, which stores C-STOREs without pynetdicom's per-message
+machinery and hands everything else back to pynetdicom.
 """
 
 from __future__ import annotations
@@ -26,11 +30,14 @@ import queue
 import select
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, cast
 
+from django.conf import settings
+from django.db import connections
 from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dul import DULServiceProvider
@@ -38,7 +45,10 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket
 from pynetdicom.transport import RequestHandler as StockRequestHandler
 
+from dicomnet.net import lean_store
+
 log = logging.getLogger("dicomnet.net.reactor")
+pynetdicom_log = logging.getLogger("pynetdicom.dul")  # where pynetdicom says the same
 
 TIMER_CHECK = 0.05  # seconds: how late a timer, a kill or a dead DUL may be noticed
 
@@ -65,6 +75,10 @@ class EventDrivenDUL(DULServiceProvider):
         self._wake_send.setblocking(False)
         self.to_provider_queue = WakingQueue(self.wake)
         self.to_user_queue = WakingQueue(wake_association)
+        # None: not yet known (decided once established); False: pynetdicom's path.
+        self._lean: lean_store.LeanStore | bool | None = (
+            None if settings.DICOM_LEAN_STORE else False
+        )
 
     def wake(self) -> None:
         with contextlib.suppress(OSError):  # already full (it will wake), or closed (done)
@@ -112,6 +126,72 @@ class EventDrivenDUL(DULServiceProvider):
         finally:
             self._wake_send.close()
             self._wake_recv.close()
+            if isinstance(self._lean, lean_store.LeanStore):
+                self._lean.discard()
+                if self._lean.used_database:
+                    connections.close_all()  # this thread's: the association's are closed apart
+
+    def _lean_store(self) -> lean_store.LeanStore | None:
+        """This association's ``LeanStore`` once established, if it is storage-only."""
+        if self._lean is None and self.state_machine.current_state == "Sta6":
+            self._lean = (
+                lean_store.LeanStore(self) if lean_store.storage_only(self.assoc) else False
+            )
+        return self._lean if isinstance(self._lean, lean_store.LeanStore) else None
+
+    def _read_pdu_data(self) -> None:
+        """pynetdicom's ``_read_pdu_data``, step for step, but a P-DATA-TF in Sta6 of a
+        storage-only association goes to its ``LeanStore`` instead of the state machine."""
+        sock = cast(AssociationSocket, self.socket)
+        try:
+            header = sock.recv(6)
+        except (OSError, TimeoutError) as exc:
+            pynetdicom_log.error("Connection closed before the entire PDU was received")
+            pynetdicom_log.exception(exc)
+            self.event_queue.put("Evt17")
+            return
+        try:
+            pdu_type, _, pdu_length = struct.unpack(">BBL", header)
+        except struct.error:
+            self.event_queue.put("Evt17")
+            return
+        if pdu_type not in (0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07):
+            pynetdicom_log.error(f"Unknown PDU type received '0x{pdu_type:02X}'")
+            self.event_queue.put("Evt19")
+            return
+        try:
+            body = sock.recv(pdu_length)
+        except (OSError, TimeoutError) as exc:
+            pynetdicom_log.error("Connection closed before the entire PDU was received")
+            pynetdicom_log.exception(exc)
+            self.event_queue.put("Evt17")
+            return
+        if len(body) != pdu_length:
+            pynetdicom_log.error(
+                f"The received PDU is shorter than expected ({6 + len(body)} of "
+                f"{6 + pdu_length} bytes received)"
+            )
+            self.event_queue.put("Evt17")
+            return
+        lean = self._lean_store() if pdu_type == 0x04 else None
+        items = lean_store.pdv_items(body) if lean is not None else None
+        if lean is not None and items is not None and self.state_machine.current_state == "Sta6":
+            try:
+                lean.receive(items)
+            except lean_store.ProtocolError as exc:
+                peer = getattr(self.assoc.requestor, "address", "?")
+                log.warning("peer %s broke the P-DATA protocol: %s: aborting", peer, exc)
+                self.event_queue.put("Evt19")  # AA-8: A-ABORT, as for any invalid PDU
+            return
+        try:
+            pdu, event = self._decode_pdu(bytearray(header) + body)
+            self.event_queue.put(event)
+        except Exception as exc:
+            pynetdicom_log.error("Unable to decode the received PDU data")
+            pynetdicom_log.exception(exc)
+            self.event_queue.put("Evt19")
+            return
+        self._recv_pdu.put(pdu)
 
     def _run_reactor(self) -> None:
         self._idle_timer.start()
