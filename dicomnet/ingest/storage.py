@@ -35,19 +35,17 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def rename_into_spool(src: Path, practice_id: int) -> Path:
-    """Atomically rename ``src`` into the practice's spool; returns the new path.
+def spool_destination(practice_id: int) -> Path:
+    """A fresh name in the practice's spool, for ``os.rename`` of a received object.
 
-    ``src`` must already be fsynced (``fsync_path``) and be on the same filesystem as the
-    spool (the listener puts its temp directory under the spool for this reason). The new
+    The object must already be fsynced (``fsync_path``) and on the same filesystem as the
+    spool (the listener puts its temp directory under the spool for this reason). Its new
     entry is durable once the directory is fsynced (``fsync_path(dest.parent)``), which
-    ``store_instance`` does while it writes the row.
+    ``store_instance`` does while it commits the row.
     """
     dest_dir = spool_objects_dir(practice_id)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / f"{uuid.uuid4().hex}.dcm"
-    os.rename(src, dest)
-    return dest
+    return dest_dir / f"{uuid.uuid4().hex}.dcm"
 
 
 def copy_into_spool_tmp(fileobj, *, chunk: int = 1024 * 1024) -> Path:

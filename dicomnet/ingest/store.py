@@ -7,13 +7,16 @@
 3. its processing task is enqueued with that commit (``enqueue_at_commit``).
 Any failure raises an ``IngestError`` carrying the DIMSE status to answer with.
 
-The directory fsync of 1 and the commit of 2 run at the same time (the fsync on a
-thread), so the two flushes overlap instead of adding up (docs/benchmarks.md, issue 12);
-the commits of concurrent calls take turns (``writer_turn``). The bytes are fsynced and
-renamed before the row is written, so a worker never sees a row without its file. A crash
-(of the machine) between the commit and the directory's flush can leave a row whose spool
-file is gone: no Success was sent, so the sender sends again, and that copy takes the
-row's place (``_record_once``).
+Nothing waits that need not (docs/benchmarks.md, issue 12): the file's fsync runs while
+the header is parsed and the row and its task are written in their transaction (not yet
+committed); the rename into the spool comes next, in that transaction, once the fsync is
+done; then the directory's fsync and the commit run at the same time (the fsync on a
+thread), so the two flushes overlap instead of adding up. The commits of concurrent calls
+take turns (``writer_turn``). The bytes are fsynced and renamed before the row is
+committed, so a worker never sees a row without its file. A crash (of the machine) between
+the commit and the directory's flush can leave a row whose spool file is gone: no Success
+was sent, so the sender sends again, and that copy takes the row's place
+(``_record_once``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import errno
 import hashlib
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +44,7 @@ from django.db import (
 from dicomnet.dimse import status
 from dicomnet.ingest import queues
 from dicomnet.ingest.parsing import InvalidUids, UnreadableDicom, check_uids, read_header
-from dicomnet.ingest.storage import fsync_path, rename_into_spool
+from dicomnet.ingest.storage import fsync_path, spool_destination
 from dicomnet.ingest.writer_turn import writer_turn
 from dicomnet.models import DicomInstance, DicomServer
 from dicomnet.ops_status import spool_space
@@ -164,16 +168,6 @@ def store_instance(
     except OSError as exc:
         raise OutOfResources(f"cannot read received object: {exc}") from exc
 
-    try:
-        synced.result()
-        check_spool_headroom()
-        spooled = rename_into_spool(path, practice.pk)
-    except OSError as exc:
-        reason = "disk full" if exc.errno == errno.ENOSPC else f"spool not writable: {exc}"
-        raise OutOfResources(reason) from exc
-    # The new name is flushed while the row is written and committed (see the module doc).
-    entry_synced = _SYNC_POOL.submit(fsync_path, spooled.parent)
-
     fields: dict[str, Any] = dict(
         sop_class_uid=str(ds.SOPClassUID),
         transfer_syntax_uid=str(ds.file_meta.get("TransferSyntaxUID", "")),
@@ -184,36 +178,80 @@ def store_instance(
         server=server,
     )
     try:
+        entry = SpoolEntry(path, spool_destination(practice.pk), synced)
+    except OSError as exc:
+        raise OutOfResources(f"spool not writable: {exc}") from exc
+    try:
         lane = queues.lane_for(sop_class_uid=fields["sop_class_uid"], position=position)
         outcome = _record(
-            practice, sop_uid=str(ds.SOPInstanceUID), spooled=spooled, fields=fields, lane=lane
+            practice,
+            sop_uid=str(ds.SOPInstanceUID),
+            spooled=entry.dest,
+            fields=fields,
+            lane=lane,
+            before_commit=entry.make,
         )
     except (DatabaseError, InterfaceError) as exc:  # IntegrityError is a DatabaseError
-        _discard(spooled)
+        _discard(entry.dest)
         raise OutOfResources(f"database unavailable: {exc}") from exc
     except Exception:
-        _discard(spooled)
+        _discard(entry.dest)
         raise
     try:
-        entry_synced.result()
+        entry.wait_flushed()
     except OSError as exc:
         # The row is committed and its file in place, but not known durable: no Success.
         # A resend is a duplicate of that row (or takes its place if the file is lost).
         raise OutOfResources(f"spool not writable: {exc}") from exc
-    if outcome.duplicate and outcome.instance.spool_path != str(spooled):
-        _discard(spooled)
+    if outcome.duplicate and outcome.instance.spool_path != str(entry.dest):
+        _discard(entry.dest)
     return outcome
 
 
+class SpoolEntry:
+    """The received file's move to ``dest`` in the spool, made once, just before the commit."""
+
+    def __init__(self, path: Path, dest: Path, synced: Future) -> None:
+        self.path, self.dest, self._synced = path, dest, synced
+        self._flushed: Future | None = None
+
+    def make(self) -> None:
+        """Once the file's fsync is done: the headroom check, the rename, and the directory's
+        fsync started (``wait_flushed``)."""
+        if self._flushed is not None:  # a retried transaction: already in place
+            return
+        try:
+            self._synced.result()
+            check_spool_headroom()
+            os.rename(self.path, self.dest)
+        except OSError as exc:
+            reason = "disk full" if exc.errno == errno.ENOSPC else f"spool not writable: {exc}"
+            raise OutOfResources(reason) from exc
+        # The new name is flushed while the row is committed (see the module doc).
+        self._flushed = _SYNC_POOL.submit(fsync_path, self.dest.parent)
+
+    def wait_flushed(self) -> None:
+        assert self._flushed is not None, "make() runs before every commit"
+        self._flushed.result()
+
+
 def _record(
-    practice: Practice, *, sop_uid: str, spooled: Path, fields: dict, lane: queues.Lane
+    practice: Practice,
+    *,
+    sop_uid: str,
+    spooled: Path,
+    fields: dict,
+    lane: queues.Lane,
+    before_commit: Callable[[], None],
 ) -> StoreOutcome:
     for attempt in range(3):
         try:
             with writer_turn(), transaction.atomic():
-                return _record_once(
+                outcome = _record_once(
                     practice, sop_uid=sop_uid, spooled=spooled, fields=fields, lane=lane
                 )
+                before_commit()
+                return outcome
         except IntegrityError:
             # Another association stored the same UID at the same moment: look again.
             if attempt == 2:
@@ -224,6 +262,10 @@ def _record(
 def _record_once(
     practice: Practice, *, sop_uid: str, spooled: Path, fields: dict, lane: queues.Lane
 ) -> StoreOutcome:
+    first = _insert_first_version(practice, sop_uid=sop_uid, spooled=spooled, fields=fields)
+    if first is not None:
+        enqueue_at_commit(first.pk, lane=lane)
+        return StoreOutcome(first, duplicate=False, conflict=False)
     versions = list(
         DicomInstance.objects.for_practice(practice)
         .filter(sop_instance_uid=sop_uid)
@@ -264,6 +306,30 @@ def _record_once(
         )
     enqueue_at_commit(instance.pk, lane=lane)
     return StoreOutcome(instance, duplicate=False, conflict=conflict)
+
+
+def _insert_first_version(
+    practice: Practice, *, sop_uid: str, spooled: Path, fields: dict
+) -> DicomInstance | None:
+    """The row of a UID this practice never had, or ``None`` if it had one.
+
+    Most objects are new: inserting version 1 straight away lets the unique constraint on
+    (practice, UID, version) answer, and spares the SELECT of earlier versions (a third of
+    the row's time on a CBCT slice, docs/benchmarks.md). In a savepoint, so that a refused
+    insert leaves the transaction usable for the full path.
+    """
+    try:
+        with transaction.atomic():
+            return DicomInstance.objects.create(
+                practice=practice,
+                sop_instance_uid=sop_uid,
+                version=1,
+                conflict=False,
+                spool_path=str(spooled),
+                **fields,
+            )
+    except IntegrityError:
+        return None
 
 
 def _spool_file_lost(instance: DicomInstance) -> bool:
