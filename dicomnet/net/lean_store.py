@@ -10,7 +10,8 @@ pynetdicom's PDU objects, state machine, DIMSE message assembly and association 
 2. on the last fragment, ``dicomnet.ingest.scp.answer_store`` runs in this thread, with
    the same contract as pynetdicom's handler: the answer is sent only once the object is
    durable (``dicomnet.ingest.store``);
-3. the C-STORE-RSP is encoded here and written to the socket as one P-DATA-TF.
+3. the C-STORE-RSP is encoded by hand (``dicomnet.dimse.commands``) and written to the
+   socket as one P-DATA-TF.
 
 Anything else (a C-ECHO, a command that is not a plain C-STORE-RQ on a storage context,
 a data set with no command before it) is handed to pynetdicom's DIMSE provider as the
@@ -38,15 +39,15 @@ from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import Verification, uid_to_service_class
 
+from dicomnet.dimse import commands
 from dicomnet.net import incoming
 from nexrel import logs
 
 log = logging.getLogger("dicomnet.net.lean_store")
 
 C_STORE_RQ = 0x0001
-C_STORE_RSP = 0x8001
-NO_DATA_SET = 0x0101
-_COMMAND, _LAST = 0x01, 0x02  # message control header bits (PS3.8 E.2)
+NO_DATA_SET = commands.NO_DATA_SET
+_COMMAND, _LAST = commands.COMMAND, commands.LAST
 
 
 class ProtocolError(Exception):
@@ -202,14 +203,17 @@ class LeanStore:
         if self.assoc.is_aborted or self.dul.state_machine.current_state != "Sta6":
             return  # aborted meanwhile: no answer, as pynetdicom
         self.dul.socket.send(
-            p_data_tf(
-                receiving.context_id,
-                store_response(
-                    message_id=receiving.message_id,
-                    sop_class_uid=receiving.sop_class_uid,
-                    sop_instance_uid=receiving.sop_instance_uid,
-                    status=result,
-                ),
+            commands.p_data_tf(
+                commands.pdv(
+                    receiving.context_id,
+                    commands.COMMAND | commands.LAST,
+                    commands.store_response(
+                        message_id=receiving.message_id,
+                        sop_class_uid=receiving.sop_class_uid,
+                        sop_instance_uid=receiving.sop_instance_uid,
+                        status=result,
+                    ),
+                )
             )
         )
 
@@ -244,10 +248,6 @@ def _even(value: bytes, pad: bytes) -> bytes:
     return value + pad if len(value) % 2 else value
 
 
-def _uid(value: str) -> bytes:
-    return _even(value.encode("ascii"), b"\0")
-
-
 def file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> bytes:
     """Preamble, "DICM" and the File Meta group, as pynetdicom's ``create_file_meta`` and
     pydicom's ``write_file_meta_info`` write them (tested byte for byte), in microseconds."""
@@ -255,10 +255,10 @@ def file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: st
         _explicit(element, vr, value)
         for element, vr, value in (
             (0x0001, b"OB", b"\x00\x01"),
-            (0x0002, b"UI", _uid(sop_class_uid)),
-            (0x0003, b"UI", _uid(sop_instance_uid)),
-            (0x0010, b"UI", _uid(transfer_syntax_uid)),
-            (0x0012, b"UI", _uid(str(PYNETDICOM_IMPLEMENTATION_UID))),
+            (0x0002, b"UI", commands.uid(sop_class_uid)),
+            (0x0003, b"UI", commands.uid(sop_instance_uid)),
+            (0x0010, b"UI", commands.uid(transfer_syntax_uid)),
+            (0x0012, b"UI", commands.uid(str(PYNETDICOM_IMPLEMENTATION_UID))),
             (0x0013, b"SH", _even(PYNETDICOM_IMPLEMENTATION_VERSION.encode("ascii"), b" ")),
         )
     )
@@ -271,27 +271,3 @@ def _explicit(element: int, vr: bytes, value: bytes) -> bytes:
     if vr == b"OB":
         return struct.pack("<HH2s2xL", 0x0002, element, vr, len(value)) + value
     return struct.pack("<HH2sH", 0x0002, element, vr, len(value)) + value
-
-
-def store_response(
-    *, message_id: int, sop_class_uid: str, sop_instance_uid: str, status: int
-) -> bytes:
-    """A C-STORE-RSP command set, Implicit VR Little Endian (PS3.7 9.3.1.2, E.1)."""
-    body = b"".join(
-        struct.pack("<HHL", 0x0000, element, len(value)) + value
-        for element, value in (
-            (0x0002, _uid(sop_class_uid)),
-            (0x0100, struct.pack("<H", C_STORE_RSP)),
-            (0x0120, struct.pack("<H", message_id)),
-            (0x0800, struct.pack("<H", NO_DATA_SET)),
-            (0x0900, struct.pack("<H", status)),
-            (0x1000, _uid(sop_instance_uid)),
-        )
-    )
-    return struct.pack("<HHLL", 0x0000, 0x0000, 4, len(body)) + body
-
-
-def p_data_tf(context_id: int, command: bytes) -> bytes:
-    """One P-DATA-TF PDU holding a whole command set as its last fragment (PS3.8 9.3.5)."""
-    item = struct.pack(">LBB", len(command) + 2, context_id, _COMMAND | _LAST) + command
-    return struct.pack(">BxL", 0x04, len(item)) + item

@@ -19,7 +19,9 @@ listener accepts use it (``RequestHandler``); the SCUs keep pynetdicom's.
 
 On a storage-only association (DICOM_LEAN_STORE), the DUL thread gives each P-DATA-TF it
 reads to ``lean_store.LeanStore``, which stores C-STOREs without pynetdicom's per-message
-machinery and hands everything else back to pynetdicom.
+machinery and hands everything else back to pynetdicom. A C-FIND's pending answers go out
+the same way (``send_pending_find``): their command set is encoded by hand and queued with
+the answer's kept bytes as ready PDUs, which the DUL thread writes as they are.
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.db import connections
-from pynetdicom import evt
+from pynetdicom import _config, evt
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.transport import AssociationSocket
 from pynetdicom.transport import RequestHandler as StockRequestHandler
 
+from dicomnet.dimse import commands
 from dicomnet.net import lean_store
 
 log = logging.getLogger("dicomnet.net.reactor")
@@ -63,6 +67,10 @@ class WakingQueue(queue.Queue):
     def _put(self, item: Any) -> None:
         super()._put(item)
         self._wake()
+
+
+class PreparedPDUs(bytes):
+    """P-DATA-TF PDUs already encoded, queued for the DUL thread to write as they are."""
 
 
 class EventDrivenDUL(DULServiceProvider):
@@ -130,6 +138,20 @@ class EventDrivenDUL(DULServiceProvider):
                 self._lean.discard()
                 if self._lean.used_database:
                     connections.close_all()  # this thread's: the association's are closed apart
+
+    def _process_recv_primitive(self) -> bool:
+        """pynetdicom's, but ``PreparedPDUs`` are written at once (P-DATA in Sta6 is DT-1,
+        which only sends), and dropped in any other state, where no P-DATA may go."""
+        try:
+            head = self.to_provider_queue.queue[0]
+        except IndexError:
+            return False
+        if not isinstance(head, PreparedPDUs):
+            return super()._process_recv_primitive()
+        self.to_provider_queue.get()
+        if self.state_machine.current_state == "Sta6":
+            cast(AssociationSocket, self.socket).send(head)
+        return True
 
     def _lean_store(self) -> lean_store.LeanStore | None:
         """This association's ``LeanStore`` once established, if it is storage-only."""
@@ -252,6 +274,13 @@ class EventDrivenAssociation(Association):
         dul.socket, dul.event_queue = stock.socket, stock.event_queue
         dul.artim_timer, dul._idle_timer = stock.artim_timer, stock._idle_timer
         self.dimse.msg_queue = WakingQueue(self.nexrel_wake.set)
+        stock_send = self.dimse.send_msg
+
+        def send_msg(primitive: Any, context_id: int) -> None:
+            if not send_pending_find(self, primitive, context_id):
+                stock_send(primitive, context_id)
+
+        self.dimse.send_msg = send_msg  # type: ignore[method-assign]
 
     @classmethod
     def adopt(cls, assoc: Association) -> EventDrivenAssociation:
@@ -319,6 +348,38 @@ class EventDrivenAssociation(Association):
                     self.abort()
                 self.kill()
                 return
+
+
+PENDING = (0xFF00, 0xFF01)
+
+
+def send_pending_find(assoc: Association, primitive: Any, context_id: int) -> bool:
+    """Queue a pending C-FIND response as ready PDUs; ``False`` for anything else.
+
+    pynetdicom turns each response into a message, a Dataset and its encoding (~0.3 ms of
+    CPU), then PDU objects in the DUL thread; a query's pending responses differ only by
+    their identifier, which ``dicomnet.dimse.encoded`` already keeps as bytes. Left to
+    pynetdicom: every final response, and everything when its standard logging is on
+    (EVT_DIMSE_SENT is not triggered here; the audit's handler ignores pending ones).
+    """
+    if (
+        not isinstance(primitive, C_FIND)
+        or primitive.Status not in PENDING
+        or primitive.Identifier is None
+        or primitive.MessageIDBeingRespondedTo is None
+        or _config.LOG_HANDLER_LEVEL != "none"
+    ):
+        return False
+    identifier = primitive.Identifier.getvalue()
+    command = commands.find_response(
+        message_id=int(primitive.MessageIDBeingRespondedTo),
+        sop_class_uid=str(primitive.AffectedSOPClassUID),
+        status=int(primitive.Status),
+    )
+    max_pdu = int(assoc.dimse.maximum_pdu_size or 0)
+    prepared = PreparedPDUs(commands.message_pdus(context_id, command, identifier, max_pdu))
+    assoc.dul.to_provider_queue.put(prepared)  # type: ignore[arg-type]  # EventDrivenDUL's
+    return True
 
 
 class RequestHandler(StockRequestHandler):

@@ -1,19 +1,16 @@
-"""The lean C-STORE path's encoders against pydicom's and pynetdicom's, byte for byte
-(the path itself, on a running listener: tests/integration/test_lean_store.py)."""
+"""The lean C-STORE path's File Meta against pydicom's, byte for byte, and its splitting of
+P-DATA-TF PDUs (the path itself, on a running listener: tests/integration/test_lean_store.py;
+its response: dicomnet/dimse/tests/test_commands.py)."""
 
 from __future__ import annotations
 
 import struct
-from io import BytesIO
 
 import pytest
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless
-from pynetdicom.dimse_messages import C_STORE_RSP
-from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.dsutils import create_file_meta, decode, encode
-from pynetdicom.pdu import P_DATA_TF
+from pynetdicom.dsutils import create_file_meta
 
 from dicomnet.net import lean_store
 
@@ -41,43 +38,6 @@ def test_file_meta_is_what_pynetdicom_writes(sop_class, sop_instance, syntax):
         ),
     )
     assert lean_store.file_meta(sop_class, sop_instance, syntax) == expected.getvalue()
-
-
-@pytest.mark.parametrize("answer", [0x0000, 0xA700, 0xC000, 0xB007])
-@pytest.mark.parametrize("sop_instance", [ODD, EVEN])
-def test_store_response_is_what_pynetdicom_encodes(answer, sop_instance):
-    rsp = C_STORE()
-    rsp.MessageIDBeingRespondedTo = 513
-    rsp.AffectedSOPClassUID, rsp.AffectedSOPInstanceUID = CT, sop_instance
-    rsp.Status = answer
-    message = C_STORE_RSP()
-    message.primitive_to_message(rsp)
-    expected = encode(message.command_set, True, True)
-    assert (
-        lean_store.store_response(
-            message_id=513, sop_class_uid=CT, sop_instance_uid=sop_instance, status=answer
-        )
-        == expected
-    )
-
-
-def test_the_response_pdu_decodes_as_one_last_command_fragment():
-    command = lean_store.store_response(
-        message_id=7, sop_class_uid=CT, sop_instance_uid=ODD, status=0
-    )
-    pdu = P_DATA_TF()
-    pdu.decode(lean_store.p_data_tf(3, command))
-    [(context_id, data)] = [
-        (item.presentation_context_id, item.presentation_data_value)
-        for item in pdu.presentation_data_value_items
-    ]
-    assert (context_id, data[0], data[1:]) == (3, 0x03, command)
-    decoded = decode(BytesIO(data[1:]), True, True)
-    assert (decoded.CommandField, decoded.MessageIDBeingRespondedTo, decoded.Status) == (
-        0x8001,
-        7,
-        0,
-    )
 
 
 def _item(context_id: int, control: int, data: bytes) -> bytes:
