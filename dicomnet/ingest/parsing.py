@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import os
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydicom
 from django.conf import settings
+from pydicom.dataelem import empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import _read_file_meta_info, read_preamble
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+from pydicom.tag import BaseTag, Tag
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+    PrivateTransferSyntaxes,
+)
 
 from dicomnet.dimse.uids import is_valid_uid
 from dicomnet.dimse.values import parse_da, parse_tm
 
 _UID_KEYWORDS = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")
+# What read_header decodes before it returns, so that decoding errors surface there: the UIDs
+# check_uids reads (the Series Instance UID too: found by fuzzing, it was a 0xC211) and the name.
+_DECODED_KEYWORDS = (*_UID_KEYWORDS, "PatientName")
+_DEFER_SIZE = 64 * 1024
 
 
 class UnreadableDicom(Exception):
@@ -69,24 +83,160 @@ class BoundedFile:
         self.close()
 
 
-def read_header(path: Path | str) -> Dataset:
-    """Parse up to (not including) the pixel data; large values stay on disk."""
+@contextlib.contextmanager
+def _unreadable_as_such() -> Iterator[None]:
+    """Whatever pydicom raises on bytes it can't parse becomes ``UnreadableDicom``."""
     try:
-        _check_inflated_size(path)
-        with BoundedFile(path) as fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, defer_size=64 * 1024)
-        _check_not_cut_off(path, ds)
-        # Touch the elements we rely on so decoding errors surface here, not later (the
-        # Series Instance UID too, which check_uids reads: found by fuzzing, it was a 0xC211).
-        for keyword in (*_UID_KEYWORDS, "PatientName"):
-            _ = ds.get(keyword)
+        yield
     except UnreadableDicom:
         raise
     except (InvalidDicomError, EOFError, ValueError, KeyError, TypeError, OSError) as exc:
         raise UnreadableDicom(f"not a readable DICOM file: {exc}") from exc
     except Exception as exc:  # pydicom raises a variety of errors for corrupt data
         raise UnreadableDicom(f"not a readable DICOM file: {type(exc).__name__}: {exc}") from exc
+
+
+def _decode_what_we_rely_on(ds: Dataset) -> None:
+    for keyword in _DECODED_KEYWORDS:
+        _ = ds.get(keyword)
+
+
+def read_header(path: Path | str) -> Dataset:
+    """Parse up to (not including) the pixel data; large values stay on disk."""
+    with _unreadable_as_such():
+        _check_inflated_size(path)
+        with BoundedFile(path) as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, defer_size=_DEFER_SIZE)
+        _check_not_cut_off(path, ds)
+        _decode_what_we_rely_on(ds)
     return ds
+
+
+# The store path's header is read from memory: the file's first bytes, as many as read_header
+# would keep in memory for one value. A header longer than that is left to read_header.
+_STORE_PREFIX_BYTES = _DEFER_SIZE
+_STORE_TAGS: list[BaseTag | int] = [Tag(keyword) for keyword in _DECODED_KEYWORDS]
+_SPECIFIC_CHARACTER_SET = 0x00080005
+_PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})  # as pydicom's _at_pixel_data
+
+
+def read_store_header(path: Path | str) -> Dataset:
+    """What ``store_instance`` needs of a header: read_header's answer, at less cost.
+
+    Returns a data set of the elements read_header decodes (the UIDs and the Patient's Name)
+    and the Specific Character Set, with its file meta; it refuses what read_header refuses.
+    1. The file's first ``_STORE_PREFIX_BYTES`` are read once and parsed from memory: a
+       BytesIO never reads more than it holds (BoundedFile's guarantee) nor calls the system.
+    2. The file meta is parsed once (read_header parses it twice, to bound the inflating).
+    3. pydicom walks every element up to the pixel data, as read_header's parse does, but
+       reads only our values (``specific_tags``) and skips the others' bytes.
+    4. The walk notes the highest tag's element, where its value starts and its length: the
+       element read_header's cut-off check looks at, looked at the same way.
+    Left to read_header, the slower way: a deflated data set (the inflating bound), a missing
+    or private transfer syntax, Command Set elements, a header that runs past the prefix, no
+    element of ours, and a highest element that read_header decodes instead of checking
+    (``_read_header_decodes_it``).
+    """
+    with _unreadable_as_such():
+        with open(path, "rb") as fh:  # one read of a fixed size: bounded as it is
+            size = os.fstat(fh.fileno()).st_size
+            prefix = fh.read(_STORE_PREFIX_BYTES)
+        whole = len(prefix) >= size
+        try:
+            parsed = _parse_store_prefix(io.BytesIO(prefix))
+        except Exception:
+            if whole:
+                raise
+            return read_header(path)  # perhaps the prefix's end, not the file's
+        if parsed is None:
+            return read_header(path)
+        ds, walk = parsed
+        if not (whole or walk.at_pixel_data):
+            return read_header(path)  # the walk ran off the prefix: a longer header
+        if not ds or walk.highest is None:
+            # None of ours (a refusal to come), or pydicom dropped every element at an error
+            # inside one (as in read_header, which then finds nothing after the file meta).
+            return read_header(path)
+        tag, vr, tell, length = walk.highest
+        if _read_header_decodes_it(vr, length):
+            return read_header(path)
+        if tag != _SPECIFIC_CHARACTER_SET:  # decoded by the parse: read_header's check skips it
+            _check_last_element_whole(tag, tell, length, size)
+        _decode_what_we_rely_on(ds)
+    return ds
+
+
+class _Walk:
+    """pydicom's ``stop_when`` for the data set: stop at the pixel data, as read_header's
+    parse does, and note the tag, VR, value offset and length of the element of the highest
+    tag (of its last occurrence, as a Dataset keeps it)."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self._tell = fp.tell
+        self._start = fp.tell()
+        self.highest: tuple[int, str | None, int, int] | None = None
+        self.at_pixel_data = False
+
+    def stop_when(self, tag: BaseTag, vr: str | None, length: int) -> bool:
+        number = int(tag)  # BaseTag compares in Python: a tenth of the walk's time
+        at_pixel_data = number in _PIXEL_DATA_TAGS
+        tell = self._tell()
+        if tell < self._start + 8:
+            return at_pixel_data  # pydicom's peek at the first VR, not yet an element
+        if at_pixel_data:
+            self.at_pixel_data = True
+            return True
+        if self.highest is None or number >= self.highest[0]:
+            self.highest = (number, vr, tell, length)
+        return False
+
+
+def _read_header_decodes_it(vr: str | None, length: int) -> bool:
+    """Whether read_header's parse leaves no raw value (None) to this element: deferred (over
+    ``_DEFER_SIZE``), or empty of a VR whose raw empty value is None. Its cut-off check then
+    decodes the element (pydicom's ``get_item``), which may raise, and checks nothing."""
+    if length == 0xFFFFFFFF:
+        return False  # a sequence parsed whole, or a value read to its delimiter
+    return length > _DEFER_SIZE or (length == 0 and empty_value_for_VR(vr, raw=True) is None)
+
+
+def _parse_store_prefix(fp: BinaryIO) -> tuple[Dataset, _Walk] | None:
+    """pydicom's ``read_partial`` for the store path, or None for what it leaves to read_header."""
+    read_preamble(fp, False)  # as dcmread: no "DICM", an error
+    meta = _read_file_meta_info(fp)
+    encoding = _encoding_of(meta.get("TransferSyntaxUID"))
+    if encoding is None or _starts_with_a_command_set(fp):
+        return None
+    walk = _Walk(fp)
+    # No value is deferred (defer_size None): ours are read from memory, at most the prefix.
+    ds = read_dataset(fp, *encoding, stop_when=walk.stop_when, specific_tags=_STORE_TAGS)
+    ds.file_meta = meta
+    return ds, walk
+
+
+def _starts_with_a_command_set(fp: BinaryIO) -> bool:
+    """Whether the first tag after the file meta is of group 0000, which ``read_partial``
+    reads as Command Set elements (always Implicit VR Little Endian) before the data set."""
+    start = fp.tell()
+    group = fp.read(2)
+    fp.seek(start)
+    return group == b"\x00\x00"
+
+
+def _encoding_of(syntax: str | None) -> tuple[bool, bool] | None:
+    """(implicit VR, little endian) of the data set, as ``read_partial`` picks them; None
+    where it guesses (no syntax), inflates (deflated) or asks the registry (private)."""
+    if (
+        syntax is None
+        or syntax == DeflatedExplicitVRLittleEndian
+        or syntax in PrivateTransferSyntaxes
+    ):
+        return None
+    if syntax == ImplicitVRLittleEndian:
+        return True, True
+    if syntax == ExplicitVRBigEndian:
+        return False, False
+    return False, True  # any other syntax is explicit VR little endian (PS3.5 A.4)
 
 
 def _check_inflated_size(path: Path | str) -> None:
@@ -134,13 +284,20 @@ def _check_not_cut_off(path: Path | str, ds: Dataset) -> None:
         return  # offsets are in the inflated stream, not the file
     last = ds.get_item(max(ds.keys()))
     tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
-    if tell is None or length is None or length == 0xFFFFFFFF:
-        return  # already converted, or an undefined-length sequence
-    size = os.path.getsize(path)
+    if tell is None or length is None:
+        return  # already converted
+    _check_last_element_whole(int(last.tag), tell, length, os.path.getsize(path))
+
+
+def _check_last_element_whole(tag: int, tell: int, length: int, size: int) -> None:
+    """The element of the highest tag, its value at ``tell`` in a file of ``size`` bytes:
+    not cut off (in a well-formed file, it is the last before the pixel data)."""
+    if length == 0xFFFFFFFF:
+        return  # an undefined-length sequence, read to its delimiter
     if tell + length > size or 0 < size - (tell + length) < 8:
         raise UnreadableDicom(
-            f"not a readable DICOM dataset: truncated, element {last.tag} needs {length} bytes "
-            f"at offset {tell} but the file is {size} bytes"
+            f"not a readable DICOM dataset: truncated, element {BaseTag(tag)} needs {length} "
+            f"bytes at offset {tell} but the file is {size} bytes"
         )
 
 
