@@ -43,7 +43,12 @@ from django.db import (
 
 from dicomnet.dimse import status
 from dicomnet.ingest import queues
-from dicomnet.ingest.parsing import InvalidUids, UnreadableDicom, check_uids, read_header
+from dicomnet.ingest.parsing import (
+    InvalidUids,
+    UnreadableDicom,
+    check_uids,
+    read_store_header,
+)
 from dicomnet.ingest.storage import fsync_path, spool_destination
 from dicomnet.ingest.writer_turn import writer_turn
 from dicomnet.models import DicomInstance, DicomServer
@@ -154,7 +159,9 @@ def store_instance(
     # without the GIL, so durability costs little extra time.
     synced = _SYNC_POOL.submit(fsync_path, path)
     try:
-        ds = read_header(path)
+        # The UIDs and the transfer syntax alone, with read_header's checks: the worker reads
+        # the whole header later (parsing.read_store_header).
+        ds = read_store_header(path)
         check_uids(
             ds,
             expected_sop_instance_uid=expected_sop_instance_uid,
