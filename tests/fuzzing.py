@@ -6,16 +6,18 @@ harnesses (``make fuzz``: fuzz/ingest.py, fuzz/stow.py).
   kind of object) and our own samples;
 - ``mutate``: bytes flipped, lengths set to extremes, slices inserted, deleted, duplicated,
   the end cut off;
-- ``parse_and_preview``: the ingest steps in the pipeline's order, which succeed or raise
-  their own documented errors, nothing else;
+- ``parse_and_preview``: the ingest steps in their order (the listener's, then the
+  pipeline's), which succeed or raise their own documented errors, nothing else;
 - ``stow_parts``: the STOW-RS multipart parser over a body, which never raises and leaves
   no temp file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from pydicom.dataset import Dataset
 
 from dicomnet.dental.attributes import dental_attributes
 from dicomnet.dicomweb import stow
@@ -26,6 +28,7 @@ from dicomnet.ingest.parsing import (
     header_fields,
     json_metadata,
     read_header,
+    read_store_header,
 )
 from dicomnet.ingest.previews import NoPreview, render_preview
 from tests.dicom_samples import intraoral, to_bytes, undecodable
@@ -94,18 +97,20 @@ def mutate(data: bytes, mutations: Iterable[tuple]) -> bytes:
 
 
 def parse_and_preview(path: Path) -> str:
-    """The ingest steps in the pipeline's order; what became of the object.
+    """The ingest steps in their order; what became of the object.
 
-    ``read_header`` raises ``UnreadableDicom``; ``check_uids`` ``InvalidUids`` (or
-    ``UnreadableDicom``); what the pipeline reads of an accepted header (``header_fields``,
+    The listener's ``read_store_header`` and the pipeline's ``read_header`` give the same
+    answer: both raise ``UnreadableDicom``, or both pass ``check_uids`` or make it raise the
+    same error (``InvalidUids`` or ``UnreadableDicom``), or both read the same UIDs and
+    transfer syntax. What the pipeline reads of an accepted header (``header_fields``,
     ``json_metadata``, ``dental_attributes``) does not raise; ``render_preview`` raises
     ``NoPreview``. Any other exception escapes: a finding.
     """
-    try:
-        ds = read_header(path)
-        check_uids(ds)
-    except (UnreadableDicom, InvalidUids):
+    stored = _what_is_stored(read_store_header, path)
+    assert stored == _what_is_stored(read_header, path), "the listener and the pipeline differ"
+    if len(stored) == 1:
         return "refused"
+    ds = read_header(path)
     header_fields(ds)
     json_metadata(ds)
     dental_attributes(ds)
@@ -114,6 +119,17 @@ def parse_and_preview(path: Path) -> str:
     except NoPreview:
         return "stored, no preview"
     return "stored, previewed"
+
+
+def _what_is_stored(read: Callable[[Path], Dataset], path: Path) -> tuple[str, ...]:
+    """The refusal's error, or what ``store_instance`` keeps of the header."""
+    try:
+        ds = read(path)
+        check_uids(ds)
+    except (UnreadableDicom, InvalidUids) as exc:
+        return (type(exc).__name__,)
+    uids = (ds.SOPClassUID, ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID)
+    return (*map(str, uids), str(ds.file_meta.get("TransferSyntaxUID", "")))
 
 
 STOW_BOUNDARY = "nexrel-fuzz"

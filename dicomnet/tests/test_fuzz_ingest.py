@@ -3,11 +3,12 @@
 lengths set to extremes, slices inserted, deleted, duplicated or cut off
 (``tests.fuzzing``).
 
-Whatever the bytes, each step succeeds or raises its own documented error, nothing else
-(``tests.fuzzing.parse_and_preview``), in bounded time and memory: the decoding budget
-(``NEXREL_MAX_DECODED_PIXELS``), the inflating one (``NEXREL_MAX_INFLATED_BYTES``), and no
-read larger than the file (``parsing.BoundedFile``). ``make fuzz`` runs the same check
-under atheris, for longer (fuzz/ingest.py).
+Whatever the bytes, the listener's header (``read_store_header``) and the pipeline's
+(``read_header``) give the same answer, and each step succeeds or raises its own documented
+error, nothing else (``tests.fuzzing.parse_and_preview``), in bounded time and memory: the
+decoding budget (``NEXREL_MAX_DECODED_PIXELS``), the inflating one
+(``NEXREL_MAX_INFLATED_BYTES``), and no read larger than the file (``parsing.BoundedFile``).
+``make fuzz`` runs the same check under atheris, for longer (fuzz/ingest.py).
 """
 
 from __future__ import annotations
