@@ -25,7 +25,13 @@ from pydicom.uid import (
 
 from dicomnet.dental.attributes import dental_attributes
 from dicomnet.ingest import gdcm_jpeg12
-from dicomnet.ingest.parsing import UnreadableDicom, check_uids, header_fields, read_header
+from dicomnet.ingest.parsing import (
+    UnreadableDicom,
+    check_uids,
+    header_fields,
+    read_header,
+    read_store_header,
+)
 from dicomnet.ingest.previews import NoPreview, render_preview
 from tests.dicom_samples import ingest_bytes, intraoral, to_bytes, write
 from tests.fixtures import PYDICOM_TEST_FILES, ROOT
@@ -58,12 +64,14 @@ def test_the_pixel_budget_is_the_setting(tmp_path, settings):
         render_preview(path, ds=read_header(path))
 
 
-def test_the_inflating_budget_refuses_a_deflate_bomb_unread(tmp_path):
+@pytest.mark.parametrize("reader", [read_header, read_store_header])
+def test_the_inflating_budget_refuses_a_deflate_bomb_unread(tmp_path, reader):
+    """Both readers: the pipeline's and STOW-RS's, and the listener's."""
     path = hostile.deflate_bomb(tmp_path / "bomb.dcm")  # 2 MB, 2 GiB inflated
     tracemalloc.start()
     try:
         with pytest.raises(UnreadableDicom, match="NEXREL_MAX_INFLATED_BYTES"):
-            read_header(path)
+            reader(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
