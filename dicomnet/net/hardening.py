@@ -345,6 +345,14 @@ class ReusePortAssociationServer(ThreadedAssociationServer):
     every device out, and many would exhaust threads and memory.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Set before the base constructor, which binds and listens.
+        self._nexrel_lock = threading.Lock()  # the open sockets, from accept and TLS threads
+        self._nexrel_open: dict[socket.socket, str] = {}  # accepted and not closed: peer host
+        self._nexrel_refused = 0  # refusals since the last line logged
+        self._nexrel_refusal_logged = -1.0
+        super().__init__(*args, **kwargs)
+
     def server_bind(self) -> None:
         listening = cast(socket.socket, self.socket)  # made by the constructor, before binding
         if hasattr(socket, "SO_REUSEPORT"):
@@ -360,24 +368,17 @@ class ReusePortAssociationServer(ThreadedAssociationServer):
         Connections are the accepted sockets not yet closed, so nothing needs releasing.
         """
         host = str(client_address[0])
-        with self._open_lock():
+        with self._nexrel_lock:
             return self._admit(request, host)
-
-    def _open_lock(self) -> threading.Lock:
-        lock: threading.Lock | None = getattr(self, "_nexrel_lock", None)
-        if lock is None:  # created in the accept thread, before any connection thread
-            lock = self._nexrel_lock = threading.Lock()
-        return lock
 
     def track_connection(self, sock: socket.socket, host: str) -> None:
         """Count ``sock`` as open: the TLS port's handshake replaces the accepted socket
         (which it detaches, so it would no longer count) with the wrapped one."""
-        with self._open_lock():
+        with self._nexrel_lock:
             self._nexrel_open[sock] = host
 
     def _admit(self, request: Any, host: str) -> bool:
-        open_sockets: dict[socket.socket, str] = getattr(self, "_nexrel_open", {})
-        open_sockets = {s: h for s, h in open_sockets.items() if s.fileno() != -1}
+        open_sockets = {s: h for s, h in self._nexrel_open.items() if s.fileno() != -1}
         requested = {
             a.dul.socket.socket
             for a in self.ae.active_associations
@@ -402,8 +403,8 @@ class ReusePortAssociationServer(ThreadedAssociationServer):
     def _log_refusal(self, host: str, refusal: str) -> None:
         """One line a second at most: a flood of connections must not flood the log."""
         now = time.monotonic()
-        self._nexrel_refused = getattr(self, "_nexrel_refused", 0) + 1
-        if now - getattr(self, "_nexrel_refusal_logged", -1.0) >= 1.0:
+        self._nexrel_refused += 1
+        if now - self._nexrel_refusal_logged >= 1.0:
             log.warning(
                 "connection from %s closed at accept: %s; %d refused since the last such line",
                 host,

@@ -22,8 +22,8 @@ def lock_path() -> str:
     return f"{connection.settings_dict['NAME']}.writer-turn"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_writer_waits_for_another_process_and_goes_as_soon_as_it_is_done():
+def hold_lock(seconds: float) -> subprocess.Popen:
+    """Another process holding the turn for ``seconds``, once it has said so."""
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -32,13 +32,19 @@ def test_a_writer_waits_for_another_process_and_goes_as_soon_as_it_is_done():
             "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
             "fcntl.flock(fd, fcntl.LOCK_EX)\n"
             "print('held', flush=True)\n"
-            f"time.sleep({HOLD})\n",
+            f"time.sleep({seconds})\n",
             lock_path(),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_waits_for_another_process_and_goes_as_soon_as_it_is_done():
+    holder = hold_lock(HOLD)
     started = time.monotonic()
     with writer_turn():
         waited = time.monotonic() - started
@@ -72,22 +78,8 @@ def test_threads_of_one_process_take_turns():
 @pytest.mark.django_db(transaction=True)
 def test_inside_a_transaction_it_takes_no_turn():
     """The connection may already hold SQLite's lock there: waiting would risk a deadlock."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import fcntl, os, sys, time\n"
-            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-            "print('held', flush=True)\n"
-            "time.sleep(5)\n",
-            lock_path(),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_lock(5)
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         started = time.monotonic()
         with transaction.atomic(), writer_turn():
             pass
