@@ -139,3 +139,4 @@ def _store(
 
 
 HANDLERS = [(evt.EVT_C_STORE, handle_store)]
+LEAN_STORE_ANSWER = answer_store  # the same answers on the lean path (dicomnet.net.lean_store)

@@ -7,9 +7,11 @@ pynetdicom's PDU objects, state machine, DIMSE message assembly and association 
 1. a C-STORE-RQ's command set is decoded (pydicom, as pynetdicom does) once its last
    fragment is in; its data set fragments go straight into an ``IncomingFile`` (hashed as
    they are written) behind the File Meta that pynetdicom would write;
-2. on the last fragment, ``dicomnet.ingest.scp.answer_store`` runs in this thread, with
-   the same contract as pynetdicom's handler: the answer is sent only once the object is
-   durable (``dicomnet.ingest.store``);
+2. on the last fragment, the store service's answerer runs in this thread (the service
+   module's ``LEAN_STORE_ANSWER``, ``dicomnet.ingest.scp.answer_store``, which the listener
+   installs here), with the same contract as pynetdicom's handler: the answer is sent only
+   once the object is durable (``dicomnet.ingest.store``). Without one, no association
+   takes this path;
 3. the C-STORE-RSP is encoded by hand (``dicomnet.dimse.commands``) and written to the
    socket as one P-DATA-TF.
 
@@ -28,10 +30,11 @@ import contextlib
 import logging
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.dsutils import decode
@@ -48,6 +51,17 @@ log = logging.getLogger("dicomnet.net.lean_store")
 C_STORE_RQ = 0x0001
 NO_DATA_SET = commands.NO_DATA_SET
 _COMMAND, _LAST = commands.COMMAND, commands.LAST
+
+
+# (association, sop_class_uid=, sop_instance_uid=, path=) -> the status to answer with
+StoreAnswer = Callable[..., int]
+_answer_store: StoreAnswer | None = None
+
+
+def install(answer: StoreAnswer | None) -> None:
+    """The store service's answerer (``listener.make_servers``); ``None``: no lean path."""
+    global _answer_store
+    _answer_store = answer
 
 
 class ProtocolError(Exception):
@@ -68,7 +82,11 @@ class _Receiving:
 def storage_only(assoc: Any) -> bool:
     """Every accepted context is Verification or a storage SOP class, with us as SCP."""
     contexts = list(assoc._accepted_cx.values())
-    return bool(contexts) and all(_is_storage_or_echo(cx) for cx in contexts)
+    return (
+        _answer_store is not None
+        and bool(contexts)
+        and all(_is_storage_or_echo(cx) for cx in contexts)
+    )
 
 
 def _is_storage_or_echo(cx: Any) -> bool:
@@ -180,8 +198,7 @@ class LeanStore:
 
     # ---------------------------------------------------------------- the answer
     def _answer(self, receiving: _Receiving) -> None:
-        from dicomnet.ingest.scp import answer_store  # the ingest app imports this package
-
+        answer_store = cast(StoreAnswer, _answer_store)  # storage_only() checked it
         path = Path(receiving.file.name)
         timer = self.dul._idle_timer
         timer.stop()  # the association thread must not time out a store in progress

@@ -16,7 +16,16 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dicomnet.dimse import encoded
-from dicomnet.net import audit_events, dispatch, hardening, heartbeat, incoming, reactor, tls
+from dicomnet.net import (
+    audit_events,
+    dispatch,
+    hardening,
+    heartbeat,
+    incoming,
+    lean_store,
+    reactor,
+    tls,
+)
 from dicomnet.net.contexts import ALL_TRANSFER_SYNTAXES, DENTAL_STORAGE_CLASSES
 
 log = logging.getLogger("dicomnet.net.listener")
@@ -93,6 +102,12 @@ def find_handlers() -> dict[str, dispatch.FindHandler]:
     return handlers
 
 
+def store_answer() -> lean_store.StoreAnswer | None:
+    """The store service's ``LEAN_STORE_ANSWER``, for storage-only associations' lean path."""
+    answers = [getattr(m, "LEAN_STORE_ANSWER", None) for m in service_modules()]
+    return next((a for a in answers if a is not None), None)
+
+
 def event_handlers() -> list:
     # The audit's first: its connection-close writes before hardening's closes the database.
     handlers: list = audit_events.HANDLERS + hardening.HARDENING_HANDLERS + dispatch.ECHO_HANDLERS
@@ -117,6 +132,7 @@ def make_servers(
     unless DICOM_EVENT_DRIVEN_REACTOR is off.
     """
     handlers = event_handlers()
+    lean_store.install(store_answer() if settings.DICOM_LEAN_STORE else None)
     request_handler = reactor.RequestHandler if settings.DICOM_EVENT_DRIVEN_REACTOR else None
     servers: list[ThreadedAssociationServer] = []
     if port is not None:
