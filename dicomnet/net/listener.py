@@ -81,8 +81,9 @@ def service_modules() -> list[ModuleType]:
     Each module may define ``HANDLERS`` (pynetdicom event handler pairs), ``configure_ae(ae)``
     (to add its presentation contexts), ``FIND_HANDLERS`` ({SOP class UID: handler}: one
     EVT_C_FIND handler dispatches to them) and ``LEAN_STORE_ANSWER`` (the C-STORE answerer
-    of storage-only associations' lean path, ``lean_store``). A module that can't be imported stops the
-    listener: a listener silently without query/retrieve or the worklist is worse than none.
+    of storage-only associations' lean path, ``lean_store``). A module that can't be
+    imported stops the listener: a listener silently without query/retrieve or the
+    worklist is worse than none.
     """
     modules = []
     for module_path in settings.DICOM_SERVICE_MODULES:

@@ -367,6 +367,7 @@ def send_pending_find(assoc: Association, primitive: Any, context_id: int) -> bo
         or primitive.Status not in PENDING
         or primitive.Identifier is None
         or primitive.MessageIDBeingRespondedTo is None
+        or primitive.AffectedSOPClassUID is None
         or _config.LOG_HANDLER_LEVEL != "none"
     ):
         return False
