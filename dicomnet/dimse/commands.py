@@ -16,10 +16,14 @@ DATA_SET = 0x0001
 COMMAND, LAST = 0x01, 0x02  # message control header bits (PS3.8 E.2)
 
 
+def even(value: bytes, pad: bytes) -> bytes:
+    """A value padded to even length (PS3.5 7.1.1): NUL for UI, a space for text."""
+    return value + pad if len(value) % 2 else value
+
+
 def uid(value: str) -> bytes:
     """A UI value, padded to even length with NUL (PS3.5 6.2)."""
-    data = value.encode("ascii")
-    return data + b"\0" if len(data) % 2 else data
+    return even(value.encode("ascii"), b"\0")
 
 
 def us(value: int) -> bytes:

@@ -187,7 +187,7 @@ def store_instance(
     try:
         entry = SpoolEntry(path, spool_destination(practice.pk), synced)
     except OSError as exc:
-        raise OutOfResources(f"spool not writable: {exc}") from exc
+        raise _spool_refusal(exc) from exc
     try:
         lane = queues.lane_for(sop_class_uid=fields["sop_class_uid"], position=position)
         outcome = _record(
@@ -215,6 +215,12 @@ def store_instance(
     return outcome
 
 
+def _spool_refusal(exc: OSError) -> OutOfResources:
+    """The spool's disk or directory refused a write: 0xA700, saying which."""
+    reason = "disk full" if exc.errno == errno.ENOSPC else f"spool not writable: {exc}"
+    return OutOfResources(reason)
+
+
 class SpoolEntry:
     """The received file's move to ``dest`` in the spool, made once, just before the commit."""
 
@@ -232,8 +238,7 @@ class SpoolEntry:
             check_spool_headroom()
             os.rename(self.path, self.dest)
         except OSError as exc:
-            reason = "disk full" if exc.errno == errno.ENOSPC else f"spool not writable: {exc}"
-            raise OutOfResources(reason) from exc
+            raise _spool_refusal(exc) from exc
         # The new name is flushed while the row is committed (see the module doc).
         self._flushed = _SYNC_POOL.submit(fsync_path, self.dest.parent)
 

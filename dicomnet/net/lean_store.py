@@ -49,8 +49,6 @@ from nexrel import logs
 log = logging.getLogger("dicomnet.net.lean_store")
 
 C_STORE_RQ = 0x0001
-NO_DATA_SET = commands.NO_DATA_SET
-_COMMAND, _LAST = commands.COMMAND, commands.LAST
 
 
 # (association, sop_class_uid=, sop_instance_uid=, path=) -> the status to answer with
@@ -120,7 +118,7 @@ class LeanStore:
     def _fragment(self, context_id: int, control: int, data: memoryview) -> None:
         receiving = self._receiving
         if receiving is not None:
-            if control & _COMMAND:
+            if control & commands.COMMAND:
                 raise ProtocolError("a command fragment arrived inside a C-STORE's data set")
             if context_id != receiving.context_id:
                 raise ProtocolError(
@@ -128,20 +126,20 @@ class LeanStore:
                     f"{receiving.context_id}"
                 )
             receiving.file.write(data)
-            if control & _LAST:
+            if control & commands.LAST:
                 self._receiving = None
                 self._answer(receiving)
             return
         if self._forwarding:
             self._forward(context_id, control, data)
-            if not control & _COMMAND and control & _LAST:
+            if not control & commands.COMMAND and control & commands.LAST:
                 self._forwarding = False
             return
-        if not control & _COMMAND:  # a data set with no command: pynetdicom's to judge
+        if not control & commands.COMMAND:  # a data set with no command: pynetdicom's to judge
             self._forward(context_id, control, data)
             return
         self._command.append((context_id, control, bytes(data)))
-        if control & _LAST:
+        if control & commands.LAST:
             self._command_complete()
 
     def _command_complete(self) -> None:
@@ -149,7 +147,7 @@ class LeanStore:
         context_id = fragments[-1][0]
         try:
             command = decode(BytesIO(b"".join(f for _, _, f in fragments)), True, True)
-            has_data_set = command.CommandDataSetType != NO_DATA_SET
+            has_data_set = command.CommandDataSetType != commands.NO_DATA_SET
         except Exception:  # pynetdicom decodes it again and answers or aborts as it does
             command, has_data_set = None, False
         receiving = self._start(context_id, command) if command is not None else None
@@ -166,7 +164,7 @@ class LeanStore:
         cx = assoc._accepted_cx.get(context_id)
         if (
             command.CommandField != C_STORE_RQ
-            or command.CommandDataSetType == NO_DATA_SET
+            or command.CommandDataSetType == commands.NO_DATA_SET
             or cx is None
             or str(cx.abstract_syntax) == str(Verification)
             or str(command.AffectedSOPClassUID) != str(cx.abstract_syntax)
@@ -261,10 +259,6 @@ def pdv_items(pdu_body: bytes | bytearray) -> list[tuple[int, int, memoryview]] 
 
 
 # -------------------------------------------------------------------- encoding
-def _even(value: bytes, pad: bytes) -> bytes:
-    return value + pad if len(value) % 2 else value
-
-
 def file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str) -> bytes:
     """Preamble, "DICM" and the File Meta group, as pynetdicom's ``create_file_meta`` and
     pydicom's ``write_file_meta_info`` write them (tested byte for byte), in microseconds."""
@@ -276,7 +270,7 @@ def file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: st
             (0x0003, b"UI", commands.uid(sop_instance_uid)),
             (0x0010, b"UI", commands.uid(transfer_syntax_uid)),
             (0x0012, b"UI", commands.uid(str(PYNETDICOM_IMPLEMENTATION_UID))),
-            (0x0013, b"SH", _even(PYNETDICOM_IMPLEMENTATION_VERSION.encode("ascii"), b" ")),
+            (0x0013, b"SH", commands.even(PYNETDICOM_IMPLEMENTATION_VERSION.encode("ascii"), b" ")),
         )
     )
     group_length = _explicit(0x0000, b"UL", struct.pack("<L", len(elements)))

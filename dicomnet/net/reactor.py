@@ -17,7 +17,8 @@ Each loop is otherwise pynetdicom's own, step for step, so the state machine, th
 and the hardening (``hardening.py``) behave as before. Only the associations this
 listener accepts use it (``RequestHandler``); the SCUs keep pynetdicom's.
 
-On a storage-only association (DICOM_LEAN_STORE), the DUL thread gives each P-DATA-TF it
+On a storage-only association (with DICOM_LEAN_STORE, ``listener.make_servers`` installs
+the store service's answerer in ``lean_store``), the DUL thread gives each P-DATA-TF it
 reads to ``lean_store.LeanStore``, which stores C-STOREs without pynetdicom's per-message
 machinery and hands everything else back to pynetdicom. A C-FIND's pending answers go out
 the same way (``send_pending_find``): their command set is encoded by hand and queued with
@@ -38,7 +39,6 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from django.conf import settings
 from django.db import connections
 from pynetdicom import _config, evt
 from pynetdicom.association import Association
@@ -84,9 +84,7 @@ class EventDrivenDUL(DULServiceProvider):
         self.to_provider_queue = WakingQueue(self.wake)
         self.to_user_queue = WakingQueue(wake_association)
         # None: not yet known (decided once established); False: pynetdicom's path.
-        self._lean: lean_store.LeanStore | bool | None = (
-            None if settings.DICOM_LEAN_STORE else False
-        )
+        self._lean: lean_store.LeanStore | bool | None = None
 
     def wake(self) -> None:
         with contextlib.suppress(OSError):  # already full (it will wake), or closed (done)
