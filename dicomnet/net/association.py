@@ -21,6 +21,7 @@ from django.conf import settings
 from pydicom import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
+from pynetdicom.pdu import A_ASSOCIATE_RJ
 from pynetdicom.sop_class import Verification
 
 from dicomnet.dimse import status
@@ -30,7 +31,7 @@ from dicomnet.net import tls
 log = logging.getLogger("dicomnet.net.association")
 
 # A-ASSOCIATE-RJ (source, diagnostic) in words, PS3.8 Table 9-21.
-REJECT_REASONS = {
+REJECT_REASONS: dict[tuple[int | None, int | None], str] = {
     (1, 1): "no reason given",
     (1, 2): "application context not supported",
     (1, 3): "our calling AE title is not recognised",
@@ -96,9 +97,31 @@ def connection_kwargs(server: DicomServer) -> tuple[dict[str, Any], PinCheck | N
     return {"tls_args": tls_args, "evt_handlers": [(evt.EVT_CONN_OPEN, pin.on_conn_open)]}, pin
 
 
+class RejectSeen:
+    """EVT_PDU_RECV: the A-ASSOCIATE-RJ the peer sent, if it sent one.
+
+    pynetdicom (3.0) can lose a rejection: when the peer rejects and closes before the
+    requesting thread has looked at the new connection, that thread finds it closed and
+    aborts, and ``assoc.is_rejected`` stays False. The DUL thread decoded the PDU all the
+    same, so keep it here and tell the rejection from a dropped connection.
+    """
+
+    def __init__(self) -> None:
+        self.pdu: A_ASSOCIATE_RJ | None = None
+
+    def on_pdu_recv(self, event: evt.Event) -> None:
+        if isinstance(event.pdu, A_ASSOCIATE_RJ):
+            self.pdu = event.pdu
+
+
 def associate(ae: AE, server: DicomServer, **kwargs):
     connection, pin = connection_kwargs(server)
-    handlers = kwargs.pop("evt_handlers", []) + connection.pop("evt_handlers", [])
+    rejected = RejectSeen()
+    handlers = (
+        kwargs.pop("evt_handlers", [])
+        + connection.pop("evt_handlers", [])
+        + [(evt.EVT_PDU_RECV, rejected.on_pdu_recv)]
+    )
     started = time.monotonic()
     assoc = ae.associate(
         server.host,
@@ -113,7 +136,11 @@ def associate(ae: AE, server: DicomServer, **kwargs):
             raise ScuError(f"{peer_name(server)} was not called: {pin.mismatch}")
         waited = time.monotonic() - started
         timeout = cast(float, ae.acse_timeout)  # new_ae set it
-        raise ScuError(association_failure(assoc, server=server, timeout=timeout, waited=waited))
+        raise ScuError(
+            association_failure(
+                assoc, server=server, timeout=timeout, waited=waited, rejection=rejected.pdu
+            )
+        )
     return assoc
 
 
@@ -152,14 +179,32 @@ def find_answers(
         return
 
 
-def association_failure(assoc, *, server: DicomServer, timeout: float, waited: float) -> str:
-    """Why the association was not established, in words."""
+def association_failure(
+    assoc,
+    *,
+    server: DicomServer,
+    timeout: float,
+    waited: float,
+    rejection: A_ASSOCIATE_RJ | None = None,
+) -> str:
+    """Why the association was not established, in words.
+
+    ``rejection``: the A-ASSOCIATE-RJ PDU received, when pynetdicom did not report it
+    (``RejectSeen``).
+    """
     peer = peer_name(server)
     if assoc.is_rejected:
         rj = assoc.acceptor.primitive
-        permanence = "permanently" if rj.result == 0x01 else "for now"
-        reason = REJECT_REASONS.get((rj.result_source, rj.diagnostic), "unknown reason")
-        return f"{peer} rejected the association {permanence}: {reason}"
+        return rejected_message(
+            peer, result=rj.result, source=rj.result_source, reason=rj.diagnostic
+        )
+    if rejection is not None:
+        return rejected_message(
+            peer,
+            result=rejection.result,
+            source=rejection.source,
+            reason=rejection.reason_diagnostic,
+        )
     # pynetdicom does not tell a refused connection from silence: ask the socket.
     try:
         with socket.create_connection((server.host, server.port), timeout=timeout):
@@ -177,6 +222,15 @@ def association_failure(assoc, *, server: DicomServer, timeout: float, waited: f
     if waited >= timeout:
         return f"{peer} did not answer the association request within {timeout:g} s"
     return f"{peer} aborted or closed the connection during the association request"
+
+
+def rejected_message(
+    peer: str, *, result: int | None, source: int | None, reason: int | None
+) -> str:
+    permanence = "permanently" if result == 0x01 else "for now"
+    return f"{peer} rejected the association {permanence}: " + REJECT_REASONS.get(
+        (source, reason), "unknown reason"
+    )
 
 
 def tls_failure(server: DicomServer, *, timeout: float) -> str | None:

@@ -363,11 +363,14 @@ def test_echo_timeout(db, practice) -> None:
 
 
 def test_echo_rejected_with_reason(db, dcmqr_server) -> None:
+    """Every time: dcmqrscp rejects and closes at once, which pynetdicom alone sometimes
+    reports as a dropped connection (about 1 in 25 here)."""
     dcmqr_server.ae_title = "NOT-DCMQR"
-    result = association.echo(dcmqr_server)
-    assert not result.ok
-    assert "rejected the association" in result.error
-    assert "called AE title is not recognised" in result.error
+    errors = {association.echo(dcmqr_server).error for _ in range(60)}
+    assert errors == {
+        f"NOT-DCMQR at 127.0.0.1:{dcmqr_server.port} rejected the association permanently: "
+        "the called AE title is not recognised"
+    }
 
 
 def test_find_decodes_answers_by_their_character_set(db, dcmqr_server, tmp_path) -> None:
