@@ -138,7 +138,7 @@ def associate(ae: AE, server: DicomServer, **kwargs):
         timeout = cast(float, ae.acse_timeout)  # new_ae set it
         raise ScuError(
             association_failure(
-                assoc, server=server, timeout=timeout, waited=waited, rejection=rejected.pdu
+                server=server, timeout=timeout, waited=waited, rejection=rejected.pdu
             )
         )
     return assoc
@@ -180,7 +180,6 @@ def find_answers(
 
 
 def association_failure(
-    assoc,
     *,
     server: DicomServer,
     timeout: float,
@@ -189,22 +188,14 @@ def association_failure(
 ) -> str:
     """Why the association was not established, in words.
 
-    ``rejection``: the A-ASSOCIATE-RJ PDU received, when pynetdicom did not report it
-    (``RejectSeen``).
+    ``rejection``: the A-ASSOCIATE-RJ PDU received (``RejectSeen``), whether or not
+    pynetdicom reported it as ``assoc.is_rejected``.
     """
     peer = peer_name(server)
-    if assoc.is_rejected:
-        rj = assoc.acceptor.primitive
-        return rejected_message(
-            peer, result=rj.result, source=rj.result_source, reason=rj.diagnostic
-        )
     if rejection is not None:
-        return rejected_message(
-            peer,
-            result=rejection.result,
-            source=rejection.source,
-            reason=rejection.reason_diagnostic,
-        )
+        permanence = "permanently" if rejection.result == 0x01 else "for now"
+        reason = REJECT_REASONS.get((rejection.source, rejection.reason_diagnostic))
+        return f"{peer} rejected the association {permanence}: {reason or 'unknown reason'}"
     # pynetdicom does not tell a refused connection from silence: ask the socket.
     try:
         with socket.create_connection((server.host, server.port), timeout=timeout):
@@ -222,15 +213,6 @@ def association_failure(
     if waited >= timeout:
         return f"{peer} did not answer the association request within {timeout:g} s"
     return f"{peer} aborted or closed the connection during the association request"
-
-
-def rejected_message(
-    peer: str, *, result: int | None, source: int | None, reason: int | None
-) -> str:
-    permanence = "permanently" if result == 0x01 else "for now"
-    return f"{peer} rejected the association {permanence}: " + REJECT_REASONS.get(
-        (source, reason), "unknown reason"
-    )
 
 
 def tls_failure(server: DicomServer, *, timeout: float) -> str | None:

@@ -125,7 +125,7 @@ def test_another_protocol_on_the_dicom_port_is_named_aborted_once(listener, prot
     assert log.count(f"Unknown PDU type received {unknown}") == 2
     assert log.count("Unknown PDU type received") == 2, "bytes after the first were read"
     assert hostile.echo(port)
-    wait_until(lambda: threads(proc) <= idle, 15)
+    wait_until(lambda: threads(proc) <= idle, 5)
 
 
 # ---------------------------------------------------------------------- slow and silent peers
@@ -221,7 +221,7 @@ def test_floods_from_many_hosts_are_bounded_in_connections_and_associations(list
     logged(proc, "8 connections open (DICOM_MAX_CONNECTIONS)")
     for sock in idle_sockets:
         sock.close()
-    wait_until(lambda: threads(proc) <= idle, 15)
+    wait_until(lambda: threads(proc) <= idle, 5)
 
     with hostile.Usage(proc.proc.pid) as usage:
         results = hostile.associate_many(port, sources)
