@@ -28,6 +28,7 @@ the answer's kept bytes as ready PDUs, which the DUL thread writes as they are.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import queue
 import select
@@ -37,14 +38,17 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, cast
 
 from django.db import connections
 from pynetdicom import _config, evt
+from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AssociationSocket
 from pynetdicom.transport import RequestHandler as StockRequestHandler
 
@@ -381,8 +385,45 @@ def send_pending_find(assoc: Association, primitive: Any, context_id: int) -> bo
     return True
 
 
+def context_copies(contexts: list[PresentationContext]) -> list[PresentationContext]:
+    """Each context copied with a list of its own: what pynetdicom's ``deepcopy`` protects.
+
+    Its UIDs are immutable ``str``s, shared safely; ``deepcopy`` rebuilt and re-validated
+    every one (a regex each): with every storage class times every transfer syntax, more
+    CPU than the whole C-FIND of 50 studies (docs/benchmarks.md, issue 12, third pass).
+    """
+    copies = []
+    for context in contexts:
+        twin = copy.copy(context)
+        twin._transfer_syntax = list(context._transfer_syntax)
+        copies.append(twin)
+    return copies
+
+
 class RequestHandler(StockRequestHandler):
     """pynetdicom's request handler, creating ``EventDrivenAssociation``s."""
 
     def _create_association(self) -> Association:
-        return EventDrivenAssociation.adopt(super()._create_association())
+        """pynetdicom 3.0's ``RequestHandler._create_association`` step for step, but for the
+        copy of the server's contexts (``context_copies``)."""
+        server = cast(Any, self.server)
+        ae = self.ae
+        assoc = Association(ae, MODE_ACCEPTOR)
+        assoc._server = server
+        assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
+        assoc.set_socket(AssociationSocket(assoc, client_socket=self.request))
+        acceptor = assoc.acceptor
+        acceptor.maximum_length = ae.maximum_pdu_size
+        acceptor.ae_title = server.ae_title
+        acceptor.address_info = self.local
+        acceptor.implementation_class_uid = ae.implementation_class_uid
+        acceptor.implementation_version_name = ae.implementation_version_name
+        acceptor.supported_contexts = context_copies(server.contexts)
+        assoc.requestor.address_info = self.remote
+        for event, handlers in server._handlers.items():
+            if event.is_intervention and handlers:
+                assoc.bind(event, *handlers)
+            elif isinstance(event, evt.NotificationEvent):
+                for handler in handlers:
+                    assoc.bind(event, handler[0], handler[1])
+        return EventDrivenAssociation.adopt(assoc)

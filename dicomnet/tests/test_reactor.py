@@ -117,3 +117,37 @@ def test_the_acse_timeout_still_closes_a_silent_connection():
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_accepted_associations_get_their_own_copies_of_the_servers_contexts(server):
+    """What pynetdicom's deepcopy gave (equal contexts, none shared with the server, nor
+    their lists), from ``context_copies``, which does not rebuild every UID."""
+    srv, kind = server
+    scu = AE(ae_title="SCU")
+    scu.add_requested_context(Verification)
+    assoc = scu.associate("127.0.0.1", srv.server_address[1], ae_title="NEXREL-TEST")
+    assert assoc.is_established
+    try:
+        accepted = acceptor(srv)
+        theirs = accepted.acceptor.supported_contexts
+        ours = srv.contexts
+        assert [(c.abstract_syntax, c.transfer_syntax, c.scu_role, c.scp_role) for c in theirs] == [
+            (c.abstract_syntax, c.transfer_syntax, c.scu_role, c.scp_role) for c in ours
+        ]
+        assert not {id(c) for c in theirs} & {id(c) for c in ours}
+        assert not {id(c._transfer_syntax) for c in theirs} & {id(c._transfer_syntax) for c in ours}
+        assert assoc.send_c_echo().Status == 0x0000
+    finally:
+        assoc.release()
+
+
+def test_context_copies_leave_the_originals_alone():
+    ae = AE()
+    ae.add_supported_context(Verification, scu_role=True, scp_role=False)
+    (original,) = ae.supported_contexts
+    (twin,) = reactor.context_copies([original])
+    twin.add_transfer_syntax("1.2.840.10008.1.2.4.50")
+    twin.context_id = 3
+    assert "1.2.840.10008.1.2.4.50" not in original.transfer_syntax
+    assert original.context_id is None
+    assert (twin.scu_role, twin.scp_role) == (True, False)
