@@ -42,6 +42,15 @@ def server(request) -> Iterator[tuple[ThreadedAssociationServer, str]]:
     srv.server_close()
 
 
+def associate(srv: ThreadedAssociationServer) -> Association:
+    """An established Verification association with ``srv``, as a stock SCU makes it."""
+    scu = AE(ae_title="SCU")
+    scu.add_requested_context(Verification)
+    assoc = scu.associate("127.0.0.1", srv.server_address[1], ae_title="NEXREL-TEST")
+    assert assoc.is_established
+    return assoc
+
+
 def acceptor(srv: ThreadedAssociationServer) -> Association:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -71,10 +80,7 @@ def test_an_idle_association_does_not_poll(server):
     """pynetdicom's threads sleep 1 ms and look again; these wait on the socket and queues.
     Both kinds measured here, so the figure shows what the stock reactor does."""
     srv, kind = server
-    scu = AE(ae_title="SCU")
-    scu.add_requested_context(Verification)
-    assoc = scu.associate("127.0.0.1", srv.server_address[1], ae_title="NEXREL-TEST")
-    assert assoc.is_established
+    assoc = associate(srv)
     try:
         accepted = acceptor(srv)
         assert isinstance(accepted, reactor.EventDrivenAssociation) == (kind == "event-driven")
@@ -91,10 +97,7 @@ def test_an_idle_association_does_not_poll(server):
 def test_messages_and_release_are_answered_promptly(server):
     """C-ECHOs answered, then the release, with no wait for a timer."""
     srv, _ = server
-    scu = AE(ae_title="SCU")
-    scu.add_requested_context(Verification)
-    assoc = scu.associate("127.0.0.1", srv.server_address[1], ae_title="NEXREL-TEST")
-    assert assoc.is_established
+    assoc = associate(srv)
     for _ in range(20):
         assert assoc.send_c_echo().Status == 0x0000
     accepted = acceptor(srv)
@@ -122,11 +125,8 @@ def test_the_acse_timeout_still_closes_a_silent_connection():
 def test_accepted_associations_get_their_own_copies_of_the_servers_contexts(server):
     """What pynetdicom's deepcopy gave (equal contexts, none shared with the server, nor
     their lists), from ``context_copies``, which does not rebuild every UID."""
-    srv, kind = server
-    scu = AE(ae_title="SCU")
-    scu.add_requested_context(Verification)
-    assoc = scu.associate("127.0.0.1", srv.server_address[1], ae_title="NEXREL-TEST")
-    assert assoc.is_established
+    srv, _ = server
+    assoc = associate(srv)
     try:
         accepted = acceptor(srv)
         theirs = accepted.acceptor.supported_contexts
