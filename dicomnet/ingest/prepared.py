@@ -37,15 +37,17 @@ def prepared_insert(model: type[Model], using: str) -> PreparedInsert:
     quote = connection.ops.quote_name
     meta = model._meta
     fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
+    pk = meta.pk
+    assert pk is not None and pk.column is not None, f"{meta.label} has a primary key column"
     for field in fields:
         if field.db_default is not NOT_PROVIDED:
             # The database would compute it; every column here gets its value from Python.
             raise ValueError(f"{meta.label}.{field.name} has a db_default: not supported here")
-    columns = ", ".join(quote(f.column) for f in fields)
+    columns = ", ".join(quote(str(f.column)) for f in fields)  # concrete: never None
     placeholders = ", ".join(["%s"] * len(fields))
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
+        f"ON CONFLICT DO NOTHING RETURNING {quote(pk.column)}"
     )
     return PreparedInsert(fields, frozenset(f.attname for f in fields), sql)
 
