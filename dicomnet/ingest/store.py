@@ -147,14 +147,15 @@ def store_instance(
     expected_sop_instance_uid: str | None = None,
     expected_sop_class_uid: str | None = None,
     position: int = 1,
-    digest: tuple[str, int] | None = None,
+    digest: Callable[[], tuple[str, int] | None] | None = None,
 ) -> StoreOutcome:
     """Make the object at ``path`` durable and queue its processing. See the module doc.
 
     ``path`` is consumed: on success it has been moved into the spool; on failure the
     caller removes it. ``position`` is the object's rank in its association or upload,
     which with its SOP class picks the processing lane (``queues.lane_for``). ``digest``
-    is the file's (SHA-256, size) when the writer hashed it already (``incoming.take_received``).
+    gives the file's (SHA-256, size) when its writer hashed it (``incoming.Received.digest``),
+    called once the header is parsed, so the last of the hashing overlaps the parse.
     """
     # Flush the bytes to disk while we parse and hash them: fsync and hashing both run
     # without the GIL, so durability costs little extra time.
@@ -168,7 +169,8 @@ def store_instance(
             expected_sop_instance_uid=expected_sop_instance_uid,
             expected_sop_class_uid=expected_sop_class_uid,
         )
-        sha256, size = digest if digest is not None else sha256_of(path)
+        known = digest() if digest is not None else None
+        sha256, size = known if known is not None else sha256_of(path)
     except UnreadableDicom as exc:
         raise Unreadable(str(exc)) from exc
     except InvalidUids as exc:
