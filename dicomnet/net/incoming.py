@@ -13,10 +13,12 @@ association, the peer gets no status, and the partial file stays in the spool.
    (0xA700), removing the file.
 
 It also hashes the bytes as they are written, so the handler does not read the file again
-to hash it. The hashing (SHA-256, which releases the GIL) runs on a thread of its own,
-fragment after fragment in the order written: the thread that reads the PDUs goes on to
-the next one meanwhile, and the last fragment's hash overlaps the handler's header parse,
-which is done before it needs the digest (``Received.digest``).
+to hash it. While it is the only object arriving in the process, the hashing (SHA-256, which
+releases the GIL) runs on a thread of its own, fragment after fragment in the order
+written: the thread that reads the PDUs goes on to the next one meanwhile, and the last
+fragment's hash overlaps the handler's header parse, which is done before it needs the
+digest (``Received.digest``). With several arriving, the cores are busy already, and each
+file is hashed in the writing thread (docs/benchmarks.md, issue 12).
 """
 
 from __future__ import annotations
@@ -72,9 +74,7 @@ class IncomingFile:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._fd is not None and self.error is None:
-            # ``data`` is never changed after this call (every caller hands a fresh buffer:
-            # each PDU is read into a new one), so the hasher may read it later.
-            self._hashed = _HASHER.submit(self._sha256.update, data)
+            self._hash(data)
             self.size += len(data)
             view = memoryview(data)
             try:
@@ -86,6 +86,20 @@ class IncomingFile:
                     os.ftruncate(self._fd, 0)
                 self.close()
         return len(data)
+
+    def _hash(self, data: bytes | bytearray | memoryview) -> None:
+        """On the hashing thread while this is the process's only file being received (the
+        second core is idle); here when others are (every core is busy: a hand-over would
+        only add work), once this file's earlier fragments are hashed, to keep the order."""
+        if len(_files) <= 1:
+            # ``data`` is never changed after the write (every caller hands a fresh buffer:
+            # each PDU is read into a new one), so the hasher may read it later.
+            self._hashed = _HASHER.submit(self._sha256.update, data)
+            return
+        if self._hashed is not None:
+            self._hashed.result()
+            self._hashed = None
+        self._sha256.update(data)
 
     def wait_digest(self) -> tuple[str, int]:
         """(SHA-256 hex, size) of everything written, once the hasher has caught up."""

@@ -3,6 +3,7 @@ the hashing thread in the order written, the digest waited for only when it is a
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import threading
@@ -70,3 +71,23 @@ def test_a_failed_write_has_no_digest(spool):
 
     assert taken is not None and taken.error is not None
     assert taken.digest() is None
+
+
+def test_hashed_aside_while_alone_and_in_the_writer_once_another_arrives(spool):
+    gc.collect()  # files of earlier tests, never taken, wait for the cycle collector
+    alone = incoming.IncomingFile()
+    first = os.urandom(FRAGMENT)
+    alone.write(bytearray(first))
+    assert alone._hashed is not None  # on the hashing thread: the second core was idle
+
+    other = incoming.IncomingFile()  # a second association starts an object
+    second = os.urandom(FRAGMENT)
+    alone.write(bytearray(second))
+    assert alone._hashed is None  # hashed here, after the first fragment's hash was done
+    other.write(b"other")
+
+    assert incoming.take_received(alone.name).digest() == (
+        hashlib.sha256(first + second).hexdigest(),
+        2 * FRAGMENT,
+    )
+    assert incoming.take_received(other.name).digest() == (hashlib.sha256(b"other").hexdigest(), 5)
