@@ -4,9 +4,10 @@ On an association whose accepted contexts are all Verification or storage, the D
 (``reactor.EventDrivenDUL``) hands each P-DATA-TF PDU to a ``LeanStore`` instead of
 pynetdicom's PDU objects, state machine, DIMSE message assembly and association thread:
 
-1. a C-STORE-RQ's command set is decoded (pydicom, as pynetdicom does) once its last
-   fragment is in; its data set fragments go straight into an ``IncomingFile`` (hashed as
-   they are written) behind the File Meta that pynetdicom would write;
+1. a C-STORE-RQ's command set is read once its last fragment is in (by hand,
+   ``commands.read_command``; by pydicom, as pynetdicom does, when that cannot); its data
+   set fragments go straight into an ``IncomingFile`` (hashed as they are written) behind
+   the File Meta that pynetdicom would write;
 2. on the last fragment, the store service's answerer runs in this thread (the service
    module's ``LEAN_STORE_ANSWER``, ``dicomnet.ingest.scp.answer_store``, which the listener
    installs here), with the same contract as pynetdicom's handler: the answer is sent only
@@ -145,43 +146,36 @@ class LeanStore:
     def _command_complete(self) -> None:
         fragments, self._command = self._command, []
         context_id = fragments[-1][0]
-        try:
-            command = decode(BytesIO(b"".join(f for _, _, f in fragments)), True, True)
-            has_data_set = command.CommandDataSetType != commands.NO_DATA_SET
-        except Exception:  # pynetdicom decodes it again and answers or aborts as it does
-            command, has_data_set = None, False
+        command = decode_command(b"".join(f for _, _, f in fragments))
         receiving = self._start(context_id, command) if command is not None else None
         if receiving is not None:
             self._receiving = receiving
             return
         for cx, control, fragment in fragments:
             self._forward(cx, control, memoryview(fragment))
-        self._forwarding = has_data_set
+        self._forwarding = command is not None and command.has_data_set
 
-    def _start(self, context_id: int, command: Any) -> _Receiving | None:
+    def _start(self, context_id: int, command: commands.Command) -> _Receiving | None:
         """A ``_Receiving`` for a plain C-STORE-RQ on a storage context, else ``None``."""
         assoc = self.assoc
         cx = assoc._accepted_cx.get(context_id)
         if (
-            command.CommandField != C_STORE_RQ
-            or command.CommandDataSetType == commands.NO_DATA_SET
+            command.command_field != C_STORE_RQ
+            or not command.has_data_set
             or cx is None
             or str(cx.abstract_syntax) == str(Verification)
-            or str(command.AffectedSOPClassUID) != str(cx.abstract_syntax)
-            or "MessageID" not in command
-            or not command.get("AffectedSOPInstanceUID")
+            or command.affected_sop_class_uid != str(cx.abstract_syntax)
+            or command.message_id is None
+            or not command.affected_sop_instance_uid
             or assoc._sent_release
         ):
             return None
-        sop_class, sop_instance = (
-            str(command.AffectedSOPClassUID),
-            str(command.AffectedSOPInstanceUID),
-        )
+        sop_class, sop_instance = command.affected_sop_class_uid, command.affected_sop_instance_uid
         received = incoming.IncomingFile(suffix=".dcm")
         received.write(file_meta(sop_class, sop_instance, str(cx.transfer_syntax[0])))
         return _Receiving(
             context_id=context_id,
-            message_id=int(command.MessageID),
+            message_id=command.message_id,
             sop_class_uid=sop_class,
             sop_instance_uid=sop_instance,
             file=received,
@@ -239,6 +233,29 @@ class LeanStore:
             incoming.take_received(receiving.file.name)
             with contextlib.suppress(OSError):
                 os.unlink(receiving.file.name)
+
+
+def decode_command(raw: bytes) -> commands.Command | None:
+    """A command set's routing elements: read by hand (``commands.read_command``), or by
+    pydicom as pynetdicom would when that cannot; ``None`` when neither can."""
+    command = commands.read_command(raw)
+    if command is not None:
+        return command
+    try:  # pynetdicom decodes it again and answers or aborts as it does
+        ds = decode(BytesIO(raw), True, True)
+        return commands.Command(
+            command_field=_us(ds.get("CommandField")),
+            message_id=_us(ds.get("MessageID")),
+            data_set_type=_us(ds.get("CommandDataSetType")),
+            affected_sop_class_uid=str(ds.get("AffectedSOPClassUID") or ""),
+            affected_sop_instance_uid=str(ds.get("AffectedSOPInstanceUID") or ""),
+        )
+    except Exception:
+        return None
+
+
+def _us(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
 
 
 def pdv_items(pdu_body: bytes | bytearray) -> list[tuple[int, int, memoryview]] | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from io import BytesIO
 
 import pytest
-from pynetdicom.dimse_messages import C_FIND_RSP, C_STORE_RSP
-from pynetdicom.dimse_primitives import C_FIND, C_STORE
+from pynetdicom.dimse_messages import C_ECHO_RQ, C_FIND_RSP, C_STORE_RQ, C_STORE_RSP
+from pynetdicom.dimse_primitives import C_ECHO, C_FIND, C_STORE
 from pynetdicom.dsutils import decode, encode
 from pynetdicom.pdu import P_DATA_TF
 
@@ -79,3 +79,67 @@ def test_a_message_is_split_within_the_peers_maximum_pdu(max_pdu):
             assert length <= max_pdu
             offset += 6 + length
     assert decode(BytesIO(items[0][2]), True, True).Status == 0xFF00
+
+
+def _store_request(sop_instance: str, **extra) -> bytes:
+    rq = C_STORE()
+    rq.MessageID, rq.Priority = 7, 2
+    rq.AffectedSOPClassUID, rq.AffectedSOPInstanceUID = CT, sop_instance
+    for name, value in extra.items():
+        setattr(rq, name, value)
+    message = C_STORE_RQ()
+    message.primitive_to_message(rq)
+    message.command_set.CommandDataSetType = 0x0001  # a data set follows, as sent
+    return encode(message.command_set, True, True)
+
+
+def _echo() -> C_ECHO:
+    rq = C_ECHO()
+    rq.MessageID, rq.AffectedSOPClassUID = 1, "1.2.840.10008.1.1"
+    return rq
+
+
+def _as_pydicom_reads_it(raw: bytes) -> commands.Command:
+    ds = decode(BytesIO(raw), True, True)
+    return commands.Command(
+        command_field=ds.CommandField,
+        message_id=ds.get("MessageID"),
+        data_set_type=ds.CommandDataSetType,
+        affected_sop_class_uid=str(ds.get("AffectedSOPClassUID", "")),
+        affected_sop_instance_uid=str(ds.get("AffectedSOPInstanceUID", "")),
+    )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(_store_request(EVEN), id="c-store, 64-character UID"),
+        pytest.param(_store_request(ODD), id="c-store, padded UID"),
+        pytest.param(
+            _store_request(
+                ODD, MoveOriginatorApplicationEntityTitle="ORTHANC", MoveOriginatorMessageID=3
+            ),
+            id="c-store from a c-move",
+        ),
+        pytest.param(_pynetdicom(C_ECHO_RQ, _echo()), id="c-echo"),
+    ],
+)
+def test_a_request_is_read_as_pydicom_decodes_it(raw):
+    ours = commands.read_command(raw)
+    assert ours == _as_pydicom_reads_it(raw)
+    assert ours.has_data_set == (ours.command_field == 0x0001)
+
+
+def test_what_it_cannot_read_exactly_is_left_to_pydicom():
+    raw = _store_request(ODD)
+    assert commands.read_command(raw[:-3]) is None  # cut inside the last element
+    assert commands.read_command(raw + b"\x08\x00") is None  # a stray tail
+    not_group_0 = raw + b"\x08\x00\x18\x00\x02\x00\x00\x001\x00"
+    assert commands.read_command(not_group_0) is None
+    # MessageID (0000,0110) declared 4 bytes long: not a US
+    wide_us = raw.replace(
+        b"\x00\x00\x10\x01\x02\x00\x00\x00\x07\x00",
+        b"\x00\x00\x10\x01\x04\x00\x00\x00\x07\x00\x00\x00",
+    )
+    assert wide_us != raw and commands.read_command(wide_us) is None
+    assert commands.read_command(b"") == commands.Command(None, None, None, "", "")
