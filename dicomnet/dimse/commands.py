@@ -118,7 +118,8 @@ _UI_ELEMENTS = {0x0002: "affected_sop_class_uid", 0x1000: "affected_sop_instance
 def read_command(data: bytes) -> Command | None:
     """A command set's routing elements, or ``None`` when its bytes are not group 0000
     elements that tile it exactly, each US two bytes long (pydicom then decodes it)."""
-    values: dict[str, int | str] = {}
+    numbers: dict[str, int] = {}
+    uids: dict[str, str] = {}
     offset, end = 0, len(data)
     while offset < end:
         if end - offset < 8:
@@ -130,20 +131,16 @@ def read_command(data: bytes) -> Command | None:
         if element in _US_ELEMENTS:
             if length != 2:
                 return None
-            values[_US_ELEMENTS[element]] = struct.unpack_from("<H", data, offset)[0]
+            numbers[_US_ELEMENTS[element]] = struct.unpack_from("<H", data, offset)[0]
         elif element in _UI_ELEMENTS:
             # As pydicom's UI: its default character set, trailing NUL and spaces dropped.
             raw = data[offset : offset + length]
-            values[_UI_ELEMENTS[element]] = raw.decode("iso8859").rstrip("\0 ")
+            uids[_UI_ELEMENTS[element]] = raw.decode("iso8859").rstrip("\0 ")
         offset += length
     return Command(
-        command_field=_int_or_none(values.get("command_field")),
-        message_id=_int_or_none(values.get("message_id")),
-        data_set_type=_int_or_none(values.get("data_set_type")),
-        affected_sop_class_uid=str(values.get("affected_sop_class_uid", "")),
-        affected_sop_instance_uid=str(values.get("affected_sop_instance_uid", "")),
+        command_field=numbers.get("command_field"),
+        message_id=numbers.get("message_id"),
+        data_set_type=numbers.get("data_set_type"),
+        affected_sop_class_uid=uids.get("affected_sop_class_uid", ""),
+        affected_sop_instance_uid=uids.get("affected_sop_instance_uid", ""),
     )
-
-
-def _int_or_none(value: int | str | None) -> int | None:
-    return value if isinstance(value, int) else None
