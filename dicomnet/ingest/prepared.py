@@ -1,8 +1,8 @@
 """One INSERT statement per hot table, built once from its model (issue 12).
 
 On a CBCT slice, the ORM's ``create`` of the instance row (in its savepoint) and of its
-django-q2 task cost more than a third of the listener's time for the slice: ``save()``'s
-machinery and the INSERT's compilation, every time (docs/benchmarks.md). ``insert_row``
+django-q2 task took a fifth of the listener's time for the slice, the commit not counted:
+``save()``'s machinery and the INSERT's compilation, every time (docs/benchmarks.md). ``insert_row``
 builds the statement once per model and database from the model's own fields (their
 columns, defaults and conversions for the database, as ``save()`` uses them) and runs it
 with the cursor. ``ON CONFLICT DO NOTHING`` lets a unique constraint answer "already
