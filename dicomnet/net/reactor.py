@@ -45,6 +45,7 @@ from django.db import connections
 from pynetdicom import _config, evt
 from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
@@ -350,6 +351,34 @@ class EventDrivenAssociation(Association):
                     self.abort()
                 self.kill()
                 return
+
+
+def install_pause_guard() -> None:
+    """Close pynetdicom's race between its reactor and a ``send_*()`` (every association of
+    the process, requestor or acceptor; pynetdicom#875 reports the C-FIND form of it).
+
+    A ``send_*()`` pauses the reactor by clearing ``_reactor_checkpoint``, then waits for
+    ``_is_paused``. The reactor sets ``_is_paused`` just before it waits on the checkpoint.
+    When that wait returns at once (the checkpoint still set), the sender can read that
+    stale ``True``, send its request and read the response. Meanwhile the reactor goes on
+    to take a message off the DIMSE queue: a fast peer's response is in it by then. The
+    reactor logs "Received unexpected C-STORE service message", and the sender waits out
+    the DIMSE timeout for a response that it will never get. Here the reactor's
+    non-blocking take (only the reactor calls ``get_msg`` without blocking) gives nothing
+    while the checkpoint is cleared. That is exactly the sender's case: its clear came
+    before it read ``_is_paused``, so before the reactor's next look at the queue.
+    """
+    stock = DIMSEServiceProvider.get_msg
+    if getattr(stock, "nexrel_pause_guard", False):
+        return
+
+    def get_msg(self: DIMSEServiceProvider, block: bool = False) -> Any:
+        if not block and not self.assoc._reactor_checkpoint.is_set():
+            return None, None  # a send_*() is pausing the reactor: the message is its own
+        return stock(self, block)
+
+    get_msg.nexrel_pause_guard = True  # type: ignore[attr-defined]
+    DIMSEServiceProvider.get_msg = get_msg  # type: ignore[method-assign]
 
 
 PENDING = (0xFF00, 0xFF01)

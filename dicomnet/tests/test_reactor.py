@@ -151,3 +151,20 @@ def test_context_copies_leave_the_originals_alone():
     assert "1.2.840.10008.1.2.4.50" not in original.transfer_syntax
     assert original.context_id is None
     assert (twin.scu_role, twin.scp_role) == (True, False)
+
+
+def test_a_paused_reactor_leaves_the_senders_response_alone():
+    """pynetdicom's reactor may look at the DIMSE queue after a send_*() has cleared its
+    checkpoint (install_pause_guard): the response waiting there is the sender's."""
+    reactor.install_pause_guard()  # as DicomnetConfig.ready() does; idempotent
+    assoc = Association(AE(), "requestor")
+    response = object()
+    assoc.dimse.msg_queue.put((1, response))
+
+    assoc._reactor_checkpoint.clear()  # a send_*() pausing the reactor
+    assert assoc.dimse.get_msg(block=False) == (None, None)  # the reactor's look: nothing
+    assert assoc.dimse.get_msg(block=True) == (1, response)  # the sender's: its response
+
+    assoc._reactor_checkpoint.set()  # resumed: the reactor serves the queue again
+    assoc.dimse.msg_queue.put((1, response))
+    assert assoc.dimse.get_msg(block=False) == (1, response)
