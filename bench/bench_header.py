@@ -4,7 +4,7 @@ against ``read_store_header`` (the listener's), median and p95 over every file o
 
 In one process, the readers alternated over ``--rounds`` (each round times every file with
 each in turn), after a warm-up round, so all see the same page cache and CPU. ``--baseline``
-adds the ``read_header`` of another tree's parsing.py (before and after in one run):
+adds the readers of another tree's parsing.py (before and after in one run):
 
     git show OLD:dicomnet/ingest/parsing.py > /tmp/parsing_old.py
     .venv/bin/python bench/bench_header.py [--corpus cbct dental] [--rounds 5]
@@ -42,14 +42,16 @@ READERS: dict[str, Callable[[Path], object]] = {
 }
 
 
-def baseline_reader(path: Path) -> Callable[[Path], object]:
-    """``read_header`` of the parsing.py at ``path``, loaded as a module of its own."""
+def baseline_readers(path: Path) -> dict[str, Callable[[Path], object]]:
+    """The readers of the parsing.py at ``path`` (loaded as a module of its own), by name."""
     spec = importlib.util.spec_from_file_location("baseline_parsing", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
-    return module.read_header
+    return {
+        f"{name} (baseline)": getattr(module, name) for name in READERS if hasattr(module, name)
+    }
 
 
 def timed(read: Callable[[Path], object], paths: list[Path]) -> list[float]:
@@ -70,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     readers = dict(READERS)
     if args.baseline:
-        readers = {"read_header (baseline)": baseline_reader(args.baseline), **readers}
+        readers = {**baseline_readers(args.baseline), **readers}
     logging.disable(logging.CRITICAL)
     warnings.simplefilter("ignore")
     print("| corpus | files | reader | median ms | p95 ms |")

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import io
 import os
+import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,10 +15,17 @@ from typing import Any, BinaryIO
 
 import pydicom
 from django.conf import settings
-from pydicom.dataelem import empty_value_for_VR
-from pydicom.dataset import Dataset
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import _dictionary_vr_fast
+from pydicom.dataelem import (
+    DataElement,
+    RawDataElement,
+    convert_raw_data_element,
+    empty_value_for_VR,
+)
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+from pydicom.filereader import ENCODED_VR, _read_file_meta_info, read_dataset, read_preamble
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
@@ -25,6 +33,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     PrivateTransferSyntaxes,
 )
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from dicomnet.dimse.uids import is_valid_uid
 from dicomnet.dimse.values import parse_da, parse_tm
@@ -143,7 +152,7 @@ def read_store_header(path: Path | str) -> Dataset:
             prefix = fh.read(_STORE_PREFIX_BYTES)
         whole = len(prefix) >= size
         try:
-            parsed = _parse_store_prefix(io.BytesIO(prefix))
+            parsed = _parse_store_prefix(prefix)
         except Exception:
             if whole:
                 raise
@@ -171,9 +180,9 @@ class _Walk:
     parse does, and note the tag, VR, value offset and length of the element of the highest
     tag (of its last occurrence, as a Dataset keeps it)."""
 
-    def __init__(self, fp: BinaryIO) -> None:
-        self._tell = fp.tell
-        self._start = fp.tell()
+    def __init__(self, fp: BinaryIO | None) -> None:
+        self._tell = fp.tell if fp is not None else int
+        self._start = fp.tell() if fp is not None else 0
         self.highest: tuple[int, str | None, int, int] | None = None
         self.at_pixel_data = False
 
@@ -200,8 +209,16 @@ def _read_header_decodes_it(vr: str | None, length: int) -> bool:
     return length > _DEFER_SIZE or (length == 0 and empty_value_for_VR(vr, raw=True) is None)
 
 
-def _parse_store_prefix(fp: BinaryIO) -> tuple[Dataset, _Walk] | None:
-    """pydicom's ``read_partial`` for the store path, or None for what it leaves to read_header."""
+def _parse_store_prefix(prefix: bytes) -> tuple[Dataset, _Walk] | None:
+    """pydicom's ``read_partial`` for the store path, or None for what it leaves to read_header:
+    the plain case walked by hand (``_walk_by_hand``), any other by pydicom."""
+    by_hand = _walk_by_hand(prefix)
+    if by_hand is not None:
+        return by_hand
+    return _parse_store_prefix_with_pydicom(io.BytesIO(prefix))
+
+
+def _parse_store_prefix_with_pydicom(fp: BinaryIO) -> tuple[Dataset, _Walk] | None:
     read_preamble(fp, False)  # as dcmread: no "DICM", an error
     meta = _read_file_meta_info(fp)
     encoding = _encoding_of(meta.get("TransferSyntaxUID"))
@@ -212,6 +229,228 @@ def _parse_store_prefix(fp: BinaryIO) -> tuple[Dataset, _Walk] | None:
     ds = read_dataset(fp, *encoding, stop_when=walk.stop_when, specific_tags=_STORE_TAGS)
     ds.file_meta = meta
     return ds, walk
+
+
+# ------------------------------------------------------------------ the walk by hand
+_VR_BYTES = frozenset(vr for vr in ENCODED_VR if len(vr) == 2)
+_LONG_LENGTH_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+_EXPLICIT_HEADER = struct.Struct("<HH2sH")
+_VR_AND_LENGTH = struct.Struct("<2sH")
+_LONG_LENGTH = struct.Struct("<L")
+_ITEM_DELIMITER = 0xFFFEE00D
+_ITEM = 0xFFFEE000
+_SEQUENCE_DELIMITER = 0xFFFEE0DD
+_TAG_AND_LENGTH = struct.Struct("<HHL")
+_MAX_DEPTH = 16  # sequences in sequences: deeper ones are pydicom's to read
+_UNDEFINED = 0xFFFFFFFF
+_STORE_TAG_NUMBERS = frozenset({*(int(tag) for tag in _STORE_TAGS), _SPECIFIC_CHARACTER_SET})
+_DICM = slice(128, 132)
+
+
+def _walk_by_hand(prefix: bytes) -> tuple[Dataset, _Walk] | None:
+    """``_parse_store_prefix_with_pydicom``'s answer, for the plain case, at a fraction of its
+    cost: little endian, every VR pydicom knows, no undefined length but a sequence's, nothing
+    past the prefix.
+
+    pydicom's element generator runs a few Python statements and builds a tag object per
+    element, for every element up to the pixel data, and reads the File Meta the same way:
+    the larger part of the header parse (docs/benchmarks.md). Here a struct call reads each
+    element's header, and only our values and the File Meta's become ``RawDataElement``s, as
+    pydicom makes them (same tag, VR, length, value and offset); the Datasets are built as
+    ``read_dataset`` builds them. A sequence of undefined length is skipped as pydicom's
+    ``read_sequence`` reads it, item by item and element by element (``_sequence_end``).
+    Anything else is ``None``, and pydicom reads it: a VR it would guess at or switch encoding
+    on, any other undefined length, big endian, an element running past the prefix, the end
+    of the prefix before the pixel data, an item delimiter at the top level, and any error (so
+    that pydicom raises its own).
+    Tested against pydicom's reading element by element (``test_store_header.py``).
+    """
+    try:
+        return _walk(prefix)
+    except Exception:
+        return None
+
+
+def _walk(prefix: bytes) -> tuple[Dataset, _Walk] | None:
+    if prefix[_DICM] != b"DICM":
+        return None
+    meta_raw, offset = _elements(prefix, 132, implicit=False, meta=True)
+    if meta_raw is None or not meta_raw:
+        return None
+    meta = FileMetaDataset(Dataset(meta_raw))
+    meta.set_original_encoding(False, True, default_encoding)
+    first = next(iter(meta_raw))
+    meta[first]  # as _read_file_meta_info: an element it cannot convert, left to it
+    encoding = _encoding_of(meta.get("TransferSyntaxUID"))
+    if encoding is None or not encoding[1] or prefix[offset : offset + 2] == b"\x00\x00":
+        return None  # guessed, deflated, private, big endian; or a Command Set first
+    walk = _Walk(None)
+    raw, _ = _elements(prefix, offset, implicit=encoding[0], meta=False, walk=walk)
+    if raw is None:
+        return None
+    ds = Dataset(raw, parent_encoding=default_encoding)
+    charset = raw.get(BaseTag(_SPECIFIC_CHARACTER_SET))
+    if isinstance(charset, RawDataElement):
+        names = convert_raw_data_element(charset).value
+        ds.set_original_encoding(encoding[0], True, convert_encodings(names))
+    else:
+        ds.set_original_encoding(encoding[0], True, default_encoding)
+    ds.file_meta = meta
+    return ds, walk
+
+
+def _elements(
+    prefix: bytes, offset: int, *, implicit: bool, meta: bool, walk: _Walk | None = None
+) -> tuple[dict[BaseTag, DataElement | RawDataElement] | None, int]:
+    """The File Meta's elements (all of group 0002), or the data set's (ours; ``walk`` noting
+    the highest and the pixel data), from ``offset``; ``None`` where pydicom must read them."""
+    end = len(prefix)
+    raw: dict[BaseTag, DataElement | RawDataElement] = {}
+    first = True
+    while True:
+        if end - offset < 8:
+            return None, offset  # pydicom's end of file: its answer, not ours
+        if first and _looks_explicit(prefix, offset) == implicit:
+            return None, offset  # pydicom would switch the data set's VR encoding
+        first = False
+        # In pydicom's order: the header as the VR says (a long length read first, even of
+        # the element it stops at), then the tag's checks.
+        group, element, vr_bytes, length = _EXPLICIT_HEADER.unpack_from(prefix, offset)
+        tag = group << 16 | element
+        value_tell = offset + 8
+        vr: str | None = None
+        known = True
+        if implicit:
+            (length,) = _LONG_LENGTH.unpack_from(prefix, offset + 4)
+        elif vr_bytes in _VR_BYTES:
+            vr = vr_bytes.decode("ascii")
+            if vr in _LONG_LENGTH_VRS:
+                if end - value_tell < 4:
+                    return None, offset  # pydicom's error
+                (length,) = _LONG_LENGTH.unpack_from(prefix, value_tell)
+                value_tell += 4
+        else:
+            known = False  # pydicom reads it as implicit VR, or guesses a 2-byte length
+        if tag == _ITEM_DELIMITER:
+            return None, offset
+        if meta:
+            if group != 2:
+                return raw, offset  # where the data set starts
+        elif tag in _PIXEL_DATA_TAGS:
+            assert walk is not None
+            walk.at_pixel_data = True
+            return raw, offset
+        if not known:
+            return None, offset
+        if walk is not None and (walk.highest is None or tag >= walk.highest[0]):
+            walk.highest = (tag, vr, value_tell, length)
+        if length == _UNDEFINED:
+            # A sequence, skipped as pydicom reads it; none of ours, nor in the File Meta.
+            after = None
+            if not meta and tag not in _STORE_TAG_NUMBERS and _is_sequence(tag, vr):
+                after = _sequence_end(prefix, value_tell, implicit, 0)
+            if after is None:
+                return None, offset
+            offset = after
+            continue
+        following = value_tell + length
+        if following > end:
+            return None, offset
+        if meta or tag in _STORE_TAG_NUMBERS:
+            # pydicom's empty raw value is bytes or None for every VR (raw=True)
+            value = prefix[value_tell:following] if length else empty_value_for_VR(vr, raw=True)
+            key = BaseTag(tag)
+            raw[key] = RawDataElement(key, vr, length, value, value_tell, implicit, True)  # type: ignore[arg-type]
+        offset = following
+
+
+def _is_sequence(tag: int, vr: str | None) -> bool:
+    """An undefined length that pydicom reads as a sequence: SQ, or in implicit VR a tag its
+    dictionary says is one (a private tag it would look ahead for: not here)."""
+    if vr is not None:
+        return vr == "SQ"  # UN too would be, by pydicom's inference: left to it
+    try:
+        return _dictionary_vr_fast(tag) == "SQ"
+    except KeyError:
+        return False
+
+
+def _sequence_end(prefix: bytes, offset: int, implicit: bool, depth: int) -> int | None:
+    """Where an undefined-length sequence's value starting at ``offset`` ends (after its
+    delimiter), walked as pydicom's ``read_sequence`` reads it; ``None`` for anything it
+    reads with a guess or a tolerance (no item tag, a delimiter with a length, an item's
+    elements overrunning it, an item in the other VR encoding) and past ``_MAX_DEPTH``."""
+    if depth > _MAX_DEPTH:
+        return None
+    end = len(prefix)
+    while True:
+        if end - offset < 8:
+            return None
+        group, element, length = _TAG_AND_LENGTH.unpack_from(prefix, offset)
+        tag = group << 16 | element
+        offset += 8
+        if tag == _SEQUENCE_DELIMITER:
+            return offset if length == 0 else None
+        if tag != _ITEM:
+            return None
+        if length == _UNDEFINED:
+            after = _item_end(prefix, offset, None, implicit, depth)
+        elif offset + length > end:
+            return None
+        else:
+            after = _item_end(prefix, offset, offset + length, implicit, depth)
+            if after != offset + length:
+                return None
+        if after is None:
+            return None
+        offset = after
+
+
+def _item_end(
+    prefix: bytes, offset: int, stop: int | None, implicit: bool, depth: int
+) -> int | None:
+    """Where a sequence item's elements end: at ``stop`` (a defined length; an element past
+    it is returned as is, for the caller to refuse) or after its delimiter (``stop`` None)."""
+    end = len(prefix)
+    while stop is None or offset < stop:
+        if end - offset < 8:
+            return None
+        group, element, length = _TAG_AND_LENGTH.unpack_from(prefix, offset)
+        tag = group << 16 | element
+        if tag == _ITEM_DELIMITER:
+            return offset + 8 if stop is None and length == 0 else None
+        if group == 0xFFFE:
+            return None  # an item or a sequence's delimiter where an element belongs
+        value_tell = offset + 8
+        vr: str | None = None
+        if not implicit:
+            vr_bytes, length = _VR_AND_LENGTH.unpack_from(prefix, offset + 4)
+            if vr_bytes not in _VR_BYTES:
+                return None  # pydicom would guess, or read the item as implicit VR
+            vr = vr_bytes.decode("ascii")
+            if vr in _LONG_LENGTH_VRS:
+                if end - value_tell < 4:
+                    return None
+                (length,) = _LONG_LENGTH.unpack_from(prefix, value_tell)
+                value_tell += 4
+        if length == _UNDEFINED:
+            if not _is_sequence(tag, vr):
+                return None
+            after = _sequence_end(prefix, value_tell, implicit, depth + 1)
+            if after is None:
+                return None
+            offset = after
+            continue
+        offset = value_tell + length
+        if offset > end:
+            return None
+    return offset
+
+
+def _looks_explicit(prefix: bytes, offset: int) -> bool:
+    """pydicom's test of a data set's first element (``_is_implicit_vr``): two capitals."""
+    a, b = prefix[offset + 4], prefix[offset + 5]
+    return 0x40 < a < 0x5B and 0x40 < b < 0x5B
 
 
 def _starts_with_a_command_set(fp: BinaryIO) -> bool:

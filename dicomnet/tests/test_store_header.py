@@ -4,11 +4,14 @@ undecodable UIDs) at less cost."""
 
 from __future__ import annotations
 
+import io
 import struct
 import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
@@ -22,6 +25,7 @@ from dicomnet.ingest.parsing import (
 )
 from tests import dicom_samples
 from tests.fixtures import PYDICOM_TEST_FILES, ROOT
+from tests.fuzzing import EXTREMES, SEED_NAMES, mutate, seeds
 from tests.integration import hostile
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -280,3 +284,142 @@ def test_an_undecodable_patient_name_is_unreadable(tmp_path: Path) -> None:
     path = hostile.bad_vr(tmp_path / "odd.dcm")
     with pytest.raises(UnreadableDicom, match="Unknown Value Representation 'ZZ'"):
         read_store_header(path)
+
+
+# ------------------------------------------------------------------ the walk by hand
+
+
+def reading(parsed) -> tuple | None:
+    """Everything read_store_header goes on from a prefix's parse, comparable: the data
+    set's raw elements, its encoding, the File Meta's elements, and the walk's findings."""
+    if parsed is None:
+        return None
+    ds, walk = parsed
+    raw = [tuple(element) for element in ds._dict.values()]
+    meta = [(e.tag, e.VR, e.value) for e in ds.file_meta]  # converts them, as both paths would
+    encoding = (ds.original_encoding, ds.original_character_set, ds._parent_encoding)
+    return raw, encoding, meta, walk.highest, walk.at_pixel_data
+
+
+def by_hand_and_by_pydicom(data: bytes) -> tuple[tuple | None, tuple | None]:
+    prefix = data[: parsing._STORE_PREFIX_BYTES]
+    by_hand = reading(parsing._walk_by_hand(prefix))
+    try:
+        by_pydicom = reading(parsing._parse_store_prefix_with_pydicom(io.BytesIO(prefix)))
+    except Exception as exc:
+        by_pydicom = (type(exc).__name__,)
+    return by_hand, by_pydicom
+
+
+def test_the_walk_by_hand_reads_what_pydicom_reads_or_leaves_it_to_pydicom() -> None:
+    # pydicom's test files (every transfer syntax, sequences of undefined length, no file
+    # meta, big endian), the fuzzers' findings and our own samples.
+    paths = [
+        *sorted(PYDICOM_TEST_FILES.glob("*.dcm")),
+        *sorted((ROOT / "fuzz" / "regressions").glob("*.dcm")),
+    ]
+    taken = 0
+    for path in paths:
+        by_hand, by_pydicom = by_hand_and_by_pydicom(path.read_bytes())
+        if by_hand is not None:
+            taken += 1
+            assert by_hand == by_pydicom, path.name
+    assert taken >= 20  # the plain case is the common one
+
+
+@pytest.mark.skipif(not (CORPUS / "cbct").is_dir(), reason="bench/corpus not built")
+def test_every_bench_corpus_header_is_walked_by_hand() -> None:
+    paths = (
+        sorted(CORPUS.glob("cbct/**/*.dcm"))[::30] + sorted(CORPUS.glob("dental/**/*.dcm"))[::25]
+    )
+    for path in paths:
+        by_hand, by_pydicom = by_hand_and_by_pydicom(path.read_bytes())
+        assert by_hand is not None, path
+        assert by_hand == by_pydicom, path
+
+
+def test_a_character_set_and_an_implicit_vr_header_are_walked_by_hand(tmp_path: Path) -> None:
+    ds = dicom_samples.intraoral(patient_name="Bélanger^Zoé", SpecificCharacterSet="ISO_IR 100")
+    explicit = saved(ds, tmp_path, "explicit.dcm")
+    by_hand, by_pydicom = by_hand_and_by_pydicom(explicit.read_bytes())
+    assert by_hand is not None and by_hand == by_pydicom
+    header = read_store_header(explicit)
+    assert header.PatientName == "Bélanger^Zoé"
+    implicit = PYDICOM_TEST_FILES / "MR_small_implicit.dcm"
+    by_hand, by_pydicom = by_hand_and_by_pydicom(implicit.read_bytes())
+    assert by_hand is not None and by_hand == by_pydicom
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("MR_small_bigendian.dcm", "big endian"),
+        ("no_meta.dcm", "no File Meta"),
+        ("image_dfl.dcm", "deflated"),
+    ],
+)
+def test_what_the_walk_by_hand_leaves_to_pydicom(name: str, why: str) -> None:
+    assert parsing._walk_by_hand((PYDICOM_TEST_FILES / name).read_bytes()[:65536]) is None, why
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit", "implicit"])
+def test_sequences_of_undefined_length_are_walked_by_hand(tmp_path: Path, implicit) -> None:
+    # As DCMTK and most devices write them: sequences and items with delimiters, nested.
+    ds = dicom_samples.intraoral()
+    code = Dataset()
+    code.CodeValue = "T-11170"
+    modifier = Dataset()
+    modifier.CodeValue = "G-A101"
+    code.AnatomicRegionModifierSequence = [modifier]
+    ds.AnatomicRegionSequence = [code, Dataset()]
+    for parent, keyword in (
+        (ds, "AnatomicRegionSequence"),
+        (code, "AnatomicRegionModifierSequence"),
+    ):
+        parent[keyword].is_undefined_length = True
+        for item in parent[keyword].value:
+            item.is_undefined_length_sequence_item = True
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2"
+    path = tmp_path / "undefined.dcm"
+    ds.save_as(path, implicit_vr=implicit, little_endian=True, enforce_file_format=True)
+    data = path.read_bytes()
+    assert b"\xfe\xff\xdd\xe0" in data  # a sequence delimiter: undefined lengths written
+    by_hand, by_pydicom = by_hand_and_by_pydicom(data)
+    assert by_hand is not None and by_hand == by_pydicom
+    assert outcome(read_store_header, path) == outcome(read_header, path)
+
+
+def test_a_sequence_whose_item_overruns_it_is_left_to_pydicom(tmp_path: Path) -> None:
+    ds = dicom_samples.intraoral()
+    code = Dataset()
+    code.CodeValue = "T-11170"
+    ds.AnatomicRegionSequence = [code]
+    ds["AnatomicRegionSequence"].is_undefined_length = True
+    data = bytearray(dicom_samples.to_bytes(ds))
+    item = data.index(b"\xfe\xff\x00\xe0")  # the item, of defined length
+    (length,) = struct.unpack_from("<L", data, item + 4)
+    struct.pack_into("<L", data, item + 4, length - 2)  # its element now runs past its end
+    assert parsing._walk_by_hand(bytes(data[:65536])) is None
+    other = tmp_path / "overrun.dcm"
+    other.write_bytes(data)
+    assert outcome(read_store_header, other) == outcome(read_header, other)
+
+
+mutation = st.one_of(
+    st.tuples(st.just("flip"), st.floats(0, 1), st.integers(1, 255)),
+    st.tuples(st.just("extreme"), st.floats(0, 1), st.sampled_from(EXTREMES)),
+    st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=16)),
+    st.tuples(st.just("delete"), st.floats(0, 1), st.integers(1, 64)),
+    st.tuples(st.just("cut"), st.floats(0, 1), st.just(0)),
+    st.tuples(st.just("duplicate"), st.floats(0, 1), st.integers(1, 512)),
+)
+SEEDS = seeds()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.sampled_from(range(len(SEEDS))), mutations=st.lists(mutation, max_size=3))
+def test_on_mutated_headers_the_walk_by_hand_agrees_with_pydicom(seed, mutations) -> None:
+    by_hand, by_pydicom = by_hand_and_by_pydicom(mutate(SEEDS[seed], mutations))
+    if by_hand is not None:
+        assert by_hand == by_pydicom, (SEED_NAMES[seed], mutations)
