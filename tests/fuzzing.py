@@ -5,7 +5,7 @@ harnesses (``make fuzz``: fuzz/ingest.py, fuzz/stow.py).
 - ``SEED_NAMES``, ``seeds()``: pydicom's test files (one or more of each transfer syntax and
   kind of object) and our own samples;
 - ``mutate``: bytes flipped, lengths set to extremes, slices inserted, deleted, duplicated,
-  the end cut off;
+  the end cut off (``mutation_strategy``: the same, drawn by hypothesis);
 - ``parse_and_preview``: the ingest steps in their order (the listener's, then the
   pipeline's), which succeed or raise their own documented errors, nothing else;
 - ``stow_parts``: the STOW-RS multipart parser over a body, which never raises and leaves
@@ -74,6 +74,20 @@ EXTREMES = [
     b"\x00\x00\x01\x00",
 ]
 MUTATIONS = ("flip", "extreme", "insert", "delete", "cut", "duplicate")
+
+
+def mutation_strategy():  # -> a hypothesis SearchStrategy (imported here: atheris needs none)
+    """hypothesis' strategy for one of ``mutate``'s mutations."""
+    from hypothesis import strategies as st
+
+    return st.one_of(
+        st.tuples(st.just("flip"), st.floats(0, 1), st.integers(1, 255)),
+        st.tuples(st.just("extreme"), st.floats(0, 1), st.sampled_from(EXTREMES)),
+        st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=16)),
+        st.tuples(st.just("delete"), st.floats(0, 1), st.integers(1, 64)),
+        st.tuples(st.just("cut"), st.floats(0, 1), st.just(0)),
+        st.tuples(st.just("duplicate"), st.floats(0, 1), st.integers(1, 512)),
+    )
 
 
 def mutate(data: bytes, mutations: Iterable[tuple]) -> bytes:

@@ -25,21 +25,22 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.fixtures import ROOT
-from tests.fuzzing import EXTREMES, SEED_FILES, SEED_NAMES, mutate, parse_and_preview, seeds
+from tests.fuzzing import (
+    EXTREMES,
+    SEED_FILES,
+    SEED_NAMES,
+    mutate,
+    mutation_strategy,
+    parse_and_preview,
+    seeds,
+)
 
 # pydicom warns on every odd element of a mutated file.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 SEEDS = seeds()
 
-mutation = st.one_of(
-    st.tuples(st.just("flip"), st.floats(0, 1), st.integers(1, 255)),
-    st.tuples(st.just("extreme"), st.floats(0, 1), st.sampled_from(EXTREMES)),
-    st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=16)),
-    st.tuples(st.just("delete"), st.floats(0, 1), st.integers(1, 64)),
-    st.tuples(st.just("cut"), st.floats(0, 1), st.just(0)),
-    st.tuples(st.just("duplicate"), st.floats(0, 1), st.integers(1, 512)),
-)
+mutation = mutation_strategy()
 
 
 @pytest.fixture(scope="module")

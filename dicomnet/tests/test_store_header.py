@@ -25,7 +25,7 @@ from dicomnet.ingest.parsing import (
 )
 from tests import dicom_samples
 from tests.fixtures import PYDICOM_TEST_FILES, ROOT
-from tests.fuzzing import EXTREMES, SEED_NAMES, mutate, seeds
+from tests.fuzzing import SEED_NAMES, mutate, mutation_strategy, seeds
 from tests.integration import hostile
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -406,14 +406,7 @@ def test_a_sequence_whose_item_overruns_it_is_left_to_pydicom(tmp_path: Path) ->
     assert outcome(read_store_header, other) == outcome(read_header, other)
 
 
-mutation = st.one_of(
-    st.tuples(st.just("flip"), st.floats(0, 1), st.integers(1, 255)),
-    st.tuples(st.just("extreme"), st.floats(0, 1), st.sampled_from(EXTREMES)),
-    st.tuples(st.just("insert"), st.floats(0, 1), st.binary(min_size=1, max_size=16)),
-    st.tuples(st.just("delete"), st.floats(0, 1), st.integers(1, 64)),
-    st.tuples(st.just("cut"), st.floats(0, 1), st.just(0)),
-    st.tuples(st.just("duplicate"), st.floats(0, 1), st.integers(1, 512)),
-)
+mutation = mutation_strategy()
 SEEDS = seeds()
 
 
