@@ -235,7 +235,6 @@ def _parse_store_prefix_with_pydicom(fp: BinaryIO) -> tuple[Dataset, _Walk] | No
 _VR_BYTES = frozenset(vr for vr in ENCODED_VR if len(vr) == 2)
 _LONG_LENGTH_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
 _EXPLICIT_HEADER = struct.Struct("<HH2sH")
-_VR_AND_LENGTH = struct.Struct("<2sH")
 _LONG_LENGTH = struct.Struct("<L")
 _ITEM_DELIMITER = 0xFFFEE00D
 _ITEM = 0xFFFEE000
@@ -313,24 +312,11 @@ def _elements(
         if first and _looks_explicit(prefix, offset) == implicit:
             return None, offset  # pydicom would switch the data set's VR encoding
         first = False
-        # In pydicom's order: the header as the VR says (a long length read first, even of
-        # the element it stops at), then the tag's checks.
-        group, element, vr_bytes, length = _EXPLICIT_HEADER.unpack_from(prefix, offset)
-        tag = group << 16 | element
-        value_tell = offset + 8
-        vr: str | None = None
-        known = True
-        if implicit:
-            (length,) = _LONG_LENGTH.unpack_from(prefix, offset + 4)
-        elif vr_bytes in _VR_BYTES:
-            vr = vr_bytes.decode("ascii")
-            if vr in _LONG_LENGTH_VRS:
-                if end - value_tell < 4:
-                    return None, offset  # pydicom's error
-                (length,) = _LONG_LENGTH.unpack_from(prefix, value_tell)
-                value_tell += 4
-        else:
-            known = False  # pydicom reads it as implicit VR, or guesses a 2-byte length
+        header = _element_header(prefix, offset, implicit)
+        if header is None:
+            return None, offset  # pydicom's error: a long length cut short
+        tag, vr, length, value_tell, known = header
+        group = tag >> 16
         if tag == _ITEM_DELIMITER:
             return None, offset
         if meta:
@@ -362,6 +348,30 @@ def _elements(
             key = BaseTag(tag)
             raw[key] = RawDataElement(key, vr, length, value, value_tell, implicit, True)  # type: ignore[arg-type]
         offset = following
+
+
+def _element_header(
+    prefix: bytes, offset: int, implicit: bool
+) -> tuple[int, str | None, int, int, bool] | None:
+    """(tag, VR, length, value offset, VR known) of the element at ``offset`` (8 bytes there),
+    read in pydicom's order: the long length of an explicit VR first, even for an element it
+    will stop at. ``None`` where that long length is cut short (pydicom raises). An unknown
+    VR (pydicom reads the element as implicit VR, or guesses a 2-byte length) is not known,
+    with the tag still right: pydicom's stops (at group 0003 after the File Meta, at the pixel
+    data) come first."""
+    group, element, vr_bytes, length = _EXPLICIT_HEADER.unpack_from(prefix, offset)
+    tag = group << 16 | element
+    value_tell = offset + 8
+    if implicit:
+        return tag, None, _LONG_LENGTH.unpack_from(prefix, offset + 4)[0], value_tell, True
+    if vr_bytes not in _VR_BYTES:
+        return tag, None, length, value_tell, False
+    vr = vr_bytes.decode("ascii")
+    if vr in _LONG_LENGTH_VRS:
+        if len(prefix) - value_tell < 4:
+            return None
+        return tag, vr, _LONG_LENGTH.unpack_from(prefix, value_tell)[0], value_tell + 4, True
+    return tag, vr, length, value_tell, True
 
 
 def _is_sequence(tag: int, vr: str | None) -> bool:
@@ -415,24 +425,17 @@ def _item_end(
     while stop is None or offset < stop:
         if end - offset < 8:
             return None
-        group, element, length = _TAG_AND_LENGTH.unpack_from(prefix, offset)
-        tag = group << 16 | element
+        header = _element_header(prefix, offset, implicit)
+        if header is None:
+            return None
+        tag, vr, length, value_tell, known = header
         if tag == _ITEM_DELIMITER:
-            return offset + 8 if stop is None and length == 0 else None
-        if group == 0xFFFE:
-            return None  # an item or a sequence's delimiter where an element belongs
-        value_tell = offset + 8
-        vr: str | None = None
-        if not implicit:
-            vr_bytes, length = _VR_AND_LENGTH.unpack_from(prefix, offset + 4)
-            if vr_bytes not in _VR_BYTES:
-                return None  # pydicom would guess, or read the item as implicit VR
-            vr = vr_bytes.decode("ascii")
-            if vr in _LONG_LENGTH_VRS:
-                if end - value_tell < 4:
-                    return None
-                (length,) = _LONG_LENGTH.unpack_from(prefix, value_tell)
-                value_tell += 4
+            # pydicom ends the item there, after the header as it read it, whatever its length
+            return value_tell if stop is None else None
+        if tag >> 16 == 0xFFFE or not known:
+            # an item or a sequence's delimiter where an element belongs; or a VR that
+            # pydicom would guess, or read the item as implicit VR for
+            return None
         if length == _UNDEFINED:
             if not _is_sequence(tag, vr):
                 return None

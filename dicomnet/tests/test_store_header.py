@@ -390,6 +390,26 @@ def test_sequences_of_undefined_length_are_walked_by_hand(tmp_path: Path, implic
     assert outcome(read_store_header, path) == outcome(read_header, path)
 
 
+def test_an_item_delimiter_ends_its_item_where_pydicom_ends_it(tmp_path: Path) -> None:
+    # pydicom ignores an item delimiter's length, and reads a long length after a VR-like
+    # pair of bytes first: the item ends after the header as read, in both walks.
+    ds = dicom_samples.intraoral()
+    code = Dataset()
+    code.CodeValue = "T-11170"
+    code.is_undefined_length_sequence_item = True
+    ds.AnatomicRegionSequence = [code]
+    ds["AnatomicRegionSequence"].is_undefined_length = True
+    data = dicom_samples.to_bytes(ds)
+    delimiter = data.index(b"\xfe\xff\x0d\xe0\x00\x00\x00\x00")
+    for length in (b"\x04\x00\x00\x00", b"OB\x00\x00"):
+        changed = data[: delimiter + 4] + length + data[delimiter + 8 :]
+        by_hand, by_pydicom = by_hand_and_by_pydicom(changed)
+        if length == b"OB\x00\x00":
+            assert by_hand in (None, by_pydicom)  # 4 more bytes read: the rest is misaligned
+        else:
+            assert by_hand is not None and by_hand == by_pydicom
+
+
 def test_a_sequence_whose_item_overruns_it_is_left_to_pydicom(tmp_path: Path) -> None:
     ds = dicom_samples.intraoral()
     code = Dataset()
